@@ -1,0 +1,219 @@
+"""Registries: one object per kind of component, filled by plugins.
+
+Modelled on timm's ``register_model`` / ``create_model`` / ``list_models``, but
+with the state in one object per kind (``GENERATORS``, ``LOSSES``, ...). A
+factory is a plain function or class whose typed keyword arguments and defaults
+*are* its documentation: ``build("resnet9:ngf=32")`` validates the spec against
+that signature and calls it.
+
+Plugins add entries from their ``imtrans_register`` hook; the registries ask
+the plugin manager to load plugins the first time they are read, so importing
+``imtrans_core`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from . import spec as specs
+from .errors import RegistryError, SpecError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered factory and where it came from."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    version: str
+
+    @property
+    def summary(self) -> str:
+        """The first line of the factory's docstring."""
+        doc = (self.factory.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@dataclass(frozen=True)
+class Info:
+    """What ``imtrans plugins`` shows for one name."""
+
+    kind: str
+    name: str
+    params: dict[str, Any]
+    signature: str
+    summary: str
+    plugin: str
+    version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "params": {k: (None if v is _REQUIRED else v) for k, v in self.params.items()},
+            "signature": self.signature,
+            "summary": self.summary,
+            "plugin": self.plugin,
+            "version": self.version,
+        }
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort ``resnet9`` before ``resnet18``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class Registry:
+    """Named factories of one kind (``generator``, ``loss``, ...).
+
+    ``loader`` is called once before the first read; the plugin manager passes
+    the function that runs every plugin's ``imtrans_register`` hook.
+    """
+
+    def __init__(self, kind: str, plural: str | None = None, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self.plural = plural or kind + "s"
+        self._entries: dict[str, Entry] = {}
+        self._loader = loader
+        self._provider: tuple[str, str] = ("__main__", "")
+
+    # -- filling ---------------------------------------------------------------
+
+    def register(self, name: str | None = None, *, override: bool = False) -> Callable[[Callable], Callable]:
+        """Decorator: file the factory under ``name`` (default: its own name)."""
+
+        def decorate(factory: Callable) -> Callable:
+            self.add(name or factory.__name__, factory, override=override)
+            return factory
+
+        return decorate
+
+    def add(self, name: str, factory: Callable[..., Any], *, override: bool = False) -> None:
+        """File ``factory`` under ``name``; a clash is an error naming both plugins."""
+        if not re.fullmatch(r"[A-Za-z_][\w.\-]*", name):
+            raise RegistryError(f"cannot register {self.kind} {name!r}: names are letters, digits, _ . -")
+        if not callable(factory):
+            raise RegistryError(f"cannot register {self.kind} '{name}': {factory!r} is not callable")
+        plugin, version = self._provider
+        old = self._entries.get(name)
+        if old is not None and not override:
+            raise RegistryError(
+                f"{self.kind} '{name}' is registered twice: by plugin '{old.plugin}' "
+                f"({_where(old.factory)}) and by plugin '{plugin}' ({_where(factory)}); "
+                "remove one, or register the new one with override=True"
+            )
+        self._entries[name] = Entry(name, factory, plugin, version)
+
+    def remove(self, name: str) -> None:
+        self._ensure_loaded()
+        self._entries.pop(self._entry(name).name)
+
+    def providing(self, plugin: str, version: str = "") -> "_Providing":
+        """Context in which ``add`` records ``plugin`` as the provider."""
+        return _Providing(self, (plugin, version))
+
+    # -- reading ---------------------------------------------------------------
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style wildcard, naturally sorted."""
+        self._ensure_loaded()
+        return sorted(fnmatch.filter(self._entries, pattern), key=_natural_key)
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._entries)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered under ``name``."""
+        self._ensure_loaded()
+        return self._entry(name).factory
+
+    def info(self, name: str) -> Info:
+        """Signature, defaults, summary and providing plugin of one entry."""
+        self._ensure_loaded()
+        entry = self._entry(name)
+        sig = specs.signature(entry.factory)
+        params = {
+            p.name: (_REQUIRED if p.default is p.empty else p.default)
+            for p in sig.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+        return Info(self.kind, name, params, specs.describe_params(entry.factory),
+                    entry.summary, entry.plugin, entry.version)
+
+    def resolve(self, spec: str | specs.Spec, **overrides: Any) -> specs.Spec:
+        """The spec with every parameter typed and defaults filled in (what configs store)."""
+        self._ensure_loaded()
+        parsed = specs.parse(spec) if isinstance(spec, str) else spec
+        return specs.bind(self._entry(parsed.name).factory, parsed, self.kind, **overrides)
+
+    def build(self, spec: str | specs.Spec, **overrides: Any) -> Any:
+        """Build from a spec string; keyword ``overrides`` win over the spec's values."""
+        resolved = self.resolve(spec, **overrides)
+        factory = self.get(resolved.name)
+        try:
+            return factory(**resolved.kwargs)
+        except SpecError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"{self.kind} '{resolved}': {err}") from err
+
+    # -- internals -------------------------------------------------------------
+
+    def _entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self._unknown(name)) from None
+
+    def _unknown(self, name: str) -> str:
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        listing = ", ".join(known) if known else "none (is a plugin missing? see 'imtrans plugins')"
+        return f"unknown {self.kind} '{name}'{hint} known: {listing}"
+
+    def _ensure_loaded(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader()
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.plural}: {len(self._entries)} entries>"
+
+
+class _Providing:
+    def __init__(self, registry: Registry, provider: tuple[str, str]):
+        self.registry, self.provider, self.saved = registry, provider, registry._provider
+
+    def __enter__(self) -> Registry:
+        self.saved, self.registry._provider = self.registry._provider, self.provider
+        return self.registry
+
+    def __exit__(self, *exc: object) -> None:
+        self.registry._provider = self.saved
+
+
+def _where(factory: Callable) -> str:
+    module = getattr(factory, "__module__", "?")
+    return f"{module}.{getattr(factory, '__qualname__', factory)}"

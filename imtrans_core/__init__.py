@@ -33,7 +33,21 @@ plugins = PluginSystem(REGISTRIES)
 plugins.reset()
 
 __all__ = [
-    "DATASETS", "DISCRIMINATORS", "GENERATORS", "LOGGERS", "LOSSES", "METRICS", "REGISTRIES",
-    "ImtransError", "PluginError", "Registry", "RegistryError", "Spec", "SpecError",
-    "__version__", "hookimpl", "parse", "plugins",
+    "DATASETS",
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "LOGGERS",
+    "LOSSES",
+    "METRICS",
+    "REGISTRIES",
+    "ImtransError",
+    "PluginError",
+    "Registry",
+    "RegistryError",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "hookimpl",
+    "parse",
+    "plugins",
 ]

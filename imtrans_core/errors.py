@@ -25,3 +25,7 @@ class RegistryError(ImtransError, KeyError):
 
 class PluginError(ImtransError):
     """A plugin that cannot be loaded or that conflicts with another."""
+
+
+class ImtransWarning(UserWarning):
+    """Data that look wrong but may be intended: shown to the person, never fatal."""

@@ -56,8 +56,9 @@ def imtrans_run_start(run: Any) -> None:
 
     ``run`` carries ``run.dir`` (the run directory), ``run.config`` (the
     resolved configuration as a dict), ``run.step`` (the iteration it starts
-    at) and ``run.is_main`` (False on every DDP rank but 0; loggers should
-    write only when it is True).
+    at), ``run.is_main`` (False on every DDP rank but 0) and ``run.networks``
+    (``g_ct``, ``g_mr``, ``d_ct``, ``d_mr``). Loggers built from ``--log``
+    specs are registered on rank 0 only; other plugins see every rank.
     """
 
 

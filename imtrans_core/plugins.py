@@ -19,10 +19,11 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -83,6 +84,22 @@ class PluginSystem:
     def hook(self) -> Any:
         return self.manager.hook
 
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call one hook plugin by plugin, so that one failing plugin cannot stop the others.
+
+        A failure is logged once as a warning naming the plugin; used for hooks
+        whose callers must survive a broken plugin (the CLI, loggers).
+        """
+        results = []
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            try:
+                results.append(impl.function(**{k: kwargs[k] for k in impl.argnames}))
+            except Exception as err:
+                if os.environ.get("IMTRANS_DEBUG"):
+                    raise
+                log.warning(f"plugin '{impl.plugin_name}' failed in {hook_name}: {_one_line(err)}")
+        return results
+
     def add_plugin(self, plugin: Any, name: str, dist: str = "__main__", version: str = "") -> None:
         """Register a plugin object by hand (tests, notebooks); before or after loading."""
         source = PluginSource(name, dist, version)
@@ -93,6 +110,8 @@ class PluginSystem:
 
     def load(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
         """Load the entry points of group ``imtrans`` and run their register hooks."""
+        for registry in self.registries.values():  # whichever registry asked, load once for all
+            registry._loader = None
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         if os.environ.get("IMTRANS_TRACE_PLUGINS"):
@@ -177,6 +196,7 @@ def _group_entry_points() -> list[metadata.EntryPoint]:
 
 def _ordered(eps: Iterable[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
     """Built-ins first (so a third party cannot silently shadow them), then by name."""
+
     def key(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
         dist = ep.dist.name if ep.dist is not None else ""
         return (dist != BUILTIN_DIST, dist, ep.name)
@@ -190,4 +210,3 @@ def _ordered(eps: Iterable[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
-

@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import spec as specs
 from .errors import RegistryError, SpecError
@@ -121,7 +122,7 @@ class Registry:
         self._ensure_loaded()
         self._entries.pop(self._entry(name).name)
 
-    def providing(self, plugin: str, version: str = "") -> "_Providing":
+    def providing(self, plugin: str, version: str = "") -> _Providing:
         """Context in which ``add`` records ``plugin`` as the provider."""
         return _Providing(self, (plugin, version))
 
@@ -158,8 +159,15 @@ class Registry:
             for p in sig.parameters.values()
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
-        return Info(self.kind, name, params, specs.describe_params(entry.factory),
-                    entry.summary, entry.plugin, entry.version)
+        return Info(
+            self.kind,
+            name,
+            params,
+            specs.describe_params(entry.factory),
+            entry.summary,
+            entry.plugin,
+            entry.version,
+        )
 
     def resolve(self, spec: str | specs.Spec, **overrides: Any) -> specs.Spec:
         """The spec with every parameter typed and defaults filled in (what configs store)."""

@@ -21,9 +21,10 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import SpecError
 
@@ -152,7 +153,9 @@ def coerce(text: Any, annotation: Any, default: Any = inspect.Parameter.empty) -
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         for choice in choices:
-            if text == str(choice) or (not isinstance(choice, str) and _try(coerce, text, type(choice)) == choice):
+            if text == str(choice) or (
+                not isinstance(choice, str) and _try(coerce, text, type(choice)) == choice
+            ):
                 return choice
         raise ValueError(f"expected one of {', '.join(map(str, choices))}")
     if origin in (typing.Union, types.UnionType):
@@ -237,9 +240,11 @@ def bind(factory: Callable, spec: Spec, kind: str = "component", **overrides: An
     params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     accepted = f"{spec.name} accepts: {describe_params(factory)}"
     if len(spec.args) > len(params):
-        raise SpecError(f"{kind} '{spec.name}' takes at most {len(params)} positional value(s), got {len(spec.args)}; {accepted}")
+        raise SpecError(
+            f"{kind} '{spec.name}' takes at most {len(params)} positional value(s), got {len(spec.args)}; {accepted}"
+        )
     given: dict[str, Any] = {}
-    for param, text in zip(params, spec.args):
+    for param, text in zip(params, spec.args, strict=False):
         given[param.name] = text
     by_name = {p.name: p for p in params}
     for key, value in {**spec.kwargs, **overrides}.items():

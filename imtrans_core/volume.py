@@ -63,8 +63,12 @@ class Volume:
         """Same grid, new voxels (e.g. a translation's output)."""
         if tuple(np.shape(array)) != self.shape:
             raise ValueError(f"array shape {np.shape(array)} does not fit the grid {self.shape}")
-        return replace(self, array=np.asarray(array), modality=self.modality if modality is None else modality,
-                       meta=dict(self.meta))
+        return replace(
+            self,
+            array=np.asarray(array),
+            modality=self.modality if modality is None else modality,
+            meta=dict(self.meta),
+        )
 
     def same_grid(self, other: Volume, atol: float = 1e-4) -> bool:
         """True when both volumes overlay voxel for voxel."""

@@ -1,0 +1,5 @@
+"""``python -m imtrans_core`` runs the ``imtrans`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""Trained generators out of a run directory or a checkpoint file.
+
+``mr2ct`` is G_CT (MR in, CT out) and ``ct2mr`` is G_MR. The network is rebuilt
+from the resolved generator spec the run stored, so a checkpoint needs no code
+beyond the plugin that registered that generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ImtransError
+
+DIRECTIONS = {"mr2ct": ("g_ct", "mr", "ct"), "ct2mr": ("g_mr", "ct", "mr")}
+
+
+@dataclass
+class TrainedGenerator:
+    """One generator with what it takes to use it on volumes."""
+
+    net: Any  # torch.nn.Module in eval mode
+    direction: str
+    source: str  # modality in: "mr" or "ct"
+    target: str  # modality out
+    orientation: str
+    spec: str
+    step: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_of(model: Path) -> Path:
+    """The checkpoint file a MODEL argument means: the file itself, or a run's newest checkpoint."""
+    from .training.checkpoint import list_checkpoints
+
+    if model.is_dir():
+        found = list_checkpoints(model)
+        if not found:
+            raise ImtransError(f"{model}: no checkpoints in this run directory (checkpoints/ckpt-*.pt)")
+        return found[-1]
+    if not model.exists():
+        raise ImtransError(f"{model}: no such run directory or checkpoint file")
+    return model
+
+
+def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -> TrainedGenerator:
+    """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a trained run, ready for inference."""
+    import imtrans_core as ic
+
+    from .training.checkpoint import load_file
+
+    if direction not in DIRECTIONS:
+        raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
+    key, source, target = DIRECTIONS[direction]
+    state = load_file(checkpoint_of(Path(model)), map_location=device)
+    config = state.get("config", {})
+    net = ic.GENERATORS.build(config.get("gen", "resnet9"))
+    net.load_state_dict(state["models"][key])
+    net.to(device).eval()
+    return TrainedGenerator(
+        net,
+        direction,
+        source,
+        target,
+        config.get("orientation", "coronal"),
+        str(ic.GENERATORS.resolve(config.get("gen", "resnet9"))),
+        int(state.get("step", 0)),
+        config,
+    )

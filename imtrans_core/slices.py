@@ -1,0 +1,228 @@
+"""Volumes <-> stacks of 2-D slices, and the unpaired slice sampler that feeds training.
+
+Orientation: a stack is ``(n, rows, cols)`` in radiological display order, so
+that sample images look as a reader expects: coronal and sagittal slices have
+the head at the top; axial ones the anterior side at the top; coronal and axial
+slices show the patient's right on the left. :func:`to_slices` and
+:func:`from_slices` only transpose and flip, so they are exact inverses, and a
+translated stack goes back onto the input's grid voxel for voxel.
+
+Training data: every volume of the CT and MR pools is windowed to [-1, 1] once,
+stored as a float16 ``.npy`` in a cache folder and memory-mapped, so a pool far
+larger than RAM streams from disk and worker processes share pages. Sample
+``i`` is a pure function of ``(seed, i)``: an unpaired CT slice and MR slice,
+randomly cropped (or padded) to ``size`` and flipped left-right; a resumed run
+therefore sees exactly the data an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImtransError
+from .intensity import CT_WINDOW, MRScaling
+from .sources import VolumePool
+from .volume import Volume
+
+# (slice, row, column) world axes of each plane; world axes are LPS: 0 L, 1 P, 2 S.
+PLANES = {"coronal": (1, 2, 0), "axial": (2, 1, 0), "sagittal": (0, 2, 1)}
+# Whether a row / column index should run against its world axis's direction.
+_ROW_FLIP = {"coronal": True, "axial": False, "sagittal": True}  # superior (or anterior) first
+_COL_FLIP = {"coronal": False, "axial": False, "sagittal": False}  # patient right (or anterior) first
+BACKGROUND = -1.0  # air in both windows
+
+
+@dataclass(frozen=True)
+class Plane:
+    """How one volume's voxel axes map onto a stack of slices."""
+
+    axes: tuple[int, int, int]  # voxel axes of (slice, row, column)
+    flips: tuple[bool, bool]  # flip rows, flip columns
+
+    @classmethod
+    def of(cls, volume: Volume, orientation: str) -> Plane:
+        if orientation not in PLANES:
+            raise ImtransError(f"orientation '{orientation}': choose coronal, axial or sagittal")
+        worlds = PLANES[orientation]
+        axes = tuple(volume.axis_of(w) for w in worlds)
+        if len(set(axes)) != 3:  # a strongly oblique volume: fall back to the voxel order
+            axes = (axes[0], *[a for a in range(3) if a != axes[0]])
+        signs = [np.sign(volume.direction[w, a]) or 1.0 for w, a in zip(worlds[1:], axes[1:], strict=True)]
+        flips = (
+            bool((signs[0] > 0) == _ROW_FLIP[orientation]),
+            bool((signs[1] > 0) == _COL_FLIP[orientation]),
+        )
+        return cls(axes, flips)  # type: ignore[arg-type]
+
+
+def to_slices(array: np.ndarray, plane: Plane) -> np.ndarray:
+    """``[i, j, k]`` voxels -> ``(n, rows, cols)`` slices (a view where possible)."""
+    stack = np.transpose(array, plane.axes)
+    if plane.flips[0]:
+        stack = stack[:, ::-1, :]
+    if plane.flips[1]:
+        stack = stack[:, :, ::-1]
+    return stack
+
+
+def from_slices(stack: np.ndarray, plane: Plane) -> np.ndarray:
+    """The exact inverse of :func:`to_slices`."""
+    if plane.flips[1]:
+        stack = stack[:, :, ::-1]
+    if plane.flips[0]:
+        stack = stack[:, ::-1, :]
+    return np.transpose(stack, np.argsort(plane.axes))
+
+
+def normalize(volume: Volume, modality: str, mr_scaling: MRScaling | None = None) -> np.ndarray:
+    """The volume's voxels on the networks' [-1, 1] scale (CT window, or MR scaling + window)."""
+    data = np.asarray(volume.array, dtype=np.float32)
+    if modality == "ct":
+        return CT_WINDOW.forward(data)
+    scaled, _ = (mr_scaling or MRScaling()).forward(data)
+    return scaled
+
+
+def cache_root() -> Path:
+    """``$IMTRANS_CACHE``, else ``~/.cache/imtrans``."""
+    return Path(os.environ.get("IMTRANS_CACHE") or Path.home() / ".cache" / "imtrans")
+
+
+class SliceStacks:
+    """The normalised slice stacks of one pool, cached on disk as memory-mapped float16 files."""
+
+    def __init__(
+        self,
+        pool: VolumePool,
+        modality: str,
+        orientation: str,
+        fingerprint: str,
+        min_foreground: float = 0.05,
+        progress: bool = False,
+    ):
+        self.modality = modality
+        key = hashlib.sha1(f"{fingerprint}|{modality}|{orientation}|v1".encode()).hexdigest()[:20]
+        self.folder = cache_root() / "slices" / key if fingerprint else None
+        self.paths: list[Path] = []
+        self.arrays: list[np.ndarray] = []  # used when the source gives no fingerprint to cache by
+        counts = []
+        for volume_id in _iterate(pool.ids, f"caching {modality} slices", progress):
+            stack = self._stack(pool, volume_id, orientation)
+            counts.append(_foreground_slices(stack, min_foreground))
+        self.index = [(v, s) for v, slices in enumerate(counts) for s in slices]
+        if not self.index:
+            raise ImtransError(
+                f"the {modality} pool has no slice with enough body in it (of {len(pool)} volumes)"
+            )
+        self._open: dict[int, np.ndarray] = {}
+
+    def _stack(self, pool: VolumePool, volume_id: str, orientation: str) -> np.ndarray:
+        if self.folder is None:
+            volume = pool.load(volume_id)
+            stack = to_slices(normalize(volume, self.modality), Plane.of(volume, orientation)).astype(
+                np.float16
+            )
+            self.arrays.append(np.ascontiguousarray(stack))
+            return stack
+        path = self.folder / f"{volume_id}.npy"
+        self.paths.append(path)
+        if not path.exists():
+            volume = pool.load(volume_id)
+            stack = to_slices(normalize(volume, self.modality), Plane.of(volume, orientation))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, np.ascontiguousarray(stack, dtype=np.float16))
+            os.replace(tmp, path)
+        return np.load(path, mmap_mode="r")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def slice(self, n: int) -> np.ndarray:
+        """The ``n``-th usable slice, (rows, cols) float16 in [-1, 1]."""
+        volume, index = self.index[n]
+        if self.folder is None:
+            return self.arrays[volume][index]
+        if volume not in self._open:  # opened lazily: each worker process maps its own
+            self._open[volume] = np.load(self.paths[volume], mmap_mode="r")
+        return self._open[volume][index]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_open": {}}
+
+
+def _foreground_slices(stack: np.ndarray, min_fraction: float) -> list[int]:
+    fractions = (np.asarray(stack) > BACKGROUND + 0.1).mean(axis=(1, 2))
+    return [int(i) for i in np.flatnonzero(fractions >= min_fraction)]
+
+
+def _iterate(ids: list[str], label: str, progress: bool) -> Iterator[str]:
+    if not progress:
+        yield from ids
+        return
+    from rich.progress import track
+
+    yield from track(ids, description=label, transient=True)
+
+
+def fit_to(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Crop (random offset, or centred without ``rng``) or pad with background to ``size`` x ``size``."""
+    out = image
+    for axis in (0, 1):
+        extent = out.shape[axis]
+        if extent > size:
+            start = int(rng.integers(0, extent - size + 1)) if rng is not None else (extent - size) // 2
+            out = np.take(out, range(start, start + size), axis=axis)
+        elif extent < size:
+            before = (size - extent) // 2
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (before, size - extent - before)
+            out = np.pad(out, pad, constant_values=BACKGROUND)
+    return out
+
+
+class UnpairedSlices:
+    """Map-style dataset: item ``i`` is ``{"ct": (1, S, S), "mr": (1, S, S)}`` float32 tensors.
+
+    The CT slice and the MR slice are drawn independently (unpaired, like the
+    reference CycleGAN's unaligned dataset) from ``rng(seed, i)``.
+    """
+
+    def __init__(self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True):
+        self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
+
+    def __len__(self) -> int:
+        return 2**62  # indices are iteration numbers; any of them is valid
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        rng = np.random.default_rng([self.seed, index])
+        out = {}
+        for name, stacks in (("ct", self.ct), ("mr", self.mr)):
+            image = fit_to(np.asarray(stacks.slice(int(rng.integers(len(stacks))))), self.size, rng)
+            if self.flip and rng.random() < 0.5:
+                image = image[:, ::-1]
+            out[name] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+        return out
+
+
+class StepSampler:
+    """Dataset indices for iterations ``start .. iters-1``; rank ``r`` of ``w`` takes its own share."""
+
+    def __init__(self, start: int, iters: int, batch: int, rank: int = 0, world: int = 1):
+        self.start, self.iters, self.batch, self.rank, self.world = start, iters, batch, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.start, self.iters):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return max(0, self.iters - self.start) * self.batch

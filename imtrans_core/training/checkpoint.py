@@ -1,0 +1,88 @@
+"""Checkpoints written atomically, so that a kill at any moment leaves a usable run.
+
+A checkpoint is written to a temporary file in the run directory, flushed to
+disk, then renamed into place: a reader sees either the old set of checkpoints
+or the new one, never half a file. Only the newest ``keep`` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ImtransError
+
+_NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"ckpt-{step:08d}.pt"
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file, fsync it, and rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+
+
+def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write the checkpoint for ``step`` and delete all but the newest ``keep``."""
+    path = checkpoint_path(run_dir, step)
+    atomic_write(path, lambda f: torch.save(state, f))
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The newest readable checkpoint's state, or None when there is none yet."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as err:  # a damaged file (disk error): fall back to the one before
+            import logging
+
+            logging.getLogger("imtrans").warning(
+                f"checkpoint {path} is unreadable ({err}); trying an older one"
+            )
+    return None
+
+
+def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint file given by a person: a clear error when it is not one."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise ImtransError(f"{path}: no such checkpoint file") from None
+    except Exception as err:
+        raise ImtransError(f"{path}: not a readable imtrans checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or "models" not in state:
+        raise ImtransError(f"{path}: not an imtrans checkpoint (no 'models' entry)")
+    return state

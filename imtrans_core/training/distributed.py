@@ -1,0 +1,72 @@
+"""Multi-GPU and multi-node training through torchrun and DistributedDataParallel.
+
+``torchrun --nproc-per-node N -m imtrans_core train ...`` sets RANK, WORLD_SIZE
+and LOCAL_RANK; we then join the process group (NCCL on GPUs, gloo on CPUs),
+wrap the generator and discriminator modules in DDP, give each rank different
+slices, and let rank 0 alone write the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+
+from ..errors import ImtransError
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @classmethod
+    def setup(cls, device: str = "auto") -> Distributed:
+        """Read torchrun's environment; join the process group when there are several ranks."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        target = pick_device(device, local)
+        if world > 1 and not torch_dist.is_initialized():
+            torch_dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+        return cls(rank, world, target)
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """The module to train with: DDP-wrapped when there are several ranks."""
+        if not self.active:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def barrier(self) -> None:
+        if self.active:
+            torch_dist.barrier()
+
+    def close(self) -> None:
+        if self.active and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+def pick_device(device: str, local_rank: int = 0) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ImtransError("--device cuda: no CUDA device is visible; use --device cpu")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    if device != "cpu":
+        raise ImtransError(f"--device {device}: choose auto, cpu or cuda")
+    return torch.device("cpu")

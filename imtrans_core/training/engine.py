@@ -1,0 +1,249 @@
+"""The training loop: CycleGAN (+ GC) as Hiasa et al. 2018, §2.2, resumable and observable.
+
+One iteration, as the reference CycleGAN does it:
+
+1. generators: G_CT(y), G_MR(x), the reconstructions (and identities if asked),
+   loss = Eq. 6 from the generators' side with the discriminators frozen;
+2. discriminators: real images against pooled synthetic ones (Eq. 1-2).
+
+Everything a run needs to be resumed bit for bit lives in its checkpoints:
+networks, optimizers, schedulers, image pools and RNG states; the data order is a
+pure function of (seed, iteration), so it needs no state at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import imtrans_core as ic
+
+from ..errors import ImtransError
+from . import checkpoint
+from .config import TrainConfig
+from .distributed import Distributed
+from .model import Discriminators, Generators, Objective
+from .objective import compose_losses
+from .pool import ImagePool
+from .precision import autocast, resolve_amp
+from .progress import Progress
+from .rundir import RunDir
+from .schedule import linear_decay
+
+log = logging.getLogger("imtrans")
+
+
+@dataclass
+class Run:
+    """What the training-event hooks receive (see ``imtrans_core.hookspecs``)."""
+
+    dir: Path
+    config: dict[str, Any]
+    step: int
+    is_main: bool
+    networks: dict[str, nn.Module] = field(default_factory=dict, repr=False)
+    sampler: Any = field(default=None, repr=False)
+
+    def samples(self) -> dict[str, Any]:
+        """The current sample translations as (H, W) float arrays in [-1, 1]."""
+        return self.sampler() if self.sampler else {}
+
+
+class Trainer:
+    """Builds the networks, data and optimizers from a config, then trains."""
+
+    def __init__(self, config: TrainConfig, run_dir: RunDir, dist: Distributed):
+        self.config, self.run_dir, self.dist = config, run_dir, dist
+        self.device = dist.device
+        self.amp = resolve_amp(config.amp, self.device)
+        torch.manual_seed(config.seed)
+        g_ct, g_mr = (ic.GENERATORS.build(config.gen) for _ in range(2))
+        d_ct, d_mr = (ic.DISCRIMINATORS.build(config.disc) for _ in range(2))
+        self.generators = Generators(g_ct, g_mr).to(self.device)
+        self.discriminators = Discriminators(d_ct, d_mr).to(self.device)
+        self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES))
+        self.opt_g = torch.optim.Adam(
+            self.generators.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+        )
+        self.opt_d = torch.optim.Adam(
+            self.discriminators.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+        )
+        self.sched_g = linear_decay(self.opt_g, config.iters, config.turn)
+        self.sched_d = linear_decay(self.opt_d, config.iters, config.turn)
+        self.pool_ct = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank)
+        self.pool_mr = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank + 1)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.g_train = dist.wrap(self.generators)
+        self.d_train = dist.wrap(self.discriminators)
+        self.step = 0
+
+    # -- one iteration ---------------------------------------------------------
+
+    def train_step(self, ct: torch.Tensor, mr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One generator update and one discriminator update; returns the loss terms (detached)."""
+        with autocast(self.device, self.amp):
+            out = self.g_train(ct, mr, identity=self.objective.wants_identity)
+        self.discriminators.requires_grad_(False)  # G step: D is a fixed critic
+        with autocast(self.device, self.amp):
+            terms = self.objective.generator_terms(ct, mr, out, self.discriminators)
+        loss_g = self.objective.generator_loss(terms)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+
+        self.discriminators.requires_grad_(True)
+        fake_ct = self.pool_ct.query(out["fake_ct"].detach().float())
+        fake_mr = self.pool_mr.query(out["fake_mr"].detach().float())
+        with autocast(self.device, self.amp):
+            pred_ct, pred_mr = self.d_train(torch.cat([ct, fake_ct]), torch.cat([mr, fake_mr]))
+            d_terms = self.objective.discriminator_terms(pred_ct, pred_mr, len(ct))
+        loss_d = d_terms["d_ct"] + d_terms["d_mr"]
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        self.sched_g.step()
+        self.sched_d.step()
+        self.step += 1
+        all_terms = {**terms, **d_terms, "total_g": loss_g, "total_d": loss_d}
+        return {name: value.detach() for name, value in all_terms.items()}
+
+    # -- state -----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "models": {
+                "g_ct": self.generators.g_ct.state_dict(),
+                "g_mr": self.generators.g_mr.state_dict(),
+                "d_ct": self.discriminators.d_ct.state_dict(),
+                "d_mr": self.discriminators.d_mr.state_dict(),
+            },
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pool_ct": self.pool_ct.state_dict(),
+            "pool_mr": self.pool_mr.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "versions": self.run_dir.versions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        models = state["models"]
+        self.generators.g_ct.load_state_dict(models["g_ct"])
+        self.generators.g_mr.load_state_dict(models["g_mr"])
+        self.discriminators.d_ct.load_state_dict(models["d_ct"])
+        self.discriminators.d_mr.load_state_dict(models["d_mr"])
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler"):
+            getattr(self, name).load_state_dict(state[name])
+        self.pool_ct.load_state_dict(state["pool_ct"], self.device)
+        self.pool_mr.load_state_dict(state["pool_mr"], self.device)
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+
+    def save(self) -> Path | None:
+        """Checkpoint (rank 0 only) and tell the plugins."""
+        if not self.dist.is_main:
+            return None
+        path = checkpoint.save(self.run_dir.path, self.step, self.state_dict(), self.config.keep)
+        ic.plugins.call_each("imtrans_checkpoint_saved", run=self.run, step=self.step, path=path)
+        return path
+
+    # -- samples ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_images(self, ct: torch.Tensor, mr: torch.Tensor) -> dict[str, Any]:
+        """MR, synthetic CT, reconstructed MR; CT, synthetic MR, reconstructed CT (first slice)."""
+        with autocast(self.device, self.amp):
+            out = self.generators(ct[:1], mr[:1])
+        images = {
+            "mr": mr,
+            "fake_ct": out["fake_ct"],
+            "rec_mr": out["rec_mr"],
+            "ct": ct,
+            "fake_mr": out["fake_mr"],
+            "rec_ct": out["rec_ct"],
+        }
+        return {k: v[0, 0].float().cpu().numpy() for k, v in images.items()}
+
+    # -- the loop ---------------------------------------------------------------
+
+    def fit(self, loader: Any, fixed: tuple[torch.Tensor, torch.Tensor]) -> str:
+        """Train until ``config.iters``; returns the end status for the hooks."""
+        config = self.config
+        networks = {
+            "g_ct": self.generators.g_ct,
+            "g_mr": self.generators.g_mr,
+            "d_ct": self.discriminators.d_ct,
+            "d_mr": self.discriminators.d_mr,
+        }
+        self.run = Run(
+            self.run_dir.path,
+            config.to_dict(),
+            self.step,
+            self.dist.is_main,
+            networks,
+            sampler=lambda: self.sample_images(*fixed),
+        )
+        ic.plugins.call_each("imtrans_run_start", run=self.run)
+        sums: dict[str, torch.Tensor] = {}
+        seen, tick = 0, time.perf_counter()
+        progress = Progress(config.iters, self.step, enabled=self.dist.is_main)
+        status = "failed"
+        try:
+            with progress:
+                for batch in loader:
+                    terms = self.train_step(batch["ct"].to(self.device), batch["mr"].to(self.device))
+                    self._check_finite(terms)
+                    for name, value in terms.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    seen += 1
+                    self.run.step = self.step
+                    if self.step % config.log_every == 0 or self.step == config.iters:
+                        rate = seen / (time.perf_counter() - tick)
+                        metrics = {k: float(v) / seen for k, v in sums.items()}
+                        metrics.update(lr=self.opt_g.param_groups[0]["lr"], it_per_s=rate)
+                        progress.update(self.step, metrics)
+                        ic.plugins.call_each(
+                            "imtrans_step_end", run=self.run, step=self.step, metrics=metrics
+                        )
+                        sums, seen, tick = {}, 0, time.perf_counter()
+                    if self.step % config.ckpt_every == 0 and self.step < config.iters:
+                        self.save()
+                    if self.step >= config.iters:
+                        break
+            self.save()
+            status = "finished"
+        except KeyboardInterrupt:
+            self.save()
+            status = "interrupted"
+            raise
+        finally:
+            ic.plugins.call_each("imtrans_run_end", run=self.run, status=status)
+        return status
+
+    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        total = terms["total_g"] + terms["total_d"]
+        if torch.isfinite(total):
+            return
+        bad = next(name for name, value in terms.items() if not math.isfinite(float(value)))
+        last = checkpoint.list_checkpoints(self.run_dir.path)
+        kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+        raise ImtransError(
+            f"loss '{bad}' became {float(terms[bad])} at iteration {self.step}; {kept}; "
+            "try a lower --lr, --amp off, or check the data for NaNs"
+        )
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

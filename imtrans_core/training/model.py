@@ -1,0 +1,128 @@
+"""The four networks of CycleGAN and the objective of Hiasa et al. 2018, Eq. 1-6.
+
+``G_CT`` translates MR to CT and ``G_MR`` CT to MR; ``D_CT`` and ``D_MR`` tell
+real from synthetic images of their domain. The generators sit in one module
+and the discriminators in another so that each is a single forward pass, which
+is what DistributedDataParallel needs to synchronise gradients correctly.
+
+Loss terms are registry objects with a ``kind`` that says where they enter the
+objective (see ``imtrans_cyclegan.losses``):
+
+- ``adversarial``: Eq. 1-2 (least squares in the paper), exactly one;
+- ``cycle``: Eq. 3, |G_CT(G_MR(x)) - x| + |G_MR(G_CT(y)) - y|;
+- ``gradient``: Eq. 5, 1/2 [(1 - GC(x, G_MR(x))) + (1 - GC(y, G_CT(y)))];
+- ``identity``: |G_CT(x) - x| + |G_MR(y) - y| (the reference CycleGAN's, off by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ImtransError
+
+KINDS = ("adversarial", "cycle", "gradient", "identity")
+
+
+class Generators(nn.Module):
+    """G_CT (MR -> CT) and G_MR (CT -> MR), run together in one forward pass."""
+
+    def __init__(self, g_ct: nn.Module, g_mr: nn.Module):
+        super().__init__()
+        self.g_ct, self.g_mr = g_ct, g_mr
+
+    def forward(self, ct: torch.Tensor, mr: torch.Tensor, identity: bool = False) -> dict[str, torch.Tensor]:
+        # ct, mr: (N, 1, H, W) in [-1, 1]; x in I_CT, y in I_MR as in the paper.
+        fake_mr = self.g_mr(ct)  # G_MR(x)
+        fake_ct = self.g_ct(mr)  # G_CT(y)
+        out = {
+            "fake_ct": fake_ct,
+            "fake_mr": fake_mr,
+            "rec_ct": self.g_ct(fake_mr),  # G_CT(G_MR(x))
+            "rec_mr": self.g_mr(fake_ct),  # G_MR(G_CT(y))
+        }
+        if identity:
+            out["idt_ct"] = self.g_ct(ct)
+            out["idt_mr"] = self.g_mr(mr)
+        return out
+
+
+class Discriminators(nn.Module):
+    """D_CT and D_MR; one forward pass scores a CT batch and an MR batch."""
+
+    def __init__(self, d_ct: nn.Module, d_mr: nn.Module):
+        super().__init__()
+        self.d_ct, self.d_mr = d_ct, d_mr
+
+    def forward(self, ct: torch.Tensor, mr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.d_ct(ct), self.d_mr(mr)
+
+
+@dataclass
+class Objective:
+    """The loss terms of Eq. 6, grouped by where they enter."""
+
+    adversarial: nn.Module
+    cycle: dict[str, nn.Module]
+    gradient: dict[str, nn.Module]
+    identity: dict[str, nn.Module]
+
+    @classmethod
+    def from_losses(cls, losses: dict[str, nn.Module]) -> Objective:
+        groups: dict[str, dict[str, nn.Module]] = {kind: {} for kind in KINDS}
+        for name, loss in losses.items():
+            kind = getattr(loss, "kind", "")
+            if kind not in groups:
+                raise ImtransError(f"loss '{name}' has kind {kind!r}; the objective knows {', '.join(KINDS)}")
+            groups[kind][name] = loss
+        if len(groups["adversarial"]) != 1:
+            raise ImtransError("the objective needs exactly one adversarial loss (lsgan or vanilla)")
+        (adversarial,) = groups["adversarial"].values()
+        return cls(adversarial, groups["cycle"], groups["gradient"], groups["identity"])
+
+    @property
+    def wants_identity(self) -> bool:
+        return bool(self.identity)
+
+    def generator_terms(
+        self, ct: torch.Tensor, mr: torch.Tensor, out: dict[str, torch.Tensor], discriminators: Discriminators
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted terms of the generators' loss, named for the log."""
+        pred_ct, pred_mr = discriminators(out["fake_ct"], out["fake_mr"])
+        adv = self.adversarial
+        terms = {"g_ct": adv(pred_ct, True), "g_mr": adv(pred_mr, True)}  # Eq. 1-2, generator side
+        for name, loss in self.cycle.items():  # Eq. 3
+            terms[name] = loss(ct, out["rec_ct"]) + loss(mr, out["rec_mr"])
+        for name, loss in self.gradient.items():  # Eq. 5
+            terms[name] = 0.5 * (loss(ct, out["fake_mr"]) + loss(mr, out["fake_ct"]))
+        for name, loss in self.identity.items():
+            terms[name] = loss(ct, out["idt_ct"]) + loss(mr, out["idt_mr"])
+        return terms
+
+    def weights(self) -> dict[str, float]:
+        weights = {"g_ct": self.adversarial.weight, "g_mr": self.adversarial.weight}
+        for group in (self.cycle, self.gradient, self.identity):
+            weights.update({name: loss.weight for name, loss in group.items()})
+        return weights
+
+    def generator_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 6 from the generators' side: the weighted sum of the terms."""
+        weights = self.weights()
+        return sum(weights[name] * value for name, value in terms.items())
+
+    def discriminator_terms(
+        self, pred_ct: torch.Tensor, pred_mr: torch.Tensor, n_real: int
+    ) -> dict[str, torch.Tensor]:
+        """Eq. 1-2 from the discriminators' side: real scored as real, synthetic as synthetic.
+
+        ``pred_*`` hold the real images' scores first (``n_real`` of them) and
+        the pooled synthetic ones after; each discriminator's loss is halved as
+        in the reference CycleGAN, so it learns at half the generators' pace.
+        """
+        adv = self.adversarial
+        return {
+            "d_ct": 0.5 * (adv(pred_ct[:n_real], True) + adv(pred_ct[n_real:], False)),
+            "d_mr": 0.5 * (adv(pred_mr[:n_real], True) + adv(pred_mr[n_real:], False)),
+        }

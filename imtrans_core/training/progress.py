@@ -1,0 +1,58 @@
+"""Progress on a terminal (a rich bar with losses, rate and ETA), plain lines in logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+
+MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "d_ct", "d_mr")
+
+
+def describe(metrics: dict[str, float]) -> str:
+    shown = [f"{k} {metrics[k]:.3f}" for k in MAIN_TERMS if k in metrics]
+    return "  ".join(shown) + f"  {metrics.get('it_per_s', 0.0):.2f} it/s"
+
+
+class Progress:
+    """A context manager: ``update(step, metrics)`` at each log interval."""
+
+    def __init__(self, total: int, start: int, enabled: bool = True, stream: Any = None):
+        self.total, self.start, self.enabled = total, start, enabled
+        self.stream = stream or sys.stderr
+        self.bar: RichProgress | None = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled and self.stream.isatty():
+            self.bar = RichProgress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=False,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("", total=self.total, completed=self.start)
+        return self
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, description=describe(metrics))
+        else:
+            print(
+                f"iter {step}/{self.total}  {describe(metrics)}  lr {metrics.get('lr', 0):.2e}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,73 @@
+"""The run directory: everything it takes to reproduce, inspect and resume a run.
+
+::
+
+    RUN/
+      config.json         the resolved configuration (every spec with defaults filled in)
+      versions.json       python, torch, imtrans and each plugin's version; the seed
+      checkpoints/        ckpt-00001000.pt ... (atomic, the newest `keep` of them)
+      metrics.jsonl       one JSON line per log interval (written by the `jsonl` logger)
+      samples/            PNG grids (written by the `samples` logger)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imtrans_core as ic
+
+from ..errors import ImtransError
+from . import checkpoint
+from .config import TrainConfig
+
+
+def collect_versions(seed: int) -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "imtrans": ic.__version__,
+        "plugins": {s.name: f"{s.dist} {s.version}".strip() for s in ic.plugins.sources.values()},
+        "seed": seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+@dataclass
+class RunDir:
+    path: Path
+    config: TrainConfig
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, path: Path | None, config: TrainConfig, resolved: dict[str, Any], write: bool) -> RunDir:
+        """A new run directory (only rank 0 writes); refuses one that already holds checkpoints."""
+        path = path or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        if checkpoint.list_checkpoints(path):
+            raise ImtransError(
+                f"--out {path} already holds a run; continue it with --resume {path} or choose another --out"
+            )
+        run = cls(path, config, collect_versions(config.seed))
+        if write:
+            path.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_json(path / "config.json", {**config.to_dict(), "resolved": resolved})
+            checkpoint.write_json(path / "versions.json", run.versions)
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """An existing run, with the configuration it was started with."""
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise ImtransError(f"--resume {path}: not a run directory (no config.json)")
+        data = json.loads(config_file.read_text())
+        data.pop("resolved", None)
+        versions_file = path / "versions.json"
+        versions = json.loads(versions_file.read_text()) if versions_file.is_file() else {}
+        return cls(path, TrainConfig.from_dict(data, source=str(config_file)), versions)

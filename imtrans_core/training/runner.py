@@ -1,0 +1,139 @@
+"""Set up a run (new or resumed), its data and loggers, and drive the Trainer."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import imtrans_core as ic
+
+from ..slices import SliceStacks, StepSampler, UnpairedSlices, fit_to
+from . import checkpoint
+from .config import TrainConfig
+from .distributed import Distributed
+from .engine import Trainer
+from .objective import compose_loss_specs
+from .rundir import RunDir
+
+log = logging.getLogger("imtrans")
+DEFAULT_LOGGERS = ("jsonl", "samples")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    status: str  # finished | interrupted
+
+
+def resolve_specs(config: TrainConfig) -> dict[str, Any]:
+    """Every spec of the config checked against its registry and resolved (defaults filled in)."""
+    return {
+        "gen": str(ic.GENERATORS.resolve(config.gen)),
+        "disc": str(ic.DISCRIMINATORS.resolve(config.disc)),
+        "data": str(ic.DATASETS.resolve(config.data)),
+        "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
+        "log": [str(ic.LOGGERS.resolve(s)) for s in config.log],
+    }
+
+
+def train(config: TrainConfig | None, out: Path | None = None, resume: Path | None = None) -> TrainResult:
+    """Train from scratch into ``out``, or continue the run in ``resume`` (its own config, up to its ``iters``)."""
+    if resume is not None:
+        config = RunDir.open(resume).config
+    assert config is not None, "give a config or a run directory to resume"
+    dist = Distributed.setup(config.device)
+    try:
+        if resume is not None:
+            run_dir = RunDir.open(resume)
+        else:
+            run_dir = RunDir.create(out, config, resolve_specs(config), write=dist.is_main)
+        dist.barrier()
+        trainer = Trainer(config, run_dir, dist)
+        state = checkpoint.load_latest(run_dir.path, map_location=dist.device) if resume is not None else None
+        if state is not None:
+            trainer.load_state_dict(state)
+            log.info(f"resuming {run_dir.path} at iteration {trainer.step} of {config.iters}")
+        dataset, fixed = build_data(config, dist)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=config.batch,
+            sampler=StepSampler(trainer.step, config.iters, config.batch, dist.rank, dist.world),
+            num_workers=config.workers,
+            pin_memory=dist.device.type == "cuda",
+            generator=torch.Generator(),  # keeps the global RNG untouched (resume is exact)
+        )
+        fixed = tuple(t.to(dist.device) for t in fixed)
+        with loggers(config, dist), _sigterm_as_interrupt():
+            try:
+                status = trainer.fit(loader, fixed) if trainer.step < config.iters else "finished"
+            except KeyboardInterrupt:
+                status = "interrupted"
+        return TrainResult(run_dir.path, trainer.step, status)
+    finally:
+        dist.close()
+
+
+def build_data(
+    config: TrainConfig, dist: Distributed
+) -> tuple[UnpairedSlices, tuple[torch.Tensor, torch.Tensor]]:
+    """The unpaired slice dataset and a fixed (CT, MR) pair for sample images."""
+    source = ic.DATASETS.build(config.data)
+    ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
+    mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
+    dataset = UnpairedSlices(ct, mr, config.size, seed=config.seed)
+    fixed = tuple(
+        torch.from_numpy(
+            np.ascontiguousarray(
+                fit_to(np.asarray(s.slice(len(s) // 2)), config.size, None), dtype=np.float32
+            )
+        )[None, None]
+        for s in (ct, mr)
+    )
+    return dataset, fixed  # type: ignore[return-value]
+
+
+@contextmanager
+def loggers(config: TrainConfig, dist: Distributed):
+    """Build the logger plugins of this run and register them for its events (rank 0 only)."""
+    built = []
+    if dist.is_main:
+        for spec in (*DEFAULT_LOGGERS, *config.log):
+            if spec.split(":")[0] not in ic.LOGGERS:
+                log.warning(
+                    f"logger '{spec}' is not registered; its output is skipped (see 'imtrans plugins loggers')"
+                )
+                continue
+            logger = ic.LOGGERS.build(spec)
+            ic.plugins.manager.register(logger, name=f"logger:{spec}:{id(logger)}")
+            built.append(logger)
+    try:
+        yield built
+    finally:
+        for logger in built:
+            ic.plugins.manager.unregister(logger)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """A scheduler's SIGTERM saves a checkpoint like Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

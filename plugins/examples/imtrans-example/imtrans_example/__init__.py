@@ -1,0 +1,51 @@
+"""An example third-party imtrans plugin: one generator and one metric.
+
+Install it with ``pip install plugins/examples/imtrans-example``; then
+``imtrans plugins`` lists ``tiny`` and ``maxerr`` as provided by ``example``
+and ``imtrans train --gen tiny:width=16`` trains with it.
+"""
+
+from __future__ import annotations
+
+from imtrans_core import hookimpl
+
+
+def tiny(in_ch: int = 1, out_ch: int = 1, width: int = 8):
+    """Three 3x3 convolutions: a tiny generator, to show how a plugin adds a network."""
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    from torch import nn  # imported when built, so `imtrans --help` stays fast
+
+    return nn.Sequential(
+        nn.Conv2d(in_ch, width, 3, padding=1, padding_mode="reflect"),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, out_ch, 3, padding=1, padding_mode="reflect"),
+        nn.Tanh(),
+    )
+
+
+class MaxError:
+    """Largest absolute difference between prediction and reference (inside the mask)."""
+
+    name = "maxerr"
+    higher_is_better = False
+    unit = "input units"
+
+    def __call__(self, pred, ref, mask=None) -> float:
+        import numpy as np
+
+        diff = np.abs(np.asarray(pred, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
+        return float(diff[mask].max() if mask is not None else diff.max())
+
+
+def maxerr() -> MaxError:
+    """Maximum absolute error: the worst voxel, a quick check for outliers."""
+    return MaxError()
+
+
+@hookimpl
+def imtrans_register(registries) -> None:
+    registries.generators.add("tiny", tiny)
+    registries.metrics.add("maxerr", maxerr)

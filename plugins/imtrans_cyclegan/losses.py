@@ -1,0 +1,227 @@
+"""Loss terms of Hiasa et al. 2018 Eq. 1-6, one ``nn.Module`` per term.
+
+Every loss carries ``weight`` (its lambda in Eq. 6), ``name`` (its registry
+name) and a class attribute ``kind`` that tells the objective how to feed it:
+
+- ``"adversarial"``: ``loss(logits, target_is_real) -> scalar`` (Eq. 1-2);
+  the objective keeps exactly one of these.
+- ``"cycle"``: ``loss(real, reconstructed)``, e.g. ``(x_ct, g_ct(g_mr(x_ct)))`` (Eq. 3).
+- ``"identity"``: ``loss(real, mapped)``, e.g. ``(x_ct, g_ct(x_ct))``.
+- ``"gradient"``: ``loss(real, translated)``, e.g. ``(x_ct, g_mr(x_ct))`` (Eq. 5).
+
+``forward`` returns the *unweighted* term for one translation direction
+(averaged over the batch); the objective sums the two directions (halving
+them for GC, as Eq. 5 does) and multiplies by ``weight``. Every value is
+computed in float32, also under autocast.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GradientOp = Literal["sobel", "diff", "prewitt"]
+
+# Kernels of the derivative along x (columns), applied by cross-correlation, so
+# d/dx A at column j is A[j + 1] - A[j - 1] up to a factor; d/dy uses the transpose.
+_KERNELS_X = {
+    "sobel": [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]],
+    "prewitt": [[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]],
+    "diff": [[-1.0, 0.0, 1.0]],  # central difference
+}
+
+
+class WeightedLoss(nn.Module):
+    """Base of the loss terms: validates and stores ``weight``."""
+
+    kind: ClassVar[str] = ""
+    name: str = ""
+
+    def __init__(self, weight: float):
+        super().__init__()
+        if not weight >= 0:  # also rejects NaN
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.weight = float(weight)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
+
+
+# ----------------------------------------------------------------------------- adversarial, Eq. 1-2
+
+
+class LSGANLoss(WeightedLoss):
+    """Least-squares GAN loss (Mao et al.), the paper's adversarial loss: mean (D(x) - target)^2.
+
+    Replaces the log terms of Eq. 1-2 with squared distances to the targets
+    1 (real) and 0 (fake): steadier gradients than the log form.
+    """
+
+    kind = "adversarial"
+    name = "lsgan"
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__(weight)
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        logits = logits.float()  # (N, 1, H', W') discriminator outputs
+        return torch.mean((logits - float(target_is_real)) ** 2)
+
+
+class VanillaGANLoss(WeightedLoss):
+    """Vanilla GAN loss, Eq. 1-2 as printed: binary cross-entropy on the discriminator's logits.
+
+    ``binary_cross_entropy_with_logits`` evaluates log(sigmoid) stably, so
+    large logits do not overflow to inf.
+    """
+
+    kind = "adversarial"
+    name = "vanilla"
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__(weight)
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        logits = logits.float()
+        target = torch.full_like(logits, float(target_is_real))
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+
+# ----------------------------------------------------------------------------- cycle and identity
+
+
+class CycleLoss(WeightedLoss):
+    """Cycle consistency, Eq. 3: L1 between a real image and its reconstruction (lambda_cycle = 3).
+
+    The mean absolute difference over pixels and batch, as the reference
+    CycleGAN computes it (Eq. 3 writes a sum; the scale is absorbed by the weight).
+    """
+
+    kind = "cycle"
+    name = "cycle"
+
+    def __init__(self, weight: float = 3.0):
+        super().__init__(weight)
+
+    def forward(self, real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(reconstructed.float(), real.float())
+
+
+class IdentityLoss(WeightedLoss):
+    """Identity mapping (reference CycleGAN, off by default): L1 |g(x) - x| for g translating into x's domain.
+
+    Not in the paper: the reference's lambda_identity term, e.g.
+    |g_ct(x_ct) - x_ct|, which discourages changing an image that already
+    looks like the target domain. The reference multiplies its 0.5 by
+    lambda_cycle; here ``weight`` is the term's whole lambda, so the
+    reference's balance against ``cycle:3`` is ``identity:1.5``.
+    """
+
+    kind = "identity"
+    name = "identity"
+
+    def __init__(self, weight: float = 0.5):
+        super().__init__(weight)
+
+    def forward(self, real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(mapped.float(), real.float())
+
+
+# ----------------------------------------------------------------------------- gradient consistency, Eq. 4-5
+
+
+def _gradients(image: torch.Tensor, op: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """d/dx and d/dy of every channel, over the 'valid' region of the kernel.
+
+    'valid' (no padding) means no made-up values at the border, so no border
+    edges that zero padding would add; the outermost pixel row/column only
+    enters as a neighbour. Returns (N*C, 1, H', W') maps.
+    """
+    n, c, h, w = image.shape
+    kernel_x = torch.tensor(_KERNELS_X[op], dtype=image.dtype, device=image.device)[None, None]
+    flat = image.reshape(n * c, 1, h, w)
+    return F.conv2d(flat, kernel_x), F.conv2d(flat, kernel_x.transpose(-1, -2))
+
+
+def _ncc(a: torch.Tensor, b: torch.Tensor, n: int, eps: float) -> torch.Tensor:
+    """NCC of Eq. 4 per sample over all its channels and pixels: (N*C, ...) maps -> (N,).
+
+    Uses means (covariance over the product of variances) so that ``eps`` is
+    independent of the image size; with ``eps`` under the square root a flat
+    map gives NCC 0 with finite gradients (sqrt is not differentiable at 0).
+    """
+    a = a.reshape(n, -1)
+    b = b.reshape(n, -1)
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    covariance = (a * b).mean(dim=1)
+    return covariance / torch.sqrt(a.pow(2).mean(dim=1) * b.pow(2).mean(dim=1) + eps)
+
+
+def gradient_correlation(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    op: GradientOp = "sobel",
+    abs: bool = False,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """GC(A, B) of Eq. 4, one value in [-1, 1] per image: (N, C, H, W) x 2 -> (N,), float32.
+
+    1/2 [NCC(d/dx A, d/dx B) + NCC(d/dy A, d/dy B)], each NCC over all
+    channels and pixels of one sample. ``op`` picks the derivative kernel
+    (3x3 Sobel by default, 3x3 Prewitt, or the central difference
+    [-1, 0, 1]); gradients are taken over the kernel's valid region, so the
+    maps shrink by 2 px along the derivative (and by 2 px across it for the
+    3x3 kernels). Signed gradients by default, as Eq. 4 is printed;
+    ``abs=True`` correlates their magnitudes, as the authors' public
+    pytorch_similarity code does. A flat image correlates 0 with anything.
+    Computed in float32 with autocast off: the variances of small gradients
+    underflow in half precision.
+    """
+    if a.shape != b.shape or a.dim() != 4:
+        raise ValueError(
+            f"gradient_correlation needs two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if op not in _KERNELS_X:
+        raise ValueError(f"op must be one of {', '.join(_KERNELS_X)}, got {op!r}")
+    if min(a.shape[-2:]) < 3:
+        raise ValueError(f"gradient_correlation needs images of at least 3x3 px, got {tuple(a.shape[-2:])}")
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        grads_a = _gradients(a.float(), op)
+        grads_b = _gradients(b.float(), op)
+        if abs:
+            grads_a = tuple(g.abs() for g in grads_a)
+            grads_b = tuple(g.abs() for g in grads_b)
+        n = a.shape[0]
+        return 0.5 * (_ncc(grads_a[0], grads_b[0], n, eps) + _ncc(grads_a[1], grads_b[1], n, eps))
+
+
+class GradientConsistencyLoss(WeightedLoss):
+    """Gradient consistency, Eq. 5 (lambda_GC = 0.3): 1 - GC(real, translated), signed Sobel by default.
+
+    The paper's addition to CycleGAN: it keeps edges of the input (bone
+    boundaries, muscles) in place in the translated image. ``forward`` gives
+    one direction, mean over the batch of 1 - GC(x, g(x)); Eq. 5 is half
+    the sum of the two directions. ``op`` and ``abs`` as in
+    :func:`gradient_correlation`.
+    """
+
+    kind = "gradient"
+    name = "gc"
+
+    def __init__(self, weight: float = 0.3, op: GradientOp = "sobel", abs: bool = False):
+        super().__init__(weight)
+        if op not in _KERNELS_X:
+            raise ValueError(f"op must be one of {', '.join(_KERNELS_X)}, got {op!r}")
+        self.op = op
+        self.abs = abs
+
+    def forward(self, real: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
+        # (N, C, H, W) x 2 -> scalar in [0, 2]
+        return torch.mean(1.0 - gradient_correlation(real, translated, self.op, self.abs))
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, op={self.op!r}, abs={self.abs}"

@@ -1,0 +1,302 @@
+"""Generators and discriminator of Hiasa et al. 2018 §2.2 (as in Zhu et al.'s reference CycleGAN).
+
+- :func:`resnet9`: the Johnson et al. generator G_CT / G_MR (9 residual blocks).
+- :func:`unet`: a Ronneberger U-Net, as a generator (``final='tanh'``) or as the
+  segmentation network of §3.2 (``final='none'``: logits).
+- :func:`patchgan`: the 70x70 PatchGAN discriminator D_CT / D_MR.
+
+The ResNet and PatchGAN layers sit in one ``nn.Sequential`` named ``model`` in
+the reference's order, so state dicts of the reference implementation (trained
+with one input channel) load without renaming keys. Every factory applies the
+reference initialisation, :func:`init_weights`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Norm = Literal["instance", "batch", "none"]
+
+
+def _check_min(minimum: int, **values: int) -> None:
+    """Raise a one-line ValueError naming the first parameter below ``minimum``."""
+    for name, value in values.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    """The reference's norm layers: instance norm without affine or running stats."""
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "none":
+        return nn.Identity()  # keeps the layer indices (state-dict keys) of the normed variants
+    raise ValueError(f"norm must be one of instance, batch, none, got {norm!r}")
+
+
+def _conv_bias(norm: str) -> bool:
+    """A bias before batch norm is redundant (its shift cancels it); keep it otherwise.
+
+    The reference drops the bias for ``norm='none'`` too, which leaves those
+    convs unable to shift; we keep it there.
+    """
+    return norm != "batch"
+
+
+def _crop(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Undo a bottom/right padding.
+
+    A negative pad rather than ``x[..., :h, :w]``: slicing makes torch.export
+    specialise on whether the input side was already a multiple (the exported
+    graph then rejects the other case); a negative pad keeps both dynamic.
+    """
+    return F.pad(x, (0, -pad_w, 0, -pad_h))
+
+
+def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
+    """The reference CycleGAN initialisation ('normal'), applied in place; returns ``net``.
+
+    Conv and transposed-conv weights ~ N(0, std), biases 0; affine norm weights
+    ~ N(1, std), norm biases 0.
+    """
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
+            nn.init.normal_(module.weight, 1.0, std)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+# ----------------------------------------------------------------------------- ResNet generator
+
+
+class ResnetBlock(nn.Module):
+    """pad-conv3x3-norm-ReLU-[dropout]-pad-conv3x3-norm with an identity skip."""
+
+    def __init__(self, channels: int, norm: str, dropout: float):
+        super().__init__()
+        bias = _conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            _norm_layer(norm, channels),
+            nn.ReLU(True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            _norm_layer(norm, channels),
+        ]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Johnson et al.'s generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
+
+    The two stride-2 convs need sides that are multiples of 4; other sizes are
+    reflect-padded on the bottom/right and the output cropped back, so the
+    output always has the input's height and width. Sides must be >= 5 px
+    (the residual blocks reflect-pad the 1/4-size map by 1).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, ngf: int, n_blocks: int, norm: str, dropout: float):
+        super().__init__()
+        bias = _conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_ch, ngf, 7, bias=bias),
+            _norm_layer(norm, ngf),
+            nn.ReLU(True),
+        ]
+        for mult in (1, 2):  # downsampling: ngf -> 2 ngf -> 4 ngf
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                _norm_layer(norm, ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
+        for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                _norm_layer(norm, ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, in_ch, H, W) -> (N, out_ch, H, W), [-1, 1]
+        pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4  # 0 when already a multiple of 4
+        y = self.model(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))
+        return _crop(y, pad_h, pad_w)
+
+
+def resnet9(
+    in_ch: int = 1,
+    out_ch: int = 1,
+    ngf: int = 64,
+    n_blocks: int = 9,
+    norm: Norm = "instance",
+    dropout: float = 0.0,
+) -> ResnetGenerator:
+    """ResNet generator (Johnson et al.), the paper's G_CT / G_MR: 9 residual blocks, tanh output in [-1, 1].
+
+    With the defaults it has 11,365,633 parameters, as the reference CycleGAN's
+    ``resnet_9blocks`` with one input and one output channel. Any input size
+    works (reflect-padded to a multiple of 4, cropped back). ``dropout`` is the
+    probability inside each residual block (the reference's ``--no_dropout``
+    off means 0.5).
+    """
+    _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf)
+    _check_min(0, n_blocks=n_blocks)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    _norm_layer(norm, 1)  # validates norm before any allocation
+    return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout))
+
+
+# ----------------------------------------------------------------------------- U-Net
+
+
+def _double_conv(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
+    """(conv3x3-norm-ReLU) x 2, 'same' padding so that skips need no cropping."""
+    bias = _conv_bias(norm)
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias),
+        _norm_layer(norm, out_ch),
+        nn.ReLU(True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=bias),
+        _norm_layer(norm, out_ch),
+        nn.ReLU(True),
+    )
+
+
+class UNet(nn.Module):
+    """Ronneberger's U-Net with 'same' convs: ``depth`` max-pool halvings, 2x2 up-convs, skip concatenation.
+
+    Sides are replicate-padded on the bottom/right to a multiple of
+    ``2**depth`` and the output is cropped back, so any size works; with
+    instance norm the padded bottleneck must exceed one pixel, i.e. sides
+    > ``2**depth`` px (17 at depth 4).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, base: int, depth: int, norm: str, final: str):
+        super().__init__()
+        widths = [base * 2**level for level in range(depth + 1)]  # 64, 128, 256, 512, 1024
+        self.multiple = 2**depth
+        self.down = nn.ModuleList(
+            _double_conv(c_in, c_out, norm)
+            for c_in, c_out in zip([in_ch, *widths[:-2]], widths[:-1], strict=True)
+        )
+        self.bottleneck = _double_conv(widths[-2], widths[-1], norm)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(c * 2, c, 2, stride=2) for c in reversed(widths[:-1]))
+        self.merge = nn.ModuleList(_double_conv(c * 2, c, norm) for c in reversed(widths[:-1]))
+        self.head = nn.Conv2d(base, out_ch, 1)
+        self.final = nn.Tanh() if final == "tanh" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, in_ch, H, W) -> (N, out_ch, H, W): [-1, 1] with final='tanh', logits with 'none'
+        pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+            x = merge(torch.cat([skip, up(x)], dim=1))
+        return _crop(self.final(self.head(x)), pad_h, pad_w)
+
+
+def unet(
+    in_ch: int = 1,
+    out_ch: int = 1,
+    base: int = 64,
+    depth: int = 4,
+    norm: Norm = "instance",
+    final: Literal["tanh", "none"] = "tanh",
+) -> UNet:
+    """U-Net (Ronneberger et al.): generator with final=tanh, segmentation logits with final=none.
+
+    Widths ``base * 2**level`` for level 0..depth (64 ... 1024 by default).
+    Instance norm by default: the generators train with batch size 1, where
+    batch statistics are noise, and it matches the ResNet generator. As the
+    §3.2 segmentation network: ``unet:in_ch=2,out_ch=<labels>,final=none``.
+    """
+    _check_min(1, in_ch=in_ch, out_ch=out_ch, base=base, depth=depth)
+    if final not in ("tanh", "none"):
+        raise ValueError(f"final must be tanh or none, got {final!r}")
+    _norm_layer(norm, 1)
+    return init_weights(UNet(in_ch, out_ch, base, depth, norm, final))
+
+
+# ----------------------------------------------------------------------------- PatchGAN
+
+
+def receptive_field(n_layers: int) -> int:
+    """Side in pixels of the input patch that one PatchGAN logit sees (70 for n_layers=3).
+
+    ``n_layers`` 4x4 stride-2 convs, then two 4x4 stride-1 convs; walking back
+    from one output pixel, each conv maps a receptive field r to (r - 1) * stride + 4.
+    """
+    _check_min(1, n_layers=n_layers)
+    field = 1
+    for stride in [1, 1] + [2] * n_layers:  # from the output back to the input
+        field = (field - 1) * stride + 4
+    return field
+
+
+class PatchGAN(nn.Module):
+    """Isola et al.'s PatchGAN: a map of real/fake logits, one per overlapping input patch."""
+
+    def __init__(self, in_ch: int, ndf: int, n_layers: int, norm: str):
+        super().__init__()
+        bias = _conv_bias(norm)
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        width = ndf
+        for n in range(1, n_layers + 1):  # n_layers - 1 stride-2 convs, then one stride-1 conv
+            new_width = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(width, new_width, 4, stride=stride, padding=1, bias=bias),
+                _norm_layer(norm, new_width),
+                nn.LeakyReLU(0.2, True),
+            ]
+            width = new_width
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, in_ch, H, W) -> (N, 1, H', W') logits; 256x256 -> 30x30 with n_layers=3
+        return self.model(x)
+
+
+def patchgan(in_ch: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance") -> PatchGAN:
+    """70x70 PatchGAN (receptive field 70x70 px at n_layers=3; 16/34/142 px at 1/2/4): one logit per patch.
+
+    The paper's D_CT / D_MR. 4x4 convs with padding 1 and LeakyReLU(0.2); the
+    first ``n_layers`` convs have stride 2 (no norm on the first), then a
+    stride-1 conv to ``ndf * min(2**n_layers, 8)`` channels and a stride-1 conv
+    to one logit channel: 256x256 in, 30x30 out. 2,762,689 parameters with the
+    defaults. Use ``receptive_field(n_layers)`` for other depths.
+    """
+    _check_min(1, in_ch=in_ch, ndf=ndf, n_layers=n_layers)
+    _norm_layer(norm, 1)
+    return init_weights(PatchGAN(in_ch, ndf, n_layers, norm))

@@ -1,0 +1,75 @@
+"""Datasets over real volumes on disk: two folders, or the SynthRAD2023 layout."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from imtrans_core.errors import ImtransError
+from imtrans_core.io import list_volumes, read_volume, volume_id
+from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
+
+
+def _pool(folder: Path, modality: str, option: str) -> VolumePool:
+    if not folder.is_dir():
+        raise ImtransError(f"{option}={folder}: no such folder")
+    paths = {volume_id(p): p for p in list_volumes(folder)}  # raises on an empty folder
+    return VolumePool(sorted(paths), lambda vid: read_volume(paths[vid], modality=modality))
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+
+
+def folder(ct: str, mr: str) -> VolumeSource:
+    """Unpaired CT and MR volumes from two folders, in any supported format."""
+    ct_pool, mr_pool = _pool(Path(ct), "ct", "ct"), _pool(Path(mr), "mr", "mr")
+    return VolumeSource(ct_pool, mr_pool, fingerprint=_fingerprint("folder", _stamps(ct), _stamps(mr)))
+
+
+def _stamps(folder: str) -> list[tuple[str, int, float]]:
+    """Names, sizes and times of the files in a folder: a changed file changes the cache key."""
+    return [(str(p), p.stat().st_size, p.stat().st_mtime) for p in list_volumes(Path(folder))]
+
+
+SYNTHRAD_FILES = ("ct.nii.gz", "mr.nii.gz")
+
+
+def synthrad(root: str, test: int = 0) -> VolumeSource:
+    """SynthRAD2023 layout (one folder per patient: mr, ct, mask .nii.gz): unpaired pools, paired tests.
+
+    The last ``test`` patients (sorted by name) are held out of the training
+    pools and serve as paired test subjects; with ``test=0`` every patient is in
+    the pools and also offered as a paired subject.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise ImtransError(f"root={root}: no such folder")
+    patients = sorted(
+        p for p in base.iterdir() if p.is_dir() and all((p / f).exists() for f in SYNTHRAD_FILES)
+    )
+    if not patients:
+        raise ImtransError(f"root={root}: no patient folders holding {' and '.join(SYNTHRAD_FILES)}")
+    if not 0 <= test < len(patients):
+        raise ImtransError(
+            f"test={test}: must be between 0 and {len(patients) - 1} for {len(patients)} patients"
+        )
+    train = patients[: len(patients) - test] if test else patients
+    held_out = patients[len(patients) - test :] if test else patients
+    by_id = {p.name: p for p in patients}
+    ct = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "ct.nii.gz", modality="ct"))
+    mr = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "mr.nii.gz", modality="mr"))
+    paired = [PairedSubject(p.name, lambda p=p: _load_patient(p)) for p in held_out]
+    return VolumeSource(
+        ct, mr, paired, fingerprint=_fingerprint("synthrad", root, [p.name for p in patients])
+    )
+
+
+def _load_patient(folder: Path) -> dict:
+    volumes = {
+        "ct": read_volume(folder / "ct.nii.gz", modality="ct"),
+        "mr": read_volume(folder / "mr.nii.gz", modality="mr"),
+    }
+    if (folder / "mask.nii.gz").exists():
+        volumes["mask"] = read_volume(folder / "mask.nii.gz", modality="mask")
+    return volumes

@@ -1,0 +1,1 @@
+"""Training loggers as plugins: the JSONL metrics log, PNG sample grids, TensorBoard."""

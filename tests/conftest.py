@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests see only imtrans' own plugins unless a test adds more."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Like datasette's test suite: do not load whatever third-party plugins happen to
+# be installed; a test that wants one says so.
+os.environ["IMTRANS_PLUGINS"] = "imtrans"
+os.environ.pop("IMTRANS_DISABLE_PLUGINS", None)
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The folder of real public CT/MR volumes; the test skips where it is absent."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data folder {REAL_DATA} is absent")
+    return REAL_DATA
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """Reload plugins from scratch for this test and again afterwards."""
+    import imtrans_core as ic
+
+    ic.plugins.reset()
+    yield ic.plugins
+    monkeypatch.undo()
+    ic.plugins.reset()

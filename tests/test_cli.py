@@ -1,0 +1,88 @@
+"""The imtrans command: --version, plugins, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import imtrans_core as ic
+from imtrans_core.cli import run
+
+
+def call(capsys, *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = call(capsys, "--version")
+    assert code == 0 and out.strip() == f"imtrans {ic.__version__}"
+
+
+def test_plugins_lists_every_kind_with_parameters(capsys):
+    code, out, _ = call(capsys, "plugins")
+    assert code == 0
+    for word in ("generators", "resnet9", "ngf=64", "patchgan", "losses", "gc", "cyclegan", "plugins loaded"):
+        assert word in out
+
+
+def test_plugins_json_for_one_kind(capsys):
+    _, out, _ = call(capsys, "plugins", "generators", "--json")
+    payload = json.loads(out)
+    (resnet9,) = [i for i in payload["registries"]["generators"] if i["name"] == "resnet9"]
+    assert resnet9["params"]["ngf"] == 64 and resnet9["plugin"] == "cyclegan"
+    assert list(payload["registries"]) == ["generators"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--gen", "resnet6", "--dry-run"], "unknown generator 'resnet6'; did you mean resnet9"),
+        (
+            ["train", "--gen", "resnet9:bogus=3", "--dry-run"],
+            "has no parameter 'bogus'; resnet9 accepts: in_ch=1",
+        ),
+        (["train", "--loss", "gc:heavy", "--dry-run"], "weight='heavy' expected a number"),
+        (["train", "--disc", "patchgan:n_layers=x", "--dry-run"], "expected an integer"),
+        (["train", "--iters", "many"], "'many' is not a valid integer"),
+        (["train", "--config", "/no/such.yaml", "--dry-run"], "--config /no/such.yaml: no such file"),
+        (["plugins", "widgets"], "unknown kind 'widgets'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+    ],
+)
+def test_person_errors_are_one_line_with_status_2(capsys, args, words):
+    code, out, err = call(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and words in lines[0], lines[0]
+    assert "Traceback" not in out + err
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(ic.RegistryError):
+        run(["--debug", "train", "--gen", "resnet6", "--dry-run"])
+
+
+def test_dry_run_resolves_the_paper_objective(capsys):
+    code, out, _ = call(capsys, "train", "--gen", "resnet9", "--loss", "gc:0.3", "--dry-run")
+    assert code == 0
+    assert "gen=resnet9:in_ch=1,out_ch=1,ngf=64,n_blocks=9" in out
+    assert "gc:weight=0.3" in out
+
+
+def test_config_file_and_command_line_precedence(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('preset = "cpu"\ngen = "resnet9:ngf=16"\nloss = ["gc:0.5"]\n')
+    code, out, _ = call(capsys, "train", "--config", str(config), "--gen", "resnet9:ngf=8", "--dry-run")
+    assert code == 0
+    assert "ngf=8" in out and "gc:weight=0.5" in out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "imtrans_core", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("imtrans ")

@@ -1,0 +1,278 @@
+"""Loss terms of the cyclegan plugin (Eq. 1-5) and the composition of the objective (Eq. 6)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import imtrans_core as ic
+from imtrans_core import Registry
+from imtrans_core.training.objective import compose_loss_specs, compose_losses
+from imtrans_cyclegan.losses import (
+    CycleLoss,
+    GradientConsistencyLoss,
+    IdentityLoss,
+    LSGANLoss,
+    VanillaGANLoss,
+    gradient_correlation,
+)
+
+
+@pytest.fixture
+def image():
+    return torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+# ----------------------------------------------------------------------------- adversarial
+
+
+def test_lsgan_on_known_inputs():
+    lsgan = LSGANLoss()
+    half = torch.full((2, 1, 30, 30), 0.5)
+    assert lsgan(half, True).item() == pytest.approx(0.25)
+    assert lsgan(half, False).item() == pytest.approx(0.25)
+    pred = torch.tensor([0.0, 1.0, 2.0])
+    assert lsgan(pred, True).item() == pytest.approx((1 + 0 + 1) / 3)
+    assert lsgan(pred, False).item() == pytest.approx((0 + 1 + 4) / 3)
+
+
+def test_vanilla_on_known_inputs_and_stable_for_large_logits():
+    vanilla = VanillaGANLoss()
+    zero = torch.zeros(1, 1, 4, 4)
+    assert vanilla(zero, True).item() == pytest.approx(math.log(2))
+    assert vanilla(zero, False).item() == pytest.approx(math.log(2))
+    # -log(sigmoid(x)) = log(1 + e^-x): x = 100 real -> 0, fake -> 100; no inf, no NaN
+    big = torch.full((1, 1, 2, 2), 100.0)
+    assert vanilla(big, True).item() == pytest.approx(0.0, abs=1e-6)
+    assert vanilla(big, False).item() == pytest.approx(100.0)
+    assert vanilla(-big, True).item() == pytest.approx(100.0)
+
+
+# ----------------------------------------------------------------------------- cycle and identity
+
+
+def test_cycle_is_mean_absolute_difference():
+    real = torch.zeros(1, 1, 2, 2)
+    reconstructed = torch.tensor([[[[1.0, -3.0], [0.0, 2.0]]]])
+    assert CycleLoss()(real, reconstructed).item() == pytest.approx(6 / 4)
+    assert IdentityLoss()(real, reconstructed).item() == pytest.approx(6 / 4)
+
+
+def test_default_weights_are_the_papers_and_the_references():
+    assert LSGANLoss().weight == 1.0 and VanillaGANLoss().weight == 1.0
+    assert CycleLoss().weight == 3.0  # lambda_cycle
+    assert GradientConsistencyLoss().weight == 0.3  # lambda_GC
+    assert IdentityLoss().weight == 0.5  # reference CycleGAN's lambda_identity
+
+
+def test_negative_weight_is_refused():
+    with pytest.raises(ValueError, match="weight"):
+        CycleLoss(-1.0)
+
+
+# ----------------------------------------------------------------------------- gradient correlation
+
+
+def test_gc_of_hand_computed_3x3_images_with_central_differences():
+    # op='diff' over the valid region of [-1, 0, 1]: on 3x3 images d/dx is column 2 - column 0
+    # (one value per row) and d/dy is row 2 - row 0 (one value per column); the centre is unused.
+    a = torch.tensor([[0.0, 0.0, 1.0], [0.0, 5.0, 2.0], [0.0, 1.0, 3.0]])
+    b = torch.tensor([[0.0, 0.0, 1.0], [0.0, 7.0, 3.0], [0.0, 1.0, 2.0]])
+    # dx a = [1, 2, 3], centred [-1, 0, 1];  dx b = [1, 3, 2], centred [-1, 1, 0]
+    #   NCC = (1 + 0 + 0) / (sqrt(2) * sqrt(2)) = 1/2
+    # dy a = [0, 1, 2], centred [-1, 0, 1];  dy b = [0, 1, 1], centred [-2/3, 1/3, 1/3]
+    #   NCC = (2/3 + 0 + 1/3) / (sqrt(2) * sqrt(6/9)) = 1 / sqrt(4/3) = sqrt(3)/2
+    # GC = (1/2 + sqrt(3)/2) / 2 = (1 + sqrt(3)) / 4
+    gc = gradient_correlation(a[None, None], b[None, None], op="diff")
+    assert gc.shape == (1,)
+    assert gc.item() == pytest.approx((1 + math.sqrt(3)) / 4, abs=1e-6)
+
+
+@pytest.mark.parametrize("op", ["sobel", "diff", "prewitt"])
+def test_gc_is_invariant_to_affine_intensity_and_flips_with_sign(image, op):
+    ones = torch.ones(2)
+    torch.testing.assert_close(gradient_correlation(image, image, op), ones)
+    torch.testing.assert_close(gradient_correlation(image, 2 * image + 3, op), ones)
+    torch.testing.assert_close(gradient_correlation(image, -image, op), -ones)
+
+
+def test_gc_with_absolute_gradients_ignores_the_sign(image):
+    torch.testing.assert_close(gradient_correlation(image, -image, abs=True), torch.ones(2))
+    assert gradient_correlation(image, image.flip(-1), abs=True).abs().max() < 0.5
+
+
+def test_gc_of_independent_noise_is_near_zero():
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 4, 1, 128, 128, generator=gen)
+    assert gradient_correlation(a, b).abs().max() < 0.05
+
+
+def test_gc_is_one_value_per_sample(image):
+    other = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    both = gradient_correlation(image, other)
+    torch.testing.assert_close(both[1:], gradient_correlation(image[1:], other[1:]))
+    assert both[0] != both[1]
+
+
+def test_gc_pools_channels_of_a_sample():
+    # per-channel averaging would give exactly 1 for [u, u] against [u, 2u]; pooling all
+    # channels into one NCC gives cov/(sd sd) = 1.5 v / sqrt(v * 2.5 v) = 0.949 (zero-mean gradients)
+    u = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    gc = gradient_correlation(torch.cat([u, u], 1), torch.cat([u, 2 * u], 1))
+    assert gc.item() == pytest.approx(1.5 / math.sqrt(2.5), abs=0.01)
+
+
+def test_gc_is_safe_on_flat_images(image):
+    flat = torch.full((2, 1, 32, 32), -1.0, requires_grad=True)  # e.g. air above the body
+    translated = image.clone().requires_grad_(True)
+    values = torch.cat(
+        [
+            gradient_correlation(flat, translated),
+            gradient_correlation(translated, flat),
+            gradient_correlation(flat, flat),
+        ]
+    )
+    assert torch.equal(values, torch.zeros(6))
+    GradientConsistencyLoss()(flat, translated).backward()
+    GradientConsistencyLoss()(translated, flat).backward()
+    assert torch.isfinite(flat.grad).all() and torch.isfinite(translated.grad).all()
+
+
+def test_gc_is_float32_under_autocast(image):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = image.bfloat16(), (image + 0.1 * image.roll(1, -1)).bfloat16()
+        gc = gradient_correlation(a, b)
+        loss = GradientConsistencyLoss()(a, b)
+    assert gc.dtype == torch.float32 and loss.dtype == torch.float32
+    torch.testing.assert_close(gc, gradient_correlation(a.float(), b.float()))
+
+
+def test_gc_refuses_mismatched_or_tiny_images(image):
+    with pytest.raises(ValueError, match="shape"):
+        gradient_correlation(image, image[:, :, :16])
+    with pytest.raises(ValueError, match="3x3"):
+        gradient_correlation(image[..., :2, :], image[..., :2, :])
+    with pytest.raises(ValueError, match="op"):
+        GradientConsistencyLoss(op="laplace")
+
+
+def test_gc_loss_is_one_minus_gc_averaged_over_the_batch(image):
+    gc = GradientConsistencyLoss(op="diff")
+    assert gc(image, image).item() == pytest.approx(0.0, abs=1e-6)
+    assert gc(image, -image).item() == pytest.approx(2.0, abs=1e-6)
+    half = torch.cat([image[:1], -image[1:]])
+    assert gc(image, half).item() == pytest.approx(1.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- through the registry
+
+
+@pytest.fixture
+def cyclegan_only(monkeypatch):
+    """Registries filled by the cyclegan entry point alone, whatever else is installed."""
+    monkeypatch.setenv("IMTRANS_PLUGINS", "cyclegan")
+    ic.plugins.reset()
+    yield
+    ic.plugins.reset()
+
+
+def test_registry_builds_gc_with_weight_and_options(cyclegan_only):
+    gc = ic.LOSSES.build("gc:0.3,op=diff")
+    assert isinstance(gc, GradientConsistencyLoss)
+    assert (gc.weight, gc.op, gc.abs, gc.kind) == (0.3, "diff", False, "gradient")
+    assert ic.LOSSES.build("gc").weight == 0.3
+    assert ic.LOSSES.build("cycle:10").weight == 10.0
+    assert ic.LOSSES.build("gc:abs=true").abs is True
+
+
+def test_spec_built_loss_equals_the_directly_built_one(cyclegan_only):
+    built = ic.LOSSES.build("gc:0.5,op=prewitt,abs=true")
+    direct = GradientConsistencyLoss(0.5, op="prewitt", abs=True)
+    assert repr(built) == repr(direct)
+    a, b = torch.randn(2, 1, 1, 16, 16)
+    assert built(a, b).item() == direct(a, b).item()
+
+
+# ----------------------------------------------------------------------------- composition, Eq. 6
+
+
+class HingeLoss(nn.Module):
+    """A third-party adversarial loss: recognised by its kind, not its name."""
+
+    kind = "adversarial"
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+
+
+@pytest.fixture
+def losses():
+    registry = Registry("loss", "losses")
+    for name, factory in [
+        ("lsgan", LSGANLoss),
+        ("vanilla", VanillaGANLoss),
+        ("cycle", CycleLoss),
+        ("identity", IdentityLoss),
+        ("gc", GradientConsistencyLoss),
+        ("hinge", HingeLoss),
+    ]:
+        registry.add(name, factory)
+    return registry
+
+
+def weights(terms: dict[str, nn.Module]) -> dict[str, float]:
+    return {name: loss.weight for name, loss in terms.items()}
+
+
+def test_default_objective_is_lsgan_and_cycle(losses):
+    assert weights(compose_losses([], losses)) == {"lsgan": 1.0, "cycle": 3.0}
+
+
+def test_adding_gc_gives_the_papers_eq6(losses):
+    terms = compose_losses(["gc:0.3"], losses)
+    assert weights(terms) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}
+    assert {name: loss.name for name, loss in terms.items()} == {
+        "lsgan": "lsgan",
+        "cycle": "cycle",
+        "gc": "gc",
+    }
+
+
+def test_a_spec_replaces_the_term_of_its_name(losses):
+    assert weights(compose_losses(["cycle:10"], losses)) == {"lsgan": 1.0, "cycle": 10.0}
+    terms = compose_losses(["gc", "gc:0.5,op=diff"], losses)
+    assert terms["gc"].weight == 0.5 and terms["gc"].op == "diff"
+
+
+def test_weight_zero_removes_a_term(losses):
+    assert weights(compose_losses(["cycle:0"], losses)) == {"lsgan": 1.0}
+    assert weights(compose_losses(["gc:0.3", "gc:0"], losses)) == {"lsgan": 1.0, "cycle": 3.0}
+    assert weights(compose_losses(["identity:0"], losses)) == {"lsgan": 1.0, "cycle": 3.0}
+
+
+def test_a_new_adversarial_loss_replaces_the_old(losses):
+    assert weights(compose_losses(["vanilla"], losses)) == {"cycle": 3.0, "vanilla": 1.0}
+    assert weights(compose_losses(["vanilla", "hinge:2"], losses)) == {"cycle": 3.0, "hinge": 2.0}
+
+
+def test_removing_the_only_adversarial_loss_is_an_error(losses):
+    with pytest.raises(ic.SpecError, match="lsgan:0"):
+        compose_losses(["lsgan:0"], losses)
+
+
+def test_composed_specs_are_resolved_for_the_config(losses):
+    specs = [str(spec) for spec in compose_loss_specs(["gc:0.3", "identity"], losses)]
+    assert specs == [
+        "lsgan:weight=1.0",
+        "cycle:weight=3.0",
+        "gc:weight=0.3,op=sobel,abs=false",
+        "identity:weight=0.5",
+    ]
+
+
+def test_composition_with_the_installed_registry(cyclegan_only):
+    assert weights(compose_losses(["gc:0.3"], ic.LOSSES)) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}

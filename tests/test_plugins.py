@@ -1,0 +1,145 @@
+"""Plugin loading: built-ins through entry points, a third-party package, broken and duplicate plugins."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import imtrans_core as ic
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "examples" / "imtrans-example"
+
+
+def install_fake_dist(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """Write a dist-info plus modules under ``root`` (already on sys.path): what pip would leave."""
+    info = root / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[imtrans]\n{lines}\n")
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch, fresh_plugins):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("IMTRANS_PLUGINS", "")
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("fake_")]:
+        del sys.modules[name]
+
+
+def test_builtins_load_through_entry_points(fresh_plugins):
+    assert "resnet9" in ic.GENERATORS
+    assert {"cyclegan", "hip", "metrics", "loggers"} <= set(ic.plugins.sources)
+    assert all(s.dist == "imtrans" for s in ic.plugins.sources.values())
+    assert ic.plugins.failures == []
+
+
+def test_example_third_party_plugin(site, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    install_fake_dist(site, "imtrans-example", {"example": "imtrans_example"}, {})
+    assert "tiny" in ic.GENERATORS.names()
+    info = ic.GENERATORS.info("tiny")
+    assert (info.plugin, info.version) == ("example", "0.1.0")
+    net = ic.GENERATORS.build("tiny:width=4")
+    assert sum(p.numel() for p in net.parameters()) == (1 * 4 * 9 + 4) + (4 * 4 * 9 + 4) + (4 * 1 * 9 + 1)
+    assert ic.METRICS.build("maxerr")([1, 5], [2, 2]) == 3.0
+
+
+def test_broken_plugin_is_skipped_with_its_distribution_name(site, caplog):
+    install_fake_dist(
+        site, "broken-dist", {"broken": "fake_broken"}, {"fake_broken": "import no_such_module\n"}
+    )
+    assert "resnet9" in ic.GENERATORS.names()  # the rest still loads
+    (failure,) = ic.plugins.failures
+    assert failure.dist == "broken-dist" and "No module named 'no_such_module'" in failure.error
+    assert "plugin 'broken' from distribution 'broken-dist' was skipped" in caplog.text
+
+
+DUPLICATE = """
+    from imtrans_core import hookimpl
+
+    def mine(n: int = 1):
+        "Someone else's resnet9."
+        return n
+
+    @hookimpl
+    def imtrans_register(registries):
+        registries.generators.add("extra", mine)
+        registries.generators.add("resnet9", mine{override})
+"""
+
+
+def test_duplicate_name_skips_the_plugin_and_rolls_back(site):
+    install_fake_dist(site, "dupe-dist", {"dupe": "fake_dupe"}, {"fake_dupe": DUPLICATE.format(override="")})
+    assert "extra" not in ic.GENERATORS.names()  # rolled back
+    assert ic.GENERATORS.info("resnet9").plugin == "cyclegan"
+    (failure,) = ic.plugins.failures
+    assert failure.dist == "dupe-dist"
+    assert "registered twice: by plugin 'cyclegan'" in failure.error and "by plugin 'dupe'" in failure.error
+
+
+def test_explicit_override_wins(site):
+    install_fake_dist(
+        site, "over-dist", {"over": "fake_over"}, {"fake_over": DUPLICATE.format(override=", override=True")}
+    )
+    assert ic.GENERATORS.info("resnet9").plugin == "over"
+    assert ic.GENERATORS.build("resnet9:n=4") == 4
+
+
+def test_unknown_hook_name_is_refused(site):
+    source = """
+        from imtrans_core import hookimpl
+
+        @hookimpl
+        def imtrans_regster(registries):
+            pass
+    """
+    install_fake_dist(site, "typo-dist", {"typo": "fake_typo"}, {"fake_typo": source})
+    assert "resnet9" in ic.GENERATORS.names()
+    (failure,) = ic.plugins.failures
+    assert "imtrans_regster" in failure.error and failure.dist == "typo-dist"
+
+
+def test_disable_switch(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("IMTRANS_DISABLE_PLUGINS", "metrics")
+    assert ic.METRICS.names() == []
+    assert "resnet9" in ic.GENERATORS.names()
+
+
+def test_plugin_objects_can_be_added_by_hand(fresh_plugins):
+    class Mine:
+        @ic.hookimpl
+        def imtrans_register(self, registries):
+            registries.losses.add("zero", lambda weight=0.0: weight)
+
+    ic.plugins.add_plugin(Mine(), "mine")
+    assert ic.LOSSES.info("zero").plugin == "mine"
+
+
+def test_core_imports_no_plugin_or_torch():
+    import subprocess
+
+    code = "import sys, imtrans_core; print(sorted(m for m in sys.modules if m.startswith(('torch', 'imtrans_'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert (
+        out.strip()
+        == "['imtrans_core', 'imtrans_core.errors', 'imtrans_core.hookspecs', 'imtrans_core.plugins', 'imtrans_core.registry', 'imtrans_core.spec']"
+    )
+
+
+def test_example_plugin_through_the_cli(site, monkeypatch, capsys):
+    from imtrans_core.cli import run
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    install_fake_dist(site, "imtrans-example", {"example": "imtrans_example"}, {})
+    assert run(["plugins", "generators"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "example 0.1.0" in out
+    assert run(["train", "--gen", "tiny:width=4", "--dry-run"]) == 0
+    assert "G_CT, G_MR: Sequential, 225 parameters each" in capsys.readouterr().out

@@ -1,0 +1,98 @@
+"""The Registry: register, build, overrides, wildcards, errors with suggestions."""
+
+from __future__ import annotations
+
+import pytest
+
+from imtrans_core import Registry, RegistryError, SpecError
+
+
+@pytest.fixture
+def gens() -> Registry:
+    registry = Registry("generator")
+    registry._loader = None  # a bare registry: no plugins
+
+    @registry.register("resnet9")
+    def resnet9(ngf: int = 64, n_blocks: int = 9):
+        """ResNet generator."""
+        return ("resnet", ngf, n_blocks)
+
+    registry.add("unet", lambda base=64: ("unet", base))
+    registry.add("resnet18", lambda: "r18")
+    return registry
+
+
+def test_build_with_spec_and_overrides(gens):
+    assert gens.build("resnet9") == ("resnet", 64, 9)
+    assert gens.build("resnet9:ngf=32,n_blocks=6") == ("resnet", 32, 6)
+    assert gens.build("resnet9:32", n_blocks=2) == ("resnet", 32, 2)
+
+
+def test_names_are_natural_and_wildcarded(gens):
+    assert gens.names() == ["resnet9", "resnet18", "unet"]
+    assert gens.names("res*") == ["resnet9", "resnet18"]
+    assert "unet" in gens and len(gens) == 3
+
+
+def test_unknown_name_suggests_close_matches(gens):
+    with pytest.raises(RegistryError) as info:
+        gens.build("resnet6")
+    message = str(info.value)
+    assert message.startswith("unknown generator 'resnet6'; did you mean resnet9")
+    assert "known: resnet9, resnet18, unet" in message
+
+
+def test_bad_parameter_lists_accepted(gens):
+    with pytest.raises(
+        SpecError, match=r"generator 'resnet9' has no parameter 'bogus'; resnet9 accepts: ngf=64, n_blocks=9"
+    ):
+        gens.build("resnet9:bogus=3")
+
+
+def test_duplicate_is_an_error_naming_both_unless_override(gens):
+    with (
+        gens.providing("third", "1.0"),
+        pytest.raises(RegistryError, match=r"registered twice: by plugin '__main__'.*by plugin 'third'"),
+    ):
+        gens.add("unet", lambda: None)
+    gens.add("unet", lambda: "mine", override=True)
+    assert gens.build("unet") == "mine"
+
+
+def test_info_describes_the_factory(gens):
+    with gens.providing("cyclegan", "0.1.0"):
+        gens.add("resnet6", lambda ngf=64: None)
+    info = gens.info("resnet9")
+    assert info.params == {"ngf": 64, "n_blocks": 9}
+    assert info.signature == "ngf=64, n_blocks=9"
+    assert info.summary == "ResNet generator."
+    assert gens.info("resnet6").plugin == "cyclegan" and gens.info("resnet6").version == "0.1.0"
+
+
+def test_resolve_fills_defaults(gens):
+    resolved = gens.resolve("resnet9:ngf=32")
+    assert str(resolved) == "resnet9:ngf=32,n_blocks=9"
+    assert gens.build(str(resolved)) == gens.build("resnet9:ngf=32")
+
+
+def test_factory_value_errors_become_spec_errors(gens):
+    def strict(n: int = 1):
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        return n
+
+    gens.add("strict", strict)
+    with pytest.raises(SpecError, match=r"generator 'strict:n=-1': n must be >= 0"):
+        gens.build("strict:n=-1")
+
+
+def test_bad_names_are_refused(gens):
+    with pytest.raises(RegistryError, match="names are letters"):
+        gens.add("has space", lambda: None)
+
+
+def test_loader_runs_once_on_first_read():
+    calls = []
+    registry = Registry("metric", loader=lambda: calls.append(1))
+    assert registry.names() == [] and registry.names() == []
+    assert calls == [1]

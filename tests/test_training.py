@@ -1,0 +1,246 @@
+"""The training engine: run directory, schedule, pool, objective weights, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import imtrans_core as ic
+from imtrans_core.training import TrainConfig, train
+from imtrans_core.training.model import Objective
+from imtrans_core.training.objective import compose_losses
+from imtrans_core.training.pool import ImagePool
+from imtrans_core.training.schedule import lr_factor
+
+TINY = dict(
+    gen="resnet9:ngf=8,n_blocks=2",
+    disc="patchgan:ndf=8",
+    data="phantom:n_ct=3,n_mr=3,n_paired=1,size=64,slices=8",
+    size=64,
+    iters=20,
+    log_every=5,
+    ckpt_every=10,
+    sample_every=10,
+    workers=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_tiny_run_writes_everything(tmp_path):
+    result = train(TrainConfig(**TINY, loss=["gc:0.3"]), out=tmp_path / "run")
+    run = result.run_dir
+    assert (result.step, result.status) == (20, "finished")
+    config = json.loads((run / "config.json").read_text())
+    assert config["resolved"]["gen"] == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0"
+    assert "gc:weight=0.3,op=sobel,abs=false" in config["resolved"]["loss"]
+    versions = json.loads((run / "versions.json").read_text())
+    assert (
+        versions["torch"] == torch.__version__ and "cyclegan" in versions["plugins"] and versions["seed"] == 0
+    )
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-00000010.pt", "ckpt-00000020.pt"]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in lines] == [5, 10, 15, 20]
+    assert {"g_ct", "g_mr", "cycle", "gc", "d_ct", "d_mr", "lr", "it_per_s"} <= set(lines[0])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["iter-00000010.png", "iter-00000020.png"]
+
+
+def test_keep_limits_checkpoints(tmp_path):
+    train(TrainConfig(**{**TINY, "ckpt_every": 4, "keep": 2}), out=tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "ckpt-00000016.pt",
+        "ckpt-00000020.pt",
+    ]
+
+
+def test_learning_rate_schedule():
+    # The paper: constant to the turn, then linear to exactly zero at the end.
+    assert lr_factor(0, 200_000, 100_000) == 1.0
+    assert lr_factor(100_000, 200_000, 100_000) == 1.0
+    assert lr_factor(150_000, 200_000, 100_000) == 0.5
+    assert lr_factor(200_000, 200_000, 100_000) == 0.0
+    assert TrainConfig().turn == 100_000 and TrainConfig(decay_from=5).turn == 5
+
+
+def test_learning_rate_in_the_log(tmp_path):
+    train(TrainConfig(**{**TINY, "iters": 20, "decay_from": 10, "log_every": 5}), out=tmp_path / "run")
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # logged after iteration 5, 10, 15, 20: lr for the next step = 2e-4 * factor(step)
+    assert lrs == pytest.approx([2e-4, 2e-4, 1e-4, 0.0])
+
+
+def test_image_pool():
+    pool = ImagePool(size=2, seed=0)
+    a, b, c = (torch.full((1, 1, 2, 2), v) for v in (1.0, 2.0, 3.0))
+    assert torch.equal(pool.query(a), a) and torch.equal(pool.query(b), b)  # filling: pass through
+    outs = [float(pool.query(c)[0, 0, 0, 0]) for _ in range(40)]
+    assert (
+        set(outs) <= {1.0, 2.0, 3.0} and {1.0, 2.0} & set(outs) and 3.0 in outs
+    )  # swaps about half the time
+    assert len(pool.images) == 2
+    assert torch.equal(ImagePool(size=0).query(c), c)
+    restored = ImagePool(size=2, seed=5)
+    restored.load_state_dict(pool.state_dict())
+    assert [float(restored.query(c)[0, 0, 0, 0]) for _ in range(10)] == [
+        float(pool.query(c)[0, 0, 0, 0]) for _ in range(10)
+    ]
+
+
+def test_loss_weights_reach_the_objective():
+    objective = Objective.from_losses(compose_losses(["gc:0.7", "cycle:5"], ic.LOSSES))
+    assert objective.weights() == {"g_ct": 1.0, "g_mr": 1.0, "cycle": 5.0, "gc": 0.7}
+    terms = {
+        "g_ct": torch.tensor(1.0),
+        "g_mr": torch.tensor(2.0),
+        "cycle": torch.tensor(0.5),
+        "gc": torch.tensor(0.2),
+    }
+    assert float(objective.generator_loss(terms)) == pytest.approx(1 + 2 + 5 * 0.5 + 0.7 * 0.2)
+    assert "gc" not in Objective.from_losses(compose_losses(["gc:0"], ic.LOSSES)).weights()
+
+
+def test_generator_terms_follow_eq_3_and_5():
+    """Cycle sums both directions (Eq. 3); GC halves the sum of both directions (Eq. 5)."""
+    objective = Objective.from_losses(compose_losses(["gc:0.3"], ic.LOSSES))
+    from imtrans_cyclegan.losses import gradient_correlation
+
+    torch.manual_seed(0)
+    ct, mr = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    out = {k: torch.rand(2, 1, 16, 16) for k in ("fake_ct", "fake_mr", "rec_ct", "rec_mr")}
+
+    class Half(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.5)
+
+    terms = objective.generator_terms(ct, mr, out, Half())
+    assert float(terms["g_ct"]) == pytest.approx(0.25)  # lsgan: (0.5 - 1)^2
+    expected_cycle = (out["rec_ct"] - ct).abs().mean() + (out["rec_mr"] - mr).abs().mean()
+    assert float(terms["cycle"]) == pytest.approx(float(expected_cycle))
+    expected_gc = 0.5 * (
+        (1 - gradient_correlation(ct, out["fake_mr"])).mean()
+        + (1 - gradient_correlation(mr, out["fake_ct"])).mean()
+    )
+    assert float(terms["gc"]) == pytest.approx(float(expected_gc), rel=1e-5)
+
+
+KILLER = """
+    import os, signal, sys
+    from pathlib import Path
+    import imtrans_core as ic
+    from imtrans_core.training import TrainConfig, train
+
+    class Killer:
+        @ic.hookimpl
+        def imtrans_step_end(self, run, step, metrics):
+            if step == 15:  # after the checkpoint at 10, before the one at 15
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    ic.plugins.add_plugin(Killer(), "killer")
+    train(TrainConfig(**{config}), out=Path(sys.argv[1]))
+"""
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
+    config = {**TINY, "ckpt_every": 5}
+    straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr
+    killed = tmp_path / "killed"
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-00000010.pt"
+    result = train(None, resume=killed)
+    assert (result.step, result.status) == (20, "finished")
+    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=False)["models"]
+    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=False)["models"]
+    for net in a:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+    iters = [json.loads(line)["iter"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert iters == [5, 10, 15, 20]
+
+
+def test_out_refuses_an_existing_run(tmp_path):
+    train(TrainConfig(**{**TINY, "iters": 2, "ckpt_every": 1}), out=tmp_path / "run")
+    with pytest.raises(ic.ImtransError, match="already holds a run; continue it with --resume"):
+        train(TrainConfig(**TINY), out=tmp_path / "run")
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    class Poison:
+        @ic.hookimpl
+        def imtrans_run_start(self, run):
+            with torch.no_grad():
+                next(run.networks["g_ct"].parameters()).fill_(float("nan"))
+
+    ic.plugins.add_plugin(Poison(), "poison")
+    try:
+        with pytest.raises(
+            ic.ImtransError, match=r"loss '\w+' became nan at iteration \d+; no checkpoint was written yet"
+        ):
+            train(TrainConfig(**TINY), out=tmp_path / "run")
+    finally:
+        ic.plugins.manager.unregister(name="poison")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DDP_WORKER = """
+    import os, sys
+    from pathlib import Path
+    import torch
+    import imtrans_core as ic
+    from imtrans_core.training import TrainConfig, train
+
+    out = Path(sys.argv[1])
+    class Dump:
+        @ic.hookimpl
+        def imtrans_run_end(self, run, status):
+            state = {{k: v.state_dict() for k, v in run.networks.items()}}
+            torch.save(state, out.parent / f"rank{{os.environ['RANK']}}.pt")
+
+    ic.plugins.add_plugin(Dump(), "dump")
+    torch.set_num_threads(1)
+    train(TrainConfig(**{config}), out=out)
+"""
+
+
+def test_ddp_two_processes_keep_parameters_identical(tmp_path):
+    config = {**TINY, "iters": 4, "log_every": 2, "ckpt_every": 4}
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(DDP_WORKER.format(config=repr(config))))
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "run")],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
+    for net in r0:
+        for key, value in r0[net].items():
+            assert torch.equal(value, r1[net][key]), f"{net}.{key} differs between ranks"
+    first = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-00000004.pt", weights_only=False)
+    assert first["step"] == 4  # rank 0 alone wrote the run directory

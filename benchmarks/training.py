@@ -22,19 +22,21 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, print_table, write_json  # noqa: E402
+from machine import describe_machine, print_table, write_json
 
-from imtrans_core.training.config import PRESETS, TrainConfig  # noqa: E402
-from imtrans_core.training.distributed import Distributed  # noqa: E402
-from imtrans_core.training.engine import Trainer  # noqa: E402
-from imtrans_core.training.rundir import RunDir  # noqa: E402
+from imtrans_core.training.config import PRESETS, TrainConfig
+from imtrans_core.training.distributed import Distributed
+from imtrans_core.training.engine import Trainer
+from imtrans_core.training.rundir import RunDir
 
 
 def make_trainer(config: TrainConfig) -> Trainer:
     return Trainer(config, RunDir(Path(tempfile.mkdtemp()), config), Distributed())
 
 
-def time_iterations(trainers: dict[str, Trainer], size: int, batch: int, repeats: int) -> dict[str, list[float]]:
+def time_iterations(
+    trainers: dict[str, Trainer], size: int, batch: int, repeats: int
+) -> dict[str, list[float]]:
     ct, mr = torch.rand(batch, 1, size, size) * 2 - 1, torch.rand(batch, 1, size, size) * 2 - 1
     for trainer in trainers.values():  # warm-up: allocator, oneDNN primitive caches
         trainer.train_step(ct, mr)
@@ -73,29 +75,37 @@ def data_rate(size: int, seconds: float = 3.0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="128 x 128 with the cpu preset's networks")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "training.json")
     args = parser.parse_args()
     cpu = PRESETS["cpu"]
     setting = (
-        dict(gen=cpu["gen"], disc=cpu["disc"], size=128) if args.quick else dict(gen="resnet9", disc="patchgan", size=256)
+        dict(gen=cpu["gen"], disc=cpu["disc"], size=128)
+        if args.quick
+        else dict(gen="resnet9", disc="patchgan", size=256)
     )
     size = setting.pop("size")
-    trainers = {amp: make_trainer(TrainConfig(**setting, amp=amp, size=size, pool=50)) for amp in ("off", "bf16")}
+    trainers = {
+        amp: make_trainer(TrainConfig(**setting, amp=amp, size=size, pool=50)) for amp in ("off", "bf16")
+    }
     flops = iteration_flops(trainers["off"], size, 1)
     times = time_iterations(trainers, size, 1, args.repeats)
     fp32 = statistics.median(times["off"])
     rows = []
     for amp, samples in times.items():
         median = statistics.median(samples)
-        rows.append({
-            "variant": "fp32" if amp == "off" else "bf16 autocast",
-            "s_per_iter": round(median, 3),
-            "vs_fp32": round(fp32 / median, 2),
-            "gflop_per_s": round(flops / median / 1e9, 1),
-        })
+        rows.append(
+            {
+                "variant": "fp32" if amp == "off" else "bf16 autocast",
+                "s_per_iter": round(median, 3),
+                "vs_fp32": round(fp32 / median, 2),
+                "gflop_per_s": round(flops / median / 1e9, 1),
+            }
+        )
     slices_per_s = data_rate(size)
     result = {
         "benchmark": "training",
@@ -106,8 +116,10 @@ def main() -> None:
         "machine": describe_machine(),
     }
     print_table(f"one CycleGAN iteration ({setting['gen']}, {size}x{size}, {flops / 1e9:.0f} GFLOP)", rows)
-    print(f"data pipeline: {slices_per_s:.0f} slices/s in one process, "
-          f"{result['data_vs_step_rate']}x what a bf16 training step consumes")
+    print(
+        f"data pipeline: {slices_per_s:.0f} slices/s in one process, "
+        f"{result['data_vs_step_rate']}x what a bf16 training step consumes"
+    )
     write_json(args.json, result)
 
 

@@ -172,6 +172,37 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert iters == [5, 10, 15, 20]
 
 
+INTERRUPTER = """
+    import os, signal, sys
+    from pathlib import Path
+    import imtrans_core as ic
+    from imtrans_core.training import TrainConfig, train
+
+    class CtrlC:
+        @ic.hookimpl
+        def imtrans_step_end(self, run, step, metrics):
+            if step == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    ic.plugins.add_plugin(CtrlC(), "ctrl-c")
+    result = train(TrainConfig(**{config}), out=Path(sys.argv[1]))
+    print(result.status, result.step)
+"""
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(tmp_path):
+    script = tmp_path / "interrupted.py"
+    script.write_text(textwrap.dedent(INTERRUPTER.format(config=repr(TINY))))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["interrupted", "5"]
+    assert "stopping after this iteration" in proc.stderr
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["ckpt-00000005.pt"]
+    assert train(None, resume=tmp_path / "run").step == 20
+
+
 def test_out_refuses_an_existing_run(tmp_path):
     train(TrainConfig(**{**TINY, "iters": 2, "ckpt_every": 1}), out=tmp_path / "run")
     with pytest.raises(ic.ImtransError, match="already holds a run; continue it with --resume"):

@@ -20,13 +20,16 @@ import imtrans_core as ic
 
 from ..errors import ImtransError
 from .data_cmds import data
+from .demo_cmd import demo
+from .export_cmd import export
 from .plugins_cmd import plugins_cmd
 from .train_cmd import train
+from .translate_cmds import evaluate, register, translate
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-BUILTIN_COMMANDS = (plugins_cmd, data, train)
+BUILTIN_COMMANDS = (plugins_cmd, data, train, translate, evaluate, register, export, demo)
 
 
 def build_cli() -> click.Group:
@@ -70,12 +73,23 @@ def run(args: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (what tests call)."""
     args = list(sys.argv[1:] if args is None else args)
     debug = _debug_wanted(args)
-    if debug:
+    saved = os.environ.get("IMTRANS_DEBUG")
+    if debug:  # plugins and engines look at the variable; restored afterwards
         os.environ["IMTRANS_DEBUG"] = "1"
     _setup_logging(debug)
     try:
-        cli = build_cli()
-        result = cli.main(args=args, prog_name="imtrans", standalone_mode=False)
+        return _invoke(args, debug)
+    finally:
+        if saved is None:
+            os.environ.pop("IMTRANS_DEBUG", None)
+        else:
+            os.environ["IMTRANS_DEBUG"] = saved
+
+
+def _invoke(args: list[str], debug: bool) -> int:
+    """Run the command group, turning every way it can end into an exit status."""
+    try:
+        result = build_cli().main(args=args, prog_name="imtrans", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

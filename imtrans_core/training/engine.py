@@ -56,6 +56,26 @@ class Run:
         return self.sampler() if self.sampler else {}
 
 
+class _Meter:
+    """Sums loss terms between log lines without a device sync per step."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count, self.tick = 0, time.perf_counter()
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        """Mean of each term since the last flush, and the iteration rate."""
+        rate = self.count / (time.perf_counter() - self.tick)
+        means = {name: float(value) / self.count for name, value in self.sums.items()}
+        self.sums, self.count, self.tick = {}, 0, time.perf_counter()
+        return {**means, "it_per_s": rate}
+
+
 class Trainer:
     """Builds the networks, data and optimizers from a config, then trains."""
 
@@ -178,8 +198,12 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------
 
-    def fit(self, loader: Any, fixed: tuple[torch.Tensor, torch.Tensor]) -> str:
-        """Train until ``config.iters``; returns the end status for the hooks."""
+    def fit(self, loader: Any, fixed: tuple[torch.Tensor, torch.Tensor], stop: Any = None) -> str:
+        """Train until ``config.iters`` or until ``stop.requested``; returns the end status.
+
+        A stop request (Ctrl-C, SIGTERM) is honoured between iterations, so the
+        checkpoint it leaves is as consistent as any other.
+        """
         config = self.config
         networks = {
             "g_ct": self.generators.g_ct,
@@ -196,38 +220,27 @@ class Trainer:
             sampler=lambda: self.sample_images(*fixed),
         )
         ic.plugins.call_each("imtrans_run_start", run=self.run)
-        sums: dict[str, torch.Tensor] = {}
-        seen, tick = 0, time.perf_counter()
-        progress = Progress(config.iters, self.step, enabled=self.dist.is_main)
+        meter = _Meter()
         status = "failed"
         try:
-            with progress:
+            with Progress(config.iters, self.step, enabled=self.dist.is_main) as progress:
                 for batch in loader:
                     terms = self.train_step(batch["ct"].to(self.device), batch["mr"].to(self.device))
                     self._check_finite(terms)
-                    for name, value in terms.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                    seen += 1
+                    meter.add(terms)
                     self.run.step = self.step
                     if self.step % config.log_every == 0 or self.step == config.iters:
-                        rate = seen / (time.perf_counter() - tick)
-                        metrics = {k: float(v) / seen for k, v in sums.items()}
-                        metrics.update(lr=self.opt_g.param_groups[0]["lr"], it_per_s=rate)
+                        metrics = {**meter.flush(), "lr": self.opt_g.param_groups[0]["lr"]}
                         progress.update(self.step, metrics)
                         ic.plugins.call_each(
                             "imtrans_step_end", run=self.run, step=self.step, metrics=metrics
                         )
-                        sums, seen, tick = {}, 0, time.perf_counter()
-                    if self.step % config.ckpt_every == 0 and self.step < config.iters:
-                        self.save()
-                    if self.step >= config.iters:
+                    if self.step >= config.iters or (stop is not None and stop.requested):
                         break
+                    if self.step % config.ckpt_every == 0:
+                        self.save()
             self.save()
-            status = "finished"
-        except KeyboardInterrupt:
-            self.save()
-            status = "interrupted"
-            raise
+            status = "finished" if self.step >= config.iters else "interrupted"
         finally:
             ic.plugins.call_each("imtrans_run_end", run=self.run, status=status)
         return status

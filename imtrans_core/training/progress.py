@@ -12,23 +12,35 @@ from rich.progress import Progress as RichProgress
 MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "d_ct", "d_mr")
 
 
-def describe(metrics: dict[str, float]) -> str:
-    shown = [f"{k} {metrics[k]:.3f}" for k in MAIN_TERMS if k in metrics]
+def describe(metrics: dict[str, float], terms: tuple[str, ...] = MAIN_TERMS) -> str:
+    shown = [f"{k} {metrics[k]:.3f}" for k in terms if k in metrics]
     return "  ".join(shown) + f"  {metrics.get('it_per_s', 0.0):.2f} it/s"
 
 
 class Progress:
-    """A context manager: ``update(step, metrics)`` at each log interval."""
+    """A context manager: ``update(step, metrics)`` at each log interval.
 
-    def __init__(self, total: int, start: int, enabled: bool = True, stream: Any = None):
+    ``label`` names the loop and ``terms`` are the metrics shown, in order.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        start: int,
+        enabled: bool = True,
+        stream: Any = None,
+        label: str = "train",
+        terms: tuple[str, ...] = MAIN_TERMS,
+    ):
         self.total, self.start, self.enabled = total, start, enabled
+        self.label, self.terms = label, terms
         self.stream = stream or sys.stderr
         self.bar: RichProgress | None = None
 
     def __enter__(self) -> Progress:
         if self.enabled and self.stream.isatty():
             self.bar = RichProgress(
-                TextColumn("[bold]train"),
+                TextColumn(f"[bold]{self.label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.description}"),
@@ -45,10 +57,10 @@ class Progress:
         if not self.enabled:
             return
         if self.bar is not None:
-            self.bar.update(self.task, completed=step, description=describe(metrics))
+            self.bar.update(self.task, completed=step, description=describe(metrics, self.terms))
         else:
             print(
-                f"iter {step}/{self.total}  {describe(metrics)}  lr {metrics.get('lr', 0):.2e}",
+                f"{self.label} {step}/{self.total}  {describe(metrics, self.terms)}  lr {metrics.get('lr', 0):.2e}",
                 file=self.stream,
                 flush=True,
             )

@@ -23,6 +23,7 @@ import imtrans_core as ic
 
 from ..errors import ImtransError
 from . import checkpoint
+from .checkpoint import atomic_write
 from .config import TrainConfig
 
 
@@ -71,3 +72,18 @@ class RunDir:
         versions_file = path / "versions.json"
         versions = json.loads(versions_file.read_text()) if versions_file.is_file() else {}
         return cls(path, TrainConfig.from_dict(data, source=str(config_file)), versions)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop JSONL lines past ``step`` (and a line cut short by a kill): a resumed run rewrites them."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("iter", 0) <= step:
+            kept.append(line)
+    atomic_write(path, lambda f: f.write("".join(k + "\n" for k in kept).encode()))

@@ -71,11 +71,8 @@ def train(config: TrainConfig | None, out: Path | None = None, resume: Path | No
             generator=torch.Generator(),  # keeps the global RNG untouched (resume is exact)
         )
         fixed = tuple(t.to(dist.device) for t in fixed)
-        with loggers(config, dist), _sigterm_as_interrupt():
-            try:
-                status = trainer.fit(loader, fixed) if trainer.step < config.iters else "finished"
-            except KeyboardInterrupt:
-                status = "interrupted"
+        with loggers(config, dist), StopRequest() as stop:
+            status = trainer.fit(loader, fixed, stop) if trainer.step < config.iters else "finished"
         return TrainResult(run_dir.path, trainer.step, status)
     finally:
         dist.close()
@@ -121,19 +118,28 @@ def loggers(config: TrainConfig, dist: Distributed):
             ic.plugins.manager.unregister(logger)
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """A scheduler's SIGTERM saves a checkpoint like Ctrl-C does."""
+class StopRequest:
+    """Ctrl-C or SIGTERM asks the loop to stop after the current iteration; a second Ctrl-C stops at once."""
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this iteration and saving a checkpoint (Ctrl-C again to stop at once)")
+
+    def __enter__(self) -> StopRequest:
+        try:
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals stay as they are
+            self.previous = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)

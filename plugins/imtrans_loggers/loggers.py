@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from imtrans_core import hookimpl
+from imtrans_core.training.rundir import truncate_metrics
 
 # The sample grid: MR, synthetic CT, reconstructed MR / CT, synthetic MR, reconstructed CT.
 GRID = (("mr", "fake_ct", "rec_mr"), ("ct", "fake_mr", "rec_ct"))
@@ -27,27 +28,12 @@ class JsonlLogger:
 
     @hookimpl
     def imtrans_run_start(self, run: Any) -> None:
-        truncate_after(Path(run.dir) / self.filename, run.step)
+        truncate_metrics(Path(run.dir) / self.filename, run.step)
 
     @hookimpl
     def imtrans_step_end(self, run: Any, step: int, metrics: dict[str, float]) -> None:
         with open(Path(run.dir) / self.filename, "a") as handle:
             handle.write(json.dumps({"iter": step, **metrics}) + "\n")
-
-
-def truncate_after(path: Path, step: int) -> None:
-    """Drop lines past ``step`` (and a line cut short by a kill): a resumed run rewrites them."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("iter", 0) <= step:
-            kept.append(line)
-    path.write_text("".join(k + "\n" for k in kept))
 
 
 class SampleLogger:

@@ -1,0 +1,186 @@
+"""Inference speed and accuracy: torch fp32 / bf16 against onnxruntime fp32 / int8, per slice.
+
+Each path translates the same slices; times are medians over interleaved rounds
+(ABCD ABCD ..., after a warm-up, because a shared 2-core machine is noisy) and
+reported as ratios to torch fp32 from the same run. Accuracy is each path's
+deviation from torch fp32 over one whole held-out phantom volume (mean absolute
+HU), so it means something only for a trained model (``--model RUN``); with the
+default random weights it is reported but says little.
+
+    python benchmarks/inference.py                    # full ResNet-9, 256 x 256 slices, random weights
+    python benchmarks/inference.py --model runs/x     # a trained run's G_CT (speed and HU errors)
+    python benchmarks/inference.py --quick            # small and fast: 128 x 128, fewer rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, print_table, write_json
+
+import imtrans_core as ic
+from imtrans_core import export as ex
+from imtrans_core.intensity import CT_WINDOW
+from imtrans_core.onnx_runtime import loadable_providers, open_session, physical_cores
+
+
+def torch_path(net: torch.nn.Module, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return net(torch.from_numpy(x)).float().numpy()
+
+    return run
+
+
+def onnx_path(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    session = open_session(path, "cpu", threads)
+    return lambda x: session.run(None, {ex.INPUT_NAME: x})[0]
+
+
+def time_paths(paths: dict[str, Callable], x: np.ndarray, rounds: int) -> dict[str, float]:
+    """Median milliseconds per slice of each path, interleaved rounds after one warm-up call each."""
+    for run in paths.values():
+        run(x)
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, run in paths.items():
+            start = time.perf_counter()
+            run(x)
+            times[name].append((time.perf_counter() - start) * 1000 / len(x))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def volume_errors(
+    paths: dict[str, Callable], stack: np.ndarray, batch: int = 4
+) -> dict[str, dict[str, float]]:
+    """Each path against torch fp32 over a whole stack (n, 1, H, W) in [-1, 1]: mean / p99 / max |error| in HU."""
+    outputs = {}
+    for name, run in paths.items():
+        parts = [run(np.ascontiguousarray(stack[i : i + batch])) for i in range(0, len(stack), batch)]
+        outputs[name] = CT_WINDOW.inverse(np.concatenate(parts))
+    reference = outputs["torch fp32"]
+    body = reference > CT_WINDOW.low + 1  # voxels the reference puts above the window's floor (air)
+    out = {}
+    for name, hu in outputs.items():
+        diff = np.abs(hu - reference)
+        out[name] = {
+            "mean_hu": float(diff.mean()),
+            "body_mean_hu": float(diff[body].mean()) if body.any() else 0.0,
+            "p99_hu": float(np.percentile(diff, 99)),
+            "max_hu": float(diff.max()),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="128 x 128 slices, ngf 32, fewer rounds")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a run directory or checkpoint (default: random weights)"
+    )
+    parser.add_argument("--size", type=int, default=None, help="slice side (default 256; 128 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7; 3 with --quick)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for every path (default: physical cores)"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile + bf16 (compiling takes ~30 s)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "inference.json"
+    )
+    args = parser.parse_args()
+    size = args.size or (128 if args.quick else 256)
+    rounds = args.rounds or (3 if args.quick else 7)
+    threads = args.threads or physical_cores()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    if args.model is not None:
+        from imtrans_core.models import load_generator
+
+        generator = load_generator(args.model, "mr2ct")
+        net, spec, trained = generator.net, generator.spec, True
+    else:
+        spec = "resnet9:ngf=32,n_blocks=6" if args.quick else "resnet9"
+        net, trained = ic.GENERATORS.build(spec).eval(), False
+        spec = str(ic.GENERATORS.resolve(spec))
+    phantom = f"phantom:n_ct=1,n_mr=3,n_paired=0,size={size},slices={12 if args.quick else 38}"
+    data = ex.sample_data(phantom, "mr", "coronal", n_slices=16 if args.quick else 32)
+    to_net = ex.WINDOWS["mr"].forward
+    stack = np.ascontiguousarray(to_net(data.volume)[:, None], dtype=np.float32)
+    x = stack[len(stack) // 2 : len(stack) // 2 + 1]  # one slice from the middle of the body
+
+    with tempfile.TemporaryDirectory(prefix="imtrans-bench-") as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        ex.export_graph(net, fp32)
+        started = time.perf_counter()
+        ex.to_int8(
+            fp32,
+            int8,
+            [np.ascontiguousarray(to_net(s)[None, None], dtype=np.float32) for s in data.calibration],
+        )
+        quantize_s = time.perf_counter() - started
+        paths: dict[str, Callable] = {
+            "torch fp32": torch_path(net, bf16=False),
+            "torch bf16 autocast": torch_path(net, bf16=True),
+            "onnxruntime fp32": onnx_path(fp32, threads),
+            "onnxruntime int8": onnx_path(int8, threads),
+        }
+        if args.compile:
+            compiled = torch.compile(net)
+            paths["torch.compile bf16"] = torch_path(compiled, bf16=True)
+            paths["torch.compile bf16"](x)  # compile outside the timing
+        ms = time_paths(paths, x, rounds)
+        errors = volume_errors(paths, stack)
+
+    base = ms["torch fp32"]
+    rows = [
+        {
+            "variant": name,
+            "ms / slice": f"{ms[name]:.1f}",
+            "vs torch fp32": f"{base / ms[name]:.2f}x",
+            "mean |HU| vs fp32": f"{errors[name]['mean_hu']:.3f}",
+            "body mean |HU|": f"{errors[name]['body_mean_hu']:.3f}",
+            "p99 |HU|": f"{errors[name]['p99_hu']:.2f}",
+        }
+        for name in paths
+    ]
+    weights = "trained" if trained else "random weights: HU errors are not representative"
+    print_table(f"{spec}, {size} x {size}, {threads} threads ({weights})", rows)
+    result = {
+        "benchmark": "inference",
+        "machine": {
+            **describe_machine(),
+            "physical_cores": physical_cores(),
+            "threads": threads,
+            "onnxruntime_providers": loadable_providers(),
+        },
+        "generator": spec,
+        "trained": trained,
+        "model": str(args.model) if args.model else None,
+        "size": size,
+        "rounds": rounds,
+        "held_out_volume": data.volume_id,
+        "quantize_seconds": round(quantize_s, 1),
+        "paths": {
+            name: {"ms_per_slice": ms[name], "speedup": base / ms[name], **errors[name]} for name in paths
+        },
+    }
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Translate volumes with a trained generator: volume in, volume out, same grid, values back in HU.
+
+The networks are 2-D (Hiasa et al. 2018, §2.3), so a volume is cut into slices across the
+plane the model was trained on (``orientation`` in its config, coronal by default), the slices
+go through the generator in batches, and the stack is put back with :func:`slices.from_slices`,
+the exact inverse of the cut. The output is ``volume.with_array(...)``: shape, spacing, origin
+and direction are the input's, so the translation overlays its input in any viewer.
+
+Intensities follow the training windows (:mod:`.intensity`):
+
+* ``mr2ct`` (G_CT): the MR is scaled per volume (robust percentile -> 100) and windowed to
+  [-1, 1]; the output is mapped back with ``CT_WINDOW.inverse``. A synthetic CT therefore lives
+  **within [-150, 350] HU**, the paper's window (§2.2): air, lung and cortical bone, which lie
+  outside it, come out at the window's bounds (-150 and 350 HU). Compare it with a real CT on
+  the paper's scale (``imtrans evaluate``), where the real CT is clipped the same way.
+* ``ct2mr`` (G_MR): the CT is windowed to [-1, 1]; the output is put on the [0, 100] MR scale
+  (``MR_WINDOW.inverse``). No source MR exists to borrow a scale from, so this is the scale
+  every training MR was normalised to.
+
+What runs the network is a *backend*: any object with ``direction``, ``source``, ``target``
+and ``orientation`` attributes that maps a float32 batch ``(N, 1, H, W)`` in [-1, 1] to one of
+the same shape. :class:`TorchBackend` runs a checkpoint with PyTorch;
+``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) runs an
+exported ``.onnx`` file and reads the same four attributes from its metadata.
+:func:`make_backend` picks one for a MODEL argument.
+
+A model fed the wrong modality (see :func:`check_source`): an explicit modality tag that
+contradicts the model (a DICOM series tagged CT given to ``mr2ct``) is an error, because tags are
+reliable; intensities that merely *look* wrong only warn, since preprocessing can leave
+legitimate MR with negative values.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ImtransError, ImtransWarning
+from .intensity import CT_WINDOW, MR_WINDOW
+from .io import list_volumes, read_volume, volume_id, write_volume
+from .models import DIRECTIONS
+from .slices import Plane, from_slices, normalize, to_slices
+from .volume import Volume
+
+BACKENDS = ("auto", "torch", "onnx")
+OUTPUT_FORMATS = ("nii.gz", "nii", "mha", "nrrd")
+# An MR has (almost) nothing below this; a CT in HU has all its air there.
+CT_AIR_BELOW = -500.0
+# The share of voxels below CT_AIR_BELOW above which an "MR" is taken for a CT (a few interpolation
+# undershoots at edges of a preprocessed MR stay far below it).
+CT_AIR_SHARE = 0.01
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs one generator: ``(N, 1, H, W)`` float32 in [-1, 1] -> the same shape, [-1, 1].
+
+    ``direction`` is ``mr2ct`` or ``ct2mr``; ``source`` / ``target`` the modalities in and out
+    (``mr``/``ct``); ``orientation`` the slicing plane the model was trained on.
+    """
+
+    direction: str
+    source: str
+    target: str
+    orientation: str
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """A generator run by PyTorch under ``torch.inference_mode`` and, optionally, autocast.
+
+    ``amp``: ``off`` (fp32), ``bf16`` (3-4x faster on CPUs with AMX; on a full ResNet-9 volume
+    it differed from fp32 by 2.5 HU on average, 20 HU at worst), ``fp16`` (CUDA only) or ``auto``.
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        direction: str = "mr2ct",
+        orientation: str = "coronal",
+        device: Any = "cpu",
+        amp: str = "off",
+    ):
+        import torch
+
+        from .training.distributed import pick_device
+        from .training.precision import resolve_amp
+
+        if direction not in DIRECTIONS:
+            raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
+        self.direction = direction
+        _, self.source, self.target = DIRECTIONS[direction]
+        self.orientation = orientation
+        named = isinstance(device, str) and device in ("auto", "cpu", "cuda")
+        self.device = pick_device(device) if named else torch.device(device)
+        self.amp = resolve_amp(amp, self.device)
+        self.net = net.to(self.device).eval()
+
+    @classmethod
+    def from_model(
+        cls, model: str | Path, direction: str = "mr2ct", device: str = "auto", amp: str = "off"
+    ) -> TorchBackend:
+        """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a run directory or checkpoint file."""
+        from .models import load_generator
+        from .training.distributed import pick_device
+
+        target = pick_device(device)
+        generator = load_generator(Path(model), direction, device=str(target))
+        return cls(generator.net, direction, generator.orientation, target, amp)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .training.precision import autocast
+
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            y = self.net(x)
+        return y.float().cpu().numpy()
+
+    def __repr__(self) -> str:
+        amp = "fp32" if self.amp is None else str(self.amp).replace("torch.", "")
+        return f"TorchBackend({self.direction}, {self.orientation}, {self.device}, {amp})"
+
+
+def make_backend(
+    model: str | Path,
+    direction: str | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    amp: str = "off",
+) -> Backend:
+    """The backend for a MODEL argument: a run directory or checkpoint (torch), or an ``.onnx`` file.
+
+    ``backend="auto"`` means onnx for a file ending in ``.onnx`` and torch otherwise. ``direction``
+    defaults to ``mr2ct`` for torch and to the exported direction for ONNX (a different one is an
+    error: an ONNX file holds one generator).
+    """
+    if backend not in BACKENDS:
+        raise ImtransError(f"--backend {backend}: choose {', '.join(BACKENDS)}")
+    model = Path(model)
+    is_onnx = model.name.lower().endswith(".onnx")
+    if backend == "onnx" or (backend == "auto" and is_onnx):
+        return _onnx_backend(model, direction, device, amp)
+    if is_onnx:
+        raise ImtransError(f"{model}: an ONNX file needs --backend onnx (or auto), not torch")
+    return TorchBackend.from_model(model, direction or "mr2ct", device, amp)
+
+
+def _onnx_backend(model: Path, direction: str | None, device: str, amp: str) -> Backend:
+    try:
+        from .onnx_runtime import OnnxBackend  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ImtransError(
+            f"onnx backend not available ({exc}) — install onnxruntime, or use --backend torch with the run directory"
+        ) from None
+    if not model.is_file():
+        raise ImtransError(f"{model}: no such ONNX file — export one with `imtrans export`")
+    if amp not in ("off", "auto"):
+        warnings.warn(
+            f"--amp {amp} applies to the torch backend only; the ONNX model runs as exported",
+            ImtransWarning,
+            stacklevel=3,
+        )
+    runner = OnnxBackend.from_file(model, device=device)
+    if direction is not None and direction != runner.direction:
+        raise ImtransError(
+            f"{model}: this ONNX file is the {runner.direction} generator, not {direction} — "
+            f"drop --direction or export the {direction} generator"
+        )
+    return runner
+
+
+def check_source(volume: Volume, source: str, name: str = "", strict: bool = True) -> None:
+    """Refuse (or warn about) a volume that is not the modality the model translates from.
+
+    * A modality tag (``volume.modality``, e.g. from a DICOM series' Modality) that contradicts
+      ``source`` is an :class:`ImtransError`, or only a warning with ``strict=False``.
+    * Intensities: an "MR" with more than 1 % of its voxels below -500 looks like a CT in HU
+      (its air); a "CT" without a single negative value looks like an MR (or a CT whose rescale
+      intercept was never applied). These only warn: N4 and resampling can leave a few negative
+      values in a legitimate MR, and the user may know better.
+    """
+    name = name or volume.meta.get("path", "input volume")
+    other = {"ct": "ct2mr", "mr": "mr2ct"}  # the direction that translates from the tagged modality
+    tag = volume.modality
+    if tag in ("ct", "mr") and tag != source:
+        message = (
+            f"{name}: is tagged {tag.upper()} but the model translates {source.upper()} -> "
+            f"{'CT' if source == 'mr' else 'MR'} — pass --direction {other[tag]} (or --force if the tag is wrong)"
+        )
+        if strict:
+            raise ImtransError(message)
+        warnings.warn(message, ImtransWarning, stacklevel=2)
+        return
+    sample = _subsample(volume.array)
+    if source == "mr":
+        share = float(np.mean(sample < CT_AIR_BELOW))
+        if share > CT_AIR_SHARE:
+            warnings.warn(
+                f"{name}: {share:.0%} of its voxels are below {CT_AIR_BELOW:g} (min {float(sample.min()):g}), "
+                "like the air of a CT in HU, but the model expects an MR — if it is a CT, pass --direction ct2mr",
+                ImtransWarning,
+                stacklevel=2,
+            )
+    elif float(volume.array.min()) >= 0:
+        warnings.warn(
+            f"{name}: no negative values (min {float(volume.array.min()):g}), so no air or fat in HU, but the model "
+            "expects a CT in HU — if it is an MR, pass --direction mr2ct; if a CT, apply its rescale intercept",
+            ImtransWarning,
+            stacklevel=2,
+        )
+
+
+def translate_volume(
+    volume: Volume, backend: Backend, batch: int = 8, progress: Callable[[int], None] | None = None
+) -> Volume:
+    """``volume`` translated by ``backend`` slice by slice, on exactly the input's grid.
+
+    The output is float32: HU within [-150, 350] for a synthetic CT, the [0, 100] MR scale for a
+    synthetic MR; its modality is the backend's target. ``progress(n)`` is called after each
+    batch with the number of slices done in it.
+    """
+    if batch < 1:
+        raise ImtransError(f"--batch {batch}: give at least 1")
+    plane = Plane.of(volume, backend.orientation)
+    stack = to_slices(normalize(volume, backend.source), plane)  # (n, rows, cols), [-1, 1]
+    out = np.empty(stack.shape, dtype=np.float32)
+    for start in range(0, stack.shape[0], batch):
+        chunk = np.ascontiguousarray(stack[start : start + batch, None], dtype=np.float32)  # (N, 1, H, W)
+        result = np.asarray(backend(chunk))
+        if result.shape != chunk.shape:
+            raise ImtransError(
+                f"the model returned shape {result.shape} for a batch of shape {chunk.shape} — "
+                "it must map (N, 1, H, W) to the same shape"
+            )
+        out[start : start + len(chunk)] = result[:, 0]
+        if progress is not None:
+            progress(len(chunk))
+    window = CT_WINDOW if backend.target == "ct" else MR_WINDOW
+    values = np.asarray(window.inverse(from_slices(out, plane)), dtype=np.float32)
+    translated = volume.with_array(np.ascontiguousarray(values), modality=backend.target)
+    translated.meta = {"source": volume.meta.get("path", ""), "direction": backend.direction}
+    return translated
+
+
+# ----------------------------------------------------------------------------- files and folders
+
+
+@dataclass
+class Job:
+    """One input volume and where its translation goes."""
+
+    input: Path
+    output: Path
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders expanded to the volumes inside them (see :func:`io.list_volumes`)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise ImtransError(f"{path}: no such file or folder — check the path")
+        found.extend(list_volumes(path) if path.is_dir() else [path])  # a DICOM series folder lists itself
+    if not found:
+        raise ImtransError("no input volumes given")
+    return found
+
+
+def plan_jobs(inputs: Iterable[str | Path], out: str | Path, fmt: str = "nii.gz") -> list[Job]:
+    """``OUT/<id>.<fmt>`` for every input; two inputs with one id, or an output over its input, are errors."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ImtransError(f"--format {fmt}: choose {', '.join(OUTPUT_FORMATS)}")
+    out = Path(out)
+    jobs: list[Job] = []
+    seen: dict[str, Path] = {}
+    for path in expand_inputs(inputs):
+        vid = volume_id(path)
+        if vid in seen:
+            raise ImtransError(
+                f"{path} and {seen[vid]} would both be written to {out / vid}.{fmt} — translate them into different --out folders"
+            )
+        seen[vid] = path
+        target = out / f"{vid}.{fmt}"
+        if target.resolve() == path.resolve():
+            raise ImtransError(f"{path}: the output would overwrite the input — choose another --out folder")
+        jobs.append(Job(path, target))
+    return jobs
+
+
+def translate_files(
+    jobs: list[Job],
+    backend: Backend,
+    batch: int = 8,
+    force: bool = False,
+    skip_existing: bool = False,
+    on_volume: Callable[[Job, int], Callable[[int], None] | None] | None = None,
+) -> Iterator[tuple[Job, str, float]]:
+    """Translate each job's volume and write it; yields ``(job, status, seconds)`` after each one.
+
+    Volumes stream one at a time (read, translate, write, release), so a folder larger than
+    memory is fine. ``status`` is ``written`` or ``skipped`` (``skip_existing`` and the output
+    exists). ``on_volume(job, n_slices)`` may return a per-batch progress callback.
+    """
+    for job in jobs:
+        started = time.perf_counter()
+        if skip_existing and job.output.exists():
+            yield job, "skipped", 0.0
+            continue
+        volume = read_volume(job.input)
+        check_source(volume, backend.source, str(job.input), strict=not force)
+        n_slices = volume.shape[Plane.of(volume, backend.orientation).axes[0]]
+        callback = on_volume(job, n_slices) if on_volume is not None else None
+        translated = translate_volume(volume, backend, batch, callback)
+        del volume
+        write_volume(translated, job.output)
+        yield job, "written", time.perf_counter() - started
+
+
+def _subsample(array: np.ndarray, limit: int = 1_000_000) -> np.ndarray:
+    step = max(1, int(np.ceil((array.size / limit) ** (1 / 3))))
+    return np.asarray(array[::step, ::step, ::step])

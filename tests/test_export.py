@@ -1,0 +1,246 @@
+"""ONNX export: verified against torch, metadata, precisions, the onnxruntime backend, the standalone example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import imtrans_core as ic
+from imtrans_core.cli import run
+from imtrans_core.errors import ImtransError
+from imtrans_core.export import METADATA_KEYS, TOLERANCES, export_model, read_metadata
+from imtrans_core.intensity import CT_WINDOW, MR_WINDOW, MRScaling
+from imtrans_core.io import read_volume, write_volume
+from imtrans_core.models import load_generator
+from imtrans_core.onnx_runtime import CPU, OnnxBackend, loadable_providers, physical_cores, resolve_providers
+from imtrans_core.translate import TorchBackend, make_backend, translate_volume
+from imtrans_core.volume import Volume
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "docs" / "examples" / "translate_onnx.py"
+PHANTOM = "phantom:n_ct=3,n_mr=3,n_paired=1,size=64,slices=8"
+
+
+def tiny_run(root: Path, gen: str) -> Path:
+    from imtrans_core.training import TrainConfig, train
+
+    config = TrainConfig(
+        gen=gen, disc="patchgan:ndf=8", data=PHANTOM, size=64, iters=4, log_every=2, ckpt_every=4, workers=0
+    )
+    return train(config, out=root / "run").run_dir
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def resnet_run(env, tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory.mktemp("resnet"), "resnet9:ngf=8,n_blocks=2")
+
+
+@pytest.fixture(scope="module")
+def exported(resnet_run, tmp_path_factory):
+    """The tiny ResNet's G_CT, exported with the default (dynamo) exporter and fully verified."""
+    return export_model(resnet_run, tmp_path_factory.mktemp("onnx") / "mr2ct.onnx")
+
+
+def mr_volume(index: int = 2) -> Volume:
+    return ic.DATASETS.build(PHANTOM).mr[index]
+
+
+# ----------------------------------------------------------------------------- export and verification
+
+
+def test_resnet9_exports_to_one_checked_file_that_matches_torch(exported):
+    path = exported.path
+    onnx.checker.check_model(str(path))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mr2ct.onnx"]  # no .onnx.data beside it
+    model = onnx.load(str(path))
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, "height", "width"]
+    checks = {m.what.split()[0]: m for m in exported.measurements}
+    assert {"random", "volume"} <= set(checks) and len(exported.measurements) == 4
+    assert all(m.ok and m.max_abs < TOLERANCES["fp32"].max_abs for m in exported.measurements)
+    volume = next(m for m in exported.measurements if m.volume)
+    assert volume.mean_abs * 250 < 0.5  # HU
+
+
+def test_unet_exports_through_the_cli_with_json(env, tmp_path, capsys):
+    run_dir = tiny_run(tmp_path, "unet:base=8,depth=2")
+    out = tmp_path / "unet.onnx"
+    code = run(["export", str(run_dir), "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["precision"] == "fp32" and all(m["ok"] for m in report["measurements"])
+    assert report["metadata"]["generator"].startswith("unet:")
+    shapes = [m["what"] for m in report["measurements"]]
+    assert "random 1x50x70" in shapes  # a size that is not a multiple of 2**depth
+
+
+def test_metadata_round_trips_through_onnxruntime(exported, resnet_run):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(exported.path), providers=[CPU])
+    raw = session.get_modelmeta().custom_metadata_map
+    assert set(METADATA_KEYS) <= set(raw)
+    meta = {key: json.loads(value) for key, value in raw.items()}
+    assert meta == read_metadata(exported.path)
+    generator = load_generator(resnet_run, "mr2ct")
+    assert meta["direction"] == "mr2ct" and (meta["source"], meta["target"]) == ("mr", "ct")
+    assert meta["orientation"] == "coronal" and meta["precision"] == "fp32" and meta["step"] == 4
+    assert meta["ct_window"] == [-150.0, 350.0] == meta["target_window"]
+    assert meta["source_window"] == [0.0, 100.0]
+    assert (
+        meta["mr_scaling"]["percentile"] == MRScaling().percentile and meta["mr_scaling"]["target"] == 100.0
+    )
+    assert meta["input_layout"] == "(N, 1, H, W) float32 in [-1, 1]" and meta["intensity_in_graph"] is False
+    assert meta["generator"] == generator.spec and meta["config"]["gen"] == generator.spec
+    assert meta["config"]["data"].startswith("phantom:n_ct=3") and meta["imtrans_version"] == ic.__version__
+    assert meta["exporter"] == "dynamo" and meta["opset"] >= 18
+    assert set(meta["verification"]) == {m.what for m in exported.measurements}
+
+
+def test_two_sizes_and_batches_run_through_one_model(exported, resnet_run):
+    backend = OnnxBackend.from_file(exported.path)
+    net = load_generator(resnet_run, "mr2ct").net
+    rng = np.random.default_rng(1)
+    for shape in [(3, 1, 64, 64), (1, 1, 45, 67)]:
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
+        with torch.inference_mode():
+            expected = net(torch.from_numpy(x)).numpy()
+        got = backend(x)
+        assert got.shape == shape and got.dtype == np.float32
+        assert np.abs(got - expected).max() < 1e-4
+
+
+def test_int8_stays_within_its_stated_bound_on_phantom_slices(resnet_run, tmp_path):
+    result = export_model(resnet_run, tmp_path / "int8.onnx", precision="int8", legacy=True, calib_slices=16)
+    int8 = [m for m in result.measurements if m.precision == "int8"]
+    assert [m.what.split()[0] for m in int8] == ["mr-0002", "volume"]  # images only: noise is uncalibrated
+    assert all(m.mean_abs <= TOLERANCES["int8"].mean_abs for m in int8)
+    model = onnx.load(str(result.path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert read_metadata(result.path)["precision"] == "int8"
+    # independently of the export's own check: translated phantom slices against torch
+    backend = OnnxBackend.from_file(result.path)
+    volume = translate_volume(mr_volume(), backend)
+    reference = translate_volume(mr_volume(), TorchBackend(load_generator(resnet_run).net))
+    assert np.abs(volume.array - reference.array).mean() <= TOLERANCES["int8"].mean_abs * 250
+
+
+def test_fp16_keeps_instance_norm_in_fp32_and_float_io(resnet_run, tmp_path):
+    result = export_model(resnet_run, tmp_path / "fp16.onnx", precision="fp16", legacy=True)
+    model = onnx.load(str(result.path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    half = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16}
+    assert half, "the conv weights should be fp16"
+    norms = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    assert norms and not any(name in half for n in norms for name in n.input[1:])
+    assert all(m.ok for m in result.measurements)
+    assert read_metadata(result.path)["opset"] == 17  # the legacy exporter's
+
+
+def test_with_intensity_graph_equals_the_windows_around_torch(resnet_run, tmp_path):
+    result = export_model(resnet_run, tmp_path / "hu.onnx", with_intensity=True, legacy=True)
+    meta = read_metadata(result.path)
+    assert meta["intensity_in_graph"] is True and "HU" in meta["output_layout"]
+    backend = OnnxBackend.from_file(result.path)
+    net = load_generator(resnet_run).net
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(-20, 120, (2, 1, 48, 52)).astype(np.float32)  # scaled MR, partly outside [0, 100]
+    hu = backend.run(raw)
+    with torch.inference_mode():
+        expected = CT_WINDOW.inverse(net(torch.from_numpy(MR_WINDOW.forward(raw))).numpy())
+    assert np.abs(hu - expected).max() < 0.25  # HU: 1e-3 on [-1, 1]
+    assert hu.min() >= -150 and hu.max() <= 350
+    # the backend still speaks [-1, 1], like any other
+    x = MR_WINDOW.forward(raw)
+    with torch.inference_mode():
+        assert np.abs(backend(x) - net(torch.from_numpy(x)).numpy()).max() < 1e-4
+
+
+def test_onnx_backend_translates_a_volume_like_the_torch_backend(exported, resnet_run):
+    volume = mr_volume()
+    backend = make_backend(exported.path)
+    assert isinstance(backend, OnnxBackend) and backend.providers == [CPU]
+    onnx_ct = translate_volume(volume, backend, batch=3)
+    torch_ct = translate_volume(volume, make_backend(resnet_run, device="cpu"), batch=3)
+    assert onnx_ct.same_grid(torch_ct) and onnx_ct.modality == "ct"
+    assert np.abs(onnx_ct.array - torch_ct.array).mean() < 0.5  # HU, the fp32 tolerance
+    assert np.abs(onnx_ct.array - torch_ct.array).max() < 0.25
+
+
+def test_standalone_example_needs_only_onnxruntime_numpy_nibabel(exported, tmp_path):
+    source = EXAMPLE.read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports and not any("imtrans" in line for line in imports)
+    volume = mr_volume()
+    write_volume(volume, tmp_path / "mr.nii.gz")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            str(exported.path),
+            str(tmp_path / "mr.nii.gz"),
+            str(tmp_path / "sct.nii.gz"),
+            "--batch",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    standalone = read_volume(tmp_path / "sct.nii.gz")
+    imtrans = translate_volume(read_volume(tmp_path / "mr.nii.gz"), OnnxBackend.from_file(exported.path))
+    assert standalone.same_grid(imtrans)
+    assert np.abs(standalone.array - imtrans.array).max() < 1e-3  # HU
+
+
+# ----------------------------------------------------------------------------- providers and errors
+
+
+def test_providers_are_only_those_that_load():
+    usable = loadable_providers()
+    assert usable[-1] == CPU
+    assert resolve_providers("cpu") == [CPU]
+    if usable == [CPU]:  # no GPU here: asking for one by name is a clear error, not a silent fall-back
+        with pytest.raises(ImtransError, match="cannot run here"):
+            resolve_providers("cuda")
+    with pytest.raises(ImtransError, match="choose from cpu, cuda, tensorrt"):
+        resolve_providers("tpu")
+    assert physical_cores() >= 1
+
+
+def test_person_errors_are_one_line(resnet_run, tmp_path, capsys):
+    code = run(["export", str(tmp_path / "norun"), "--out", str(tmp_path / "g.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "norun: no such run directory" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code = run(["export", str(resnet_run), "--out", str(tmp_path / "g.onnx"), "--precision", "int4"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--precision int4: choose fp32, fp16, int8" in err
+    with pytest.raises(ImtransError, match="name the file"):
+        export_model(resnet_run, tmp_path / "g.pt")
+    (tmp_path / "notes.onnx").write_text("not a model")
+    with pytest.raises(ImtransError, match="not an ONNX model"):
+        OnnxBackend.from_file(tmp_path / "notes.onnx")
+    with pytest.raises(ImtransError, match="not an ONNX model"):
+        make_backend(tmp_path / "notes.onnx")
+    with pytest.raises(ImtransError, match="no such ONNX model file"):
+        OnnxBackend.from_file(tmp_path / "missing.onnx")

@@ -1,0 +1,362 @@
+"""imtrans translate: geometry kept exactly, the window round trip, backends, the CLI on a tiny run."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import imtrans_core as ic
+from imtrans_core.cli import run
+from imtrans_core.errors import ImtransError, ImtransWarning
+from imtrans_core.io import read_volume, write_volume
+from imtrans_core.slices import Plane
+from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
+from imtrans_core.translate import (
+    TorchBackend,
+    check_source,
+    make_backend,
+    plan_jobs,
+    translate_files,
+    translate_volume,
+)
+from imtrans_core.volume import Volume
+
+TINY = dict(
+    gen="resnet9:ngf=8,n_blocks=2",
+    disc="patchgan:ndf=8",
+    size=64,
+    iters=2,
+    log_every=1,
+    ckpt_every=2,
+    workers=0,
+)
+
+
+class Identity(nn.Module):
+    """A 'generator' that returns its input: translation then only cuts, windows and reassembles."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return x
+
+
+class ColumnRamp(nn.Module):
+    """Adds 0.01 * column index: tells where each slice column lands in the output volume."""
+
+    def forward(self, x):
+        return x + 0.01 * torch.arange(x.shape[-1], dtype=x.dtype)
+
+
+def rotation(axis, degrees):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = np.deg2rad(degrees)
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def oblique(array, modality=""):
+    """Non-unit, anisotropic spacing and a direction rotated 20 degrees about an oblique axis."""
+    return Volume(
+        array,
+        spacing=(0.9, 1.7, 2.3),
+        origin=(-12.5, 30.25, 7.0),
+        direction=rotation((1, 2, 3), 20),
+        modality=modality,
+    )
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def blob_source(n=2, shape=(48, 8, 40)) -> VolumeSource:
+    """A hand-made stand-in for the phantom: an elliptic body with a bright (CT) / dark (MR) bone."""
+    i, _, k = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    body = (i / 0.8) ** 2 + (k / 0.9) ** 2 < 1
+    bone = ((i - 0.2) / 0.2) ** 2 + (k / 0.3) ** 2 < 1
+
+    def make(modality, seed):
+        rng = np.random.default_rng(seed)
+        values = (-1000, 40, 700) if modality == "ct" else (0, 60, 10)
+        array = np.choose(body.astype(int) + bone, values).astype(np.float32)
+        return Volume(array + rng.normal(0, 5, shape).astype(np.float32), (5.0, 9.5, 5.0), modality=modality)
+
+    return VolumeSource(
+        ct=VolumePool([f"ct{n_}" for n_ in range(n)], lambda v: make("ct", int(v[2:]))),
+        mr=VolumePool([f"mr{n_}" for n_ in range(n)], lambda v: make("mr", int(v[2:]))),
+        paired=[PairedSubject("pair0", lambda: {"ct": make("ct", 9), "mr": make("mr", 9)})],
+    )
+
+
+def data_spec() -> str:
+    """The phantom when its plugin registers it, else the blob source above."""
+    if "phantom" in ic.DATASETS.names():
+        return "phantom:n_ct=2,n_mr=2,n_paired=1,size=64,slices=8"
+    if "test_blobs" not in ic.DATASETS.names():
+        ic.DATASETS.add("test_blobs", lambda: blob_source())
+    return "test_blobs"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from imtrans_core.training import TrainConfig, train
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        result = train(TrainConfig(**TINY, data=data_spec()), out=tmp_path_factory.mktemp("tiny") / "run")
+    return result.run_dir
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def test_identity_mr2ct_keeps_an_oblique_grid_and_maps_the_mr_window_onto_the_ct_window(tmp_path):
+    rng = np.random.default_rng(0)
+    mr = rng.uniform(0, 120, size=(20, 12, 16)).astype(np.float32)
+    write_volume(oblique(mr), tmp_path / "mr.nii.gz")
+    volume = read_volume(tmp_path / "mr.nii.gz")
+    net = Identity()
+    out = translate_volume(volume, TorchBackend(net, "mr2ct", "coronal", "cpu"), batch=5)
+    write_volume(out, tmp_path / "sct.nii.gz")
+    back = read_volume(tmp_path / "sct.nii.gz")
+
+    assert back.shape == volume.shape == (20, 12, 16)
+    assert np.allclose(back.spacing, (0.9, 1.7, 2.3), atol=1e-5)
+    assert np.allclose(back.origin, (-12.5, 30.25, 7.0), atol=1e-4)
+    assert np.allclose(back.direction, rotation((1, 2, 3), 20), atol=1e-5)
+    assert back.same_grid(volume) and out.modality == "ct"
+    # independent: MR scaled so that its 99.5th foreground percentile is 100, window [0, 100] -> [-150, 350] HU
+    scale = 100.0 / np.percentile(mr[mr > 0], 99.5)
+    expected = -150.0 + 5.0 * np.clip(mr * scale, 0, 100)
+    assert np.abs(back.array - expected).max() < 1e-3
+    # slices went through in batches of 5 (the last one short), each (N, 1, rows, cols)
+    plane = Plane.of(volume, "coronal")
+    n, rows, cols = (volume.shape[a] for a in plane.axes)
+    assert net.shapes == [(5, 1, rows, cols)] * (n // 5) + ([(n % 5, 1, rows, cols)] if n % 5 else [])
+
+
+def test_identity_ct2mr_gives_the_hu_window_on_the_mr_scale():
+    hu = np.random.default_rng(1).uniform(-1100, 1500, size=(10, 7, 9)).astype(np.float32)
+    out = translate_volume(oblique(hu, "ct"), TorchBackend(Identity(), "ct2mr", "axial", "cpu"), batch=3)
+    assert out.modality == "mr" and out.array.dtype == np.float32
+    assert np.abs(out.array - (np.clip(hu, -150, 350) + 150) / 5).max() < 1e-4
+
+
+@pytest.mark.parametrize("orientation", ["coronal", "axial", "sagittal"])
+def test_slice_columns_land_on_the_patients_right_to_left_axis(orientation):
+    """The net sees radiological slices: columns run right -> left (coronal, axial) or anterior -> posterior."""
+    mr = np.full((12, 10, 8), 50.0, dtype=np.float32)
+    mr[:, :, 0] = 100.0  # an inferior slab fixes the MR scale (percentile 100): 50 -> 0.0 on [-1, 1]
+    out = translate_volume(Volume(mr), TorchBackend(ColumnRamp(), "mr2ct", orientation, "cpu"))
+    hu_per_column = 0.01 * 250  # 0.01 on [-1, 1] is 2.5 HU
+    world = {"coronal": 0, "axial": 0, "sagittal": 1}[orientation]  # the column's world axis (L or P)
+    steps = np.diff(out.array[:, :, 1:].mean(axis=tuple(a for a in range(3) if a != world)))
+    assert np.allclose(steps, hu_per_column, atol=1e-3)  # identity direction: columns ascend along +L / +P
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    torch.manual_seed(0)
+    net = ic.GENERATORS.build("resnet9:ngf=8,n_blocks=1")
+    mr = Volume(np.random.default_rng(2).uniform(0, 100, (16, 4, 24)).astype(np.float32))
+    fp32 = translate_volume(mr, TorchBackend(net, "mr2ct", "coronal", "cpu", amp="off"))
+    bf16 = translate_volume(mr, TorchBackend(net, "mr2ct", "coronal", "cpu", amp="bf16"))
+    assert 0 < np.abs(fp32.array - bf16.array).max() < 25  # HU; ~0.04 on [-1, 1] at worst
+
+
+def test_a_model_must_keep_the_batch_shape():
+    class Shrink(nn.Module):
+        def forward(self, x):
+            return x[..., :-1]
+
+    with pytest.raises(ImtransError, match="must map"):
+        translate_volume(
+            Volume(np.ones((8, 4, 8), np.float32)), TorchBackend(Shrink(), "mr2ct", "coronal", "cpu")
+        )
+
+
+def test_wrong_modality_tag_is_an_error_and_ct_like_intensities_warn():
+    ct = Volume(np.full((8, 4, 8), -1000.0, dtype=np.float32), modality="ct")
+    with pytest.raises(ImtransError, match=r"tagged CT.*--direction ct2mr"):
+        check_source(ct, "mr", "ct.nii.gz")
+    with pytest.warns(ImtransWarning, match="tagged CT"):
+        check_source(ct, "mr", "ct.nii.gz", strict=False)
+    untagged_ct = Volume(np.where(np.arange(256).reshape(8, 4, 8) % 3, 40.0, -1000.0))
+    with pytest.warns(ImtransWarning, match="like the air of a CT"):
+        check_source(untagged_ct, "mr")
+    with pytest.warns(ImtransWarning, match="no negative values"):
+        check_source(Volume(np.ones((4, 4, 4))), "ct")
+    # an N4-corrected, resampled MR may undershoot a little below 0: no warning
+    mr = np.random.default_rng(3).uniform(0, 100, (8, 8, 8))
+    mr[0, :, :] = -20.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImtransWarning)
+        check_source(Volume(mr), "mr")
+
+
+def test_onnx_backend_missing_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", None)  # import fails
+    (tmp_path / "g.onnx").write_bytes(b"")
+    with pytest.raises(ImtransError, match="onnx backend not available"):
+        make_backend(tmp_path / "g.onnx")
+    with pytest.raises(ImtransError, match="--backend onnx"):
+        make_backend(tmp_path / "g.onnx", backend="torch")
+
+
+def test_onnx_backend_plugs_in_through_from_file(monkeypatch, tmp_path):
+    """The agreed interface: OnnxBackend.from_file(path, device=...) with direction/orientation/source/target."""
+    import types
+
+    class FakeOnnx:
+        direction, source, target, orientation = "ct2mr", "ct", "mr", "axial"
+
+        @classmethod
+        def from_file(cls, path, device="auto"):
+            return cls()
+
+        def __call__(self, batch):
+            return batch
+
+    monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", types.SimpleNamespace(OnnxBackend=FakeOnnx))
+    (tmp_path / "g.onnx").write_bytes(b"")
+    backend = make_backend(tmp_path / "g.onnx")
+    out = translate_volume(Volume(np.full((6, 5, 4), 100.0, np.float32), modality="ct"), backend)
+    assert out.modality == "mr" and np.allclose(out.array, 50.0)
+    with pytest.raises(ImtransError, match="is the ct2mr generator, not mr2ct"):
+        make_backend(tmp_path / "g.onnx", direction="mr2ct")
+
+
+def test_plan_jobs_names_outputs_by_id_and_refuses_clashes(tmp_path):
+    for name in ("a", "b"):
+        write_volume(Volume(np.zeros((4, 4, 4), np.float32)), tmp_path / "in" / f"{name}.nii.gz")
+    write_volume(Volume(np.zeros((4, 4, 4), np.float32)), tmp_path / "other" / "a.mha")
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", "mha")
+    assert [j.output.name for j in jobs] == ["a.mha", "b.mha"]
+    with pytest.raises(ImtransError, match="would both be written"):
+        plan_jobs([tmp_path / "in", tmp_path / "other" / "a.mha"], tmp_path / "out")
+    with pytest.raises(ImtransError, match="overwrite the input"):
+        plan_jobs([tmp_path / "other" / "a.mha"], tmp_path / "other", "mha")
+
+
+def test_files_stream_one_volume_at_a_time(tmp_path):
+    for name, n in (("a", 3), ("b", 5)):
+        write_volume(
+            Volume(np.random.default_rng(n).uniform(0, 90, (6, n, 4)).astype(np.float32)),
+            tmp_path / f"{name}.nii",
+        )
+    jobs = plan_jobs([tmp_path / "a.nii", tmp_path / "b.nii"], tmp_path / "out")
+    seen = []
+    results = translate_files(
+        jobs,
+        TorchBackend(Identity(), "mr2ct", "coronal", "cpu"),
+        on_volume=lambda job, n: seen.append((job.input.name, n)),
+    )
+    first = next(results)  # a generator: the second volume is not read before the first is written
+    assert first[1] == "written" and first[0].output.exists() and seen == [("a.nii", 3)]
+    assert not jobs[1].output.exists()
+    assert [r[1] for r in results] == ["written"] and seen[-1] == ("b.nii", 5)
+    again = translate_files(jobs, TorchBackend(Identity(), "mr2ct", "coronal", "cpu"), skip_existing=True)
+    assert [r[1] for r in again] == ["skipped", "skipped"]
+
+
+# ----------------------------------------------------------------------------- the CLI on a trained run
+
+
+def test_translate_cli_on_a_tiny_run_keeps_geometry_and_matches_the_python_api(tiny_run, tmp_path, capsys):
+    source = ic.DATASETS.build(data_spec())
+    mr = source.mr[0]
+    mr_oblique = oblique(mr.array, "mr")
+    write_volume(mr, tmp_path / "in" / "s1.nii.gz")
+    write_volume(mr_oblique, tmp_path / "in" / "s2.mha")
+    code = run(
+        [
+            "translate",
+            str(tiny_run),
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--batch",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "wrote 2 volume(s)" in out
+    for name, original in (("s1", mr), ("s2", mr_oblique)):
+        sct = read_volume(tmp_path / "out" / f"{name}.nii.gz")
+        assert sct.same_grid(original)
+        assert sct.array.min() >= -150.0 - 1e-3 and sct.array.max() <= 350.0 + 1e-3
+    expected = translate_volume(
+        read_volume(tmp_path / "in" / "s1.nii.gz"), make_backend(tiny_run, device="cpu")
+    )
+    assert np.allclose(read_volume(tmp_path / "out" / "s1.nii.gz").array, expected.array, atol=1e-3)
+
+
+def test_translate_cli_ct2mr_and_a_ct_fed_to_mr2ct_warns(tiny_run, tmp_path, capsys):
+    ct = ic.DATASETS.build(data_spec()).ct[0]
+    write_volume(ct, tmp_path / "ct.nii.gz")
+    code = run(
+        [
+            "translate",
+            str(tiny_run),
+            str(tmp_path / "ct.nii.gz"),
+            "--out",
+            str(tmp_path / "smr"),
+            "--direction",
+            "ct2mr",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    smr = read_volume(tmp_path / "smr" / "ct.nii.gz")
+    assert smr.same_grid(ct) and smr.array.min() >= 0.0 and smr.array.max() <= 100.0
+    code = run(
+        [
+            "translate",
+            str(tiny_run),
+            str(tmp_path / "ct.nii.gz"),
+            "--out",
+            str(tmp_path / "sct"),
+            "--device",
+            "cpu",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0 and "warning:" in err and "--direction ct2mr" in err
+
+
+def test_translate_cli_errors_are_one_line(tiny_run, tmp_path, capsys):
+    code = run(["translate", str(tiny_run), str(tmp_path / "nothing.nii.gz"), "--out", str(tmp_path / "o")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "nothing.nii.gz: no such file" in err and "Traceback" not in err
+    code = run(["translate", str(tmp_path / "norun"), str(tmp_path), "--out", str(tmp_path / "o")])
+    assert code == 2
+
+
+def test_translate_cli_runs_an_exported_onnx_model_like_torch(tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    export = pytest.importorskip("imtrans_core.export")
+    export.export_model(tiny_run, tmp_path / "g.onnx", legacy=True, verify_model=False)
+    mr = ic.DATASETS.build(data_spec()).mr[1]
+    write_volume(oblique(mr.array), tmp_path / "mr.nii.gz")
+    code = run(
+        ["translate", str(tmp_path / "g.onnx"), str(tmp_path / "mr.nii.gz"), "--out", str(tmp_path / "o")]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert "OnnxBackend" in err
+    onnx_sct = read_volume(tmp_path / "o" / "mr.nii.gz")
+    torch_sct = translate_volume(read_volume(tmp_path / "mr.nii.gz"), make_backend(tiny_run, device="cpu"))
+    assert onnx_sct.same_grid(torch_sct) and np.abs(onnx_sct.array - torch_sct.array).max() < 0.05  # HU

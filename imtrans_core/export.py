@@ -21,7 +21,7 @@ fp16 kernels have a history of wrong results); inputs and outputs stay float32.
 per channel, calibrated on slices of the source modality (the run's own dataset
 unless ``calib`` names another); the first and last convolutions stay in fp32
 (they carry the intensities in and out; quantizing them costs accuracy and buys
-little speed). It is about 1.7-1.9x faster than fp32 on a CPU with AMX but about
+little speed). It is 2-2.6x faster than fp32 on a CPU with AMX but about
 7 HU off on a trained model: see :data:`TOLERANCES`.
 
 Verification. Every export compares onnxruntime with torch on random inputs at

@@ -54,9 +54,16 @@ def train_cyclegan(out: Path, pool: str, gc: str, args: argparse.Namespace) -> P
     if (run / "checkpoints" / f"ckpt-{args.iters:08d}.pt").exists():
         return run
     config = resolve_config(
-        {"data": phantom(POOLS[pool], args.size, 0), "size": args.size, "iters": args.iters, "loss": GC[gc],
-         "ckpt_every": max(args.iters // 4, 1), "sample_every": max(args.iters // 4, 1)},
-        None, "cpu",
+        {
+            "data": phantom(POOLS[pool], args.size, 0),
+            "size": args.size,
+            "iters": args.iters,
+            "loss": GC[gc],
+            "ckpt_every": max(args.iters // 4, 1),
+            "sample_every": max(args.iters // 4, 1),
+        },
+        None,
+        "cpu",
     )
     resume = run if (run / "config.json").exists() else None
     train(config if resume is None else None, out=run, resume=resume)
@@ -74,7 +81,9 @@ def synthesis_scores(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str
     return rows
 
 
-def segmentation_scores(run: Path, out: Path, subjects: list[dict[str, Any]], args: argparse.Namespace) -> list[dict]:
+def segmentation_scores(
+    run: Path, out: Path, subjects: list[dict[str, Any]], args: argparse.Namespace
+) -> list[dict]:
     """Fig. 6: Dice of the two-channel U-Net through this run's synthetic images."""
     from imtrans_metrics.overlap import dice
     from imtrans_segment.engine import SegmentConfig
@@ -84,9 +93,16 @@ def segmentation_scores(run: Path, out: Path, subjects: list[dict[str, Any]], ar
     seg_run = out / f"seg-{run.name}"
     if not (seg_run / "segment.json").exists() or not list((seg_run / "checkpoints").glob("*.pt")):
         config = SegmentConfig(
-            cyclegan=str(run), data=phantom({"n_ct": 0, "n_mr": 0}, args.size, args.labelled, seed=1),
-            net="unet:base=16,depth=3", iters=args.seg_iters, lr=1e-3, dice_loss=1.0, size=args.size, batch=4,
-            log_every=50, ckpt_every=args.seg_iters,
+            cyclegan=str(run),
+            data=phantom({"n_ct": 0, "n_mr": 0}, args.size, args.labelled, seed=1),
+            net="unet:base=16,depth=3",
+            iters=args.seg_iters,
+            lr=1e-3,
+            dice_loss=1.0,
+            size=args.size,
+            batch=4,
+            log_every=50,
+            ckpt_every=args.seg_iters,
         )
         train_segmenter(config, out=seg_run, progress=False)
     segmenter = Segmenter.load(seg_run, device="cpu")
@@ -113,7 +129,9 @@ def table_one(results: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/paper"))
     parser.add_argument("--iters", type=int, default=2500, help="CycleGAN iterations per run")
     parser.add_argument("--size", type=int, default=128)
@@ -137,11 +155,16 @@ def main() -> None:
             segmentation[name] = segmentation_scores(run, args.out, subjects, args)
             seconds[name] = round(time.perf_counter() - start, 1)
             mean = summarize(synthesis[name])
-            print(f"{name}: MAE {mean['mae'][0]:.2f}, PSNR {mean['psnr'][0]:.2f}, MI {mean['mi'][0]:.3f} "
-                  f"({seconds[name]:.0f} s)", flush=True)
+            print(
+                f"{name}: MAE {mean['mae'][0]:.2f}, PSNR {mean['psnr'][0]:.2f}, MI {mean['mi'][0]:.3f} "
+                f"({seconds[name]:.0f} s)",
+                flush=True,
+            )
     markdown = table_one(synthesis)
     print(markdown)
-    box_plot(synthesis, ["mae", "psnr", "mi"], args.out / "synthesis.png", title="synthetic CT (Table 1, Fig. 4)")
+    box_plot(
+        synthesis, ["mae", "psnr", "mi"], args.out / "synthesis.png", title="synthetic CT (Table 1, Fig. 4)"
+    )
     dice_keys = [f"dice_{k}" for k in STRUCTURES]
     box_plot(segmentation, dice_keys, args.out / "dice.png", title="segmentation through synthesis (Fig. 6)")
     summary = {

@@ -360,3 +360,14 @@ def test_translate_cli_runs_an_exported_onnx_model_like_torch(tiny_run, tmp_path
     onnx_sct = read_volume(tmp_path / "o" / "mr.nii.gz")
     torch_sct = translate_volume(read_volume(tmp_path / "mr.nii.gz"), make_backend(tiny_run, device="cpu"))
     assert onnx_sct.same_grid(torch_sct) and np.abs(onnx_sct.array - torch_sct.array).max() < 0.05  # HU
+
+
+@pytest.mark.slow
+def test_compiled_bf16_backend_matches_fp32_eager():
+    """The fastest CPU path (torch.compile + bf16) stays within the 2 HU budget of fp32 eager."""
+    torch.manual_seed(0)
+    net = ic.GENERATORS.build("resnet9:ngf=16,n_blocks=3")
+    mr = ic.DATASETS.build("phantom:n_ct=0,n_mr=0,n_paired=1,size=64,slices=8").paired[0].load()["mr"]
+    eager = translate_volume(mr, TorchBackend(net, "mr2ct", device="cpu"))
+    fast = translate_volume(mr, TorchBackend(net, "mr2ct", device="cpu", amp="bf16", compile_net=True))
+    assert np.mean(np.abs(fast.array - eager.array)) < 2.0

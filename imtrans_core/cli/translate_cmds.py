@@ -85,6 +85,12 @@ def _progress(console: Console) -> Progress:
     help="Autocast for torch: bf16 is 3-4x faster on CPUs with AMX (~2.5 HU mean difference); fp16 needs CUDA.",
 )
 @click.option(
+    "--compile",
+    "compile_net",
+    is_flag=True,
+    help="torch.compile the generator: ~30 s once, then with --amp bf16 the fastest CPU path (~4.7x fp32).",
+)
+@click.option(
     "--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per forward pass."
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -105,6 +111,7 @@ def translate(
     direction: str | None,
     backend: str,
     amp: str,
+    compile_net: bool,
     batch: int,
     device: str,
     fmt: str,
@@ -123,7 +130,7 @@ def translate(
     console = Console(stderr=True, highlight=False)
     with shown_warnings(console):
         jobs = plan_jobs(inputs, out, fmt)
-        runner = make_backend(model, direction, backend, device, amp)
+        runner = make_backend(model, direction, backend, device, amp, compile_net)
         console.print(
             f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {runner.orientation} slices -> {out}"
         )

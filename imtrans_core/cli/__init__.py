@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 import imtrans_core as ic
 
 from ..errors import ImtransError
+from .bench_cmd import bench
 from .data_cmds import data
 from .demo_cmd import demo
 from .export_cmd import export
@@ -29,7 +30,7 @@ from .translate_cmds import evaluate, register, translate
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-BUILTIN_COMMANDS = (plugins_cmd, data, train, translate, evaluate, register, export, demo)
+BUILTIN_COMMANDS = (plugins_cmd, data, train, translate, evaluate, register, export, demo, bench)
 
 
 def build_cli() -> click.Group:

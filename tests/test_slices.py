@@ -1,0 +1,99 @@
+"""Volumes <-> slice stacks, and the unpaired slice sampler that feeds training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imtrans_core.errors import ImtransError
+from imtrans_core.slices import (
+    Plane,
+    SliceStacks,
+    StepSampler,
+    UnpairedSlices,
+    fit_to,
+    from_slices,
+    to_slices,
+)
+from imtrans_core.sources import VolumePool
+from imtrans_core.volume import Volume
+
+FLIPS = np.diag([-1.0, 1.0, -1.0])  # an LPS grid stored with two axes reversed
+
+
+@pytest.mark.parametrize("orientation", ["coronal", "axial", "sagittal"])
+@pytest.mark.parametrize("direction", [np.eye(3), FLIPS, np.eye(3)[[2, 0, 1]]])
+def test_to_and_from_slices_are_exact_inverses(orientation, direction):
+    array = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    plane = Plane.of(Volume(array, direction=direction), orientation)
+    stack = to_slices(array, plane)
+    assert stack.shape[0] == array.shape[plane.axes[0]]
+    np.testing.assert_array_equal(from_slices(stack, plane), array)
+
+
+def test_coronal_slices_show_the_head_up_and_the_right_on_the_left():
+    # Identity LPS grid: i runs to the patient's left, k to the head.
+    array = np.zeros((4, 3, 5), dtype=np.float32)
+    array[0, :, 4] = 1.0  # the patient's rightmost, most superior column
+    stack = to_slices(array, Plane.of(Volume(array), "coronal"))
+    assert stack.shape == (3, 5, 4)
+    assert stack[0, 0, 0] == 1.0 and stack.sum() == 3.0  # top-left of every coronal slice
+
+
+def test_fit_to_crops_and_pads_with_background():
+    image = np.arange(36, dtype=np.float32).reshape(6, 6)
+    np.testing.assert_array_equal(fit_to(image, 4, None), image[1:5, 1:5])  # centred crop
+    padded = fit_to(image[:2, :2], 4, None)
+    assert padded.shape == (4, 4) and padded[0, 0] == -1.0 and padded[1, 1] == image[0, 0]
+    assert fit_to(image, 4, np.random.default_rng(0)).shape == (4, 4)
+
+
+def pool(n: int, value: float, loads: list[str]) -> VolumePool:
+    def load(volume_id: str) -> Volume:
+        loads.append(volume_id)
+        array = np.full((6, 3, 6), value + int(volume_id[1:]), dtype=np.float32)
+        array[0, :, 0] = 2000.0  # a bright corner: MR scaling maps it to the top of the window
+        array[:, 0, :] = -1000.0  # an empty slice: air in CT (and nothing above 0 in MR)
+        return Volume(array)
+
+    return VolumePool([f"v{i}" for i in range(n)], load)
+
+
+def test_slice_stacks_cache_on_disk_and_skip_empty_slices(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    loads: list[str] = []
+    stacks = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
+    assert len(stacks) == 3 * 2  # the air slice of each volume is left out
+    assert stacks.slice(0).dtype == np.float16 and stacks.slice(0).shape == (6, 6)
+    again = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
+    assert loads == ["v0", "v1", "v2"] and len(again) == 6  # the second build read the cache only
+
+
+def test_a_pool_without_body_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    empty = VolumePool(["a"], lambda _: Volume(np.full((4, 2, 4), -1000.0, dtype=np.float32)))
+    with pytest.raises(ImtransError, match="the ct pool has no slice with enough body"):
+        SliceStacks(empty, "ct", "coronal", fingerprint="empty")
+
+
+def test_unpaired_samples_are_deterministic_and_independent(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    ct = SliceStacks(pool(4, 0.0, []), "ct", "coronal", fingerprint="ct")
+    mr = SliceStacks(pool(4, 1000.0, []), "mr", "coronal", fingerprint="mr")
+    data = UnpairedSlices(ct, mr, size=8, seed=3)
+    first = data[17]
+    assert first["ct"].shape == (1, 8, 8) and str(first["ct"].dtype) == "torch.float32"
+    assert all((data[17][k] == first[k]).all() for k in ("ct", "mr"))  # a pure function of (seed, index)
+    ct_levels, mr_levels = [], []
+    for i in range(200):
+        item = data[i]
+        ct_levels.append(float(item["ct"][0, 4, 4]))
+        mr_levels.append(float(item["mr"][0, 4, 4]))
+    assert len(set(ct_levels)) == 4 and len(set(mr_levels)) == 4  # every volume is drawn
+    assert abs(np.corrcoef(ct_levels, mr_levels)[0, 1]) < 0.2  # CT and MR drawn independently
+
+
+def test_step_sampler_gives_each_rank_its_own_indices():
+    ranks = [list(StepSampler(start=2, iters=4, batch=2, rank=r, world=2)) for r in range(2)]
+    assert ranks == [[8, 9, 12, 13], [10, 11, 14, 15]]
+    assert len(StepSampler(2, 4, 2)) == 4

@@ -29,9 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
 
 import imtrans_core as ic
-from imtrans_core import export as ex
+from imtrans_core.export import export_graph
 from imtrans_core.intensity import CT_WINDOW
+from imtrans_core.onnx_graph import INPUT_NAME, WINDOWS
 from imtrans_core.onnx_runtime import loadable_providers, open_session, physical_cores
+from imtrans_core.quantize import to_int8
+from imtrans_core.sample_data import sample_data
 
 
 def torch_path(net: torch.nn.Module, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -44,7 +47,7 @@ def torch_path(net: torch.nn.Module, bf16: bool) -> Callable[[np.ndarray], np.nd
 
 def onnx_path(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     session = open_session(path, "cpu", threads)
-    return lambda x: session.run(None, {ex.INPUT_NAME: x})[0]
+    return lambda x: session.run(None, {INPUT_NAME: x})[0]
 
 
 def time_paths(paths: dict[str, Callable], x: np.ndarray, rounds: int) -> dict[str, float]:
@@ -118,16 +121,16 @@ def main() -> None:
         net, trained = ic.GENERATORS.build(spec).eval(), False
         spec = str(ic.GENERATORS.resolve(spec))
     phantom = f"phantom:n_ct=1,n_mr=3,n_paired=0,size={size},slices={12 if args.quick else 38}"
-    data = ex.sample_data(phantom, "mr", "coronal", n_slices=16 if args.quick else 32)
-    to_net = ex.WINDOWS["mr"].forward
+    data = sample_data(phantom, "mr", "coronal", n_slices=16 if args.quick else 32)
+    to_net = WINDOWS["mr"].forward
     stack = np.ascontiguousarray(to_net(data.volume)[:, None], dtype=np.float32)
     x = stack[len(stack) // 2 : len(stack) // 2 + 1]  # one slice from the middle of the body
 
     with tempfile.TemporaryDirectory(prefix="imtrans-bench-") as tmp:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        ex.export_graph(net, fp32)
+        export_graph(net, fp32)
         started = time.perf_counter()
-        ex.to_int8(
+        to_int8(
             fp32,
             int8,
             [np.ascontiguousarray(to_net(s)[None, None], dtype=np.float32) for s in data.calibration],

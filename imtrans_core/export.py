@@ -14,55 +14,39 @@ reduction over the whole volume, which a slice graph cannot do), CT in HU; the
 graph clips to the source window, runs the network and maps its output to HU
 within [-150, 350] (or to scaled MR units within [0, 100]).
 
-Precisions. ``fp32`` is the exported graph. ``fp16`` converts weights and
-activations to half precision except InstanceNormalization (kept in fp32: its
-fp16 kernels have a history of wrong results); inputs and outputs stay float32.
-``int8`` is onnxruntime's static QDQ quantization of the convolutions, weights
-per channel, calibrated on slices of the source modality (the run's own dataset
-unless ``calib`` names another); the first and last convolutions stay in fp32
-(they carry the intensities in and out; quantizing them costs accuracy and buys
-little speed). It is 2-2.6x faster than fp32 on a CPU with AMX but about
-7 HU off on a trained model: see :data:`TOLERANCES`.
-
-Verification. Every export compares onnxruntime with torch on random inputs at
-two sizes (one not a multiple of 4) and on slices of a held-out volume, and
-translates that whole volume both ways; :data:`TOLERANCES` states what fails
-the export (an :class:`~imtrans_core.errors.ImtransError`). Errors are measured
-on the [-1, 1] scale and reported in the target's units as well (HU for CT: 250
-HU per unit; scaled MR: 50 per unit).
+Precisions and checks. :mod:`imtrans_core.quantize` makes the fp16 and int8
+variants of the exported fp32 graph, :mod:`imtrans_core.verify` compares each
+with torch and holds the :data:`~imtrans_core.verify.TOLERANCES` that fail an
+export, and :mod:`imtrans_core.sample_data` picks the slices both use.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
 import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .errors import ImtransError
-from .intensity import CT_WINDOW, MR_WINDOW, MRScaling, Window
+from .intensity import CT_WINDOW, MRScaling, Window
 from .models import DIRECTIONS, TrainedGenerator, load_generator
+from .onnx_graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
+from .quantize import CALIBRATIONS, INT8_OPERATORS, to_fp16, to_int8
+from .sample_data import SampleData, sample_data
+from .verify import TOLERANCES, Measurement, Pair, verify
 
 PRECISIONS = ("fp32", "fp16", "int8")
-CALIBRATIONS = ("percentile", "entropy", "minmax")
 METADATA_VERSION = 1
-WINDOWS = {"ct": CT_WINDOW, "mr": MR_WINDOW}
-UNITS = {"ct": "HU", "mr": "MR units"}
-INPUT_NAME, OUTPUT_NAME = "x", "y"
 NORMALIZED_LAYOUT = "(N, 1, H, W) float32 in [-1, 1]"
 LEGACY_OPSET = 17
-INT8_OPERATORS = ("Conv", "ConvTranspose")
 
 #: The keys ``export_model`` writes into ``metadata_props`` (values are JSON text).
 METADATA_KEYS = (
@@ -87,57 +71,6 @@ METADATA_KEYS = (
     "opset",
     "verification",
 )
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """What fails an export, on the networks' [-1, 1] scale (CT: x 250 for HU).
-
-    ``max_abs`` bounds single voxels on the check batches (None: reported only);
-    ``mean_abs`` bounds the mean absolute error on the phantom slices and over
-    the translated volume.
-    """
-
-    max_abs: float | None
-    mean_abs: float
-
-
-#: fp32: max 1e-3 (0.25 HU), mean 2e-3 (0.5 HU); measured: max about 5e-6.
-#: fp16: max 2e-2 (5 HU), mean 2e-3 (0.5 HU); measured: mean under 0.001 HU.
-#: int8: mean 4e-2 (10 HU), single voxels not bounded. Measured on a paper-size ResNet-9
-#: trained 7k iterations on the phantom: 6.1 and 7.4 HU mean over two held-out volumes
-#: (p99 26-30 HU, max 116-189 HU) — int8 does NOT meet a 2 HU budget (docs/deploy.md).
-TOLERANCES = {
-    "fp32": Tolerance(max_abs=1e-3, mean_abs=2e-3),
-    "fp16": Tolerance(max_abs=2e-2, mean_abs=2e-3),
-    "int8": Tolerance(max_abs=None, mean_abs=4e-2),
-}
-
-
-@dataclass
-class Measurement:
-    """One comparison of the ONNX graph with torch fp32."""
-
-    what: str  # e.g. "random 2x64x64", "phantom slices 4x256x256", "volume mr-003"
-    precision: str
-    max_abs: float  # [-1, 1] scale
-    mean_abs: float  # [-1, 1] scale
-    scale: float  # target units per [-1, 1] unit (250 for HU)
-    unit: str  # "HU" or "MR units"
-    limit: Tolerance
-    volume: bool = False
-
-    @property
-    def ok(self) -> bool:
-        if self.mean_abs > self.limit.mean_abs:
-            return False
-        return self.volume or self.limit.max_abs is None or self.max_abs <= self.limit.max_abs
-
-    def describe(self) -> str:
-        return (
-            f"{self.what}: max {self.max_abs:.2e} ({self.max_abs * self.scale:.3g} {self.unit}), "
-            f"mean {self.mean_abs:.2e} ({self.mean_abs * self.scale:.3g} {self.unit})"
-        )
 
 
 @dataclass
@@ -204,30 +137,12 @@ def _legacy_export(module: Any, path: Path, opset: int | None) -> None:
     )
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the exporters' and quantizer's chatter (warnings, prints, torch.onnx log lines)."""
-    # "" is the root logger: the quantizer logs its per-tensor notes there.
-    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "")
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def export_graph(module: Any, path: Path, opset: int | None = None, legacy: bool = False) -> None:
     """``module`` to one self-contained ONNX file with dynamic batch, height and width; checked."""
     import onnx
 
     try:
-        with _quiet():
+        with quiet():
             (_legacy_export if legacy else _dynamo_export)(module, path, opset)
     except Exception as err:
         text = " ".join(str(err).split())[:300]
@@ -253,268 +168,6 @@ def _rename_io(model: Any, input_name: str, output_name: str) -> None:
         node.output[:] = [renames.get(n, n) for n in node.output]
     for value in (*graph.input, *graph.output, *graph.value_info):
         value.name = renames.get(value.name, value.name)
-
-
-# ----------------------------------------------------------------------------- precisions
-
-
-def to_fp16(src: Path, dst: Path) -> None:
-    """Half-precision weights and activations, InstanceNormalization kept in fp32, float32 I/O."""
-    import onnx
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-    model = convert_float_to_float16(
-        onnx.load(str(src)),
-        keep_io_types=True,
-        op_block_list=[*DEFAULT_OP_BLOCK_LIST, "InstanceNormalization"],
-    )
-    _tidy(model)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-
-
-def _tidy(model: Any) -> None:
-    """Repair what ``convert_float_to_float16`` leaves behind: duplicate Cast nodes, unsorted nodes.
-
-    A weight shared by several blocked nodes (one InstanceNormalization scale
-    used by every block) gets an identical Cast per consumer, and the input
-    casts are appended last; onnxruntime rejects both.
-    """
-    graph = model.graph
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    nodes = []
-    for node in graph.node:
-        key = (node.name, tuple(node.output))
-        if key not in seen:
-            seen.add(key)
-            nodes.append(node)
-    ready = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
-    ordered = []
-    while nodes:
-        waiting = []
-        for node in nodes:
-            if all(name in ready for name in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                waiting.append(node)
-        if len(waiting) == len(nodes):
-            raise ImtransError(
-                "fp16 conversion produced a graph with a cycle or a missing input; export fp32"
-            )
-        nodes = waiting
-    del graph.node[:]
-    graph.node.extend(ordered)
-
-
-def to_int8(
-    src: Path,
-    dst: Path,
-    batches: list[np.ndarray],
-    method: str = "percentile",
-    keep_ends: bool = True,
-    percentile: float = 99.999,
-    op_types: tuple[str, ...] | None = INT8_OPERATORS,
-) -> None:
-    """Static QDQ quantization (u8 activations, s8 per-channel weights) calibrated on ``batches``.
-
-    ``batches`` are graph inputs (N, 1, H, W) float32. ``keep_ends`` leaves the
-    first and last convolution in fp32. ``op_types``: what is quantized (None:
-    every operator onnxruntime can quantize; the default, convolutions only, was
-    both faster and closer to fp32 on a trained ResNet-9).
-    """
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    if method not in CALIBRATIONS:
-        raise ImtransError(f"--calibration {method}: choose {', '.join(CALIBRATIONS)}")
-    if not batches:
-        raise ImtransError("int8 needs calibration slices and none were found; give --calib DATASPEC")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(batches)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
-
-    methods = {
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-        "minmax": CalibrationMethod.MinMax,
-    }
-    with tempfile.TemporaryDirectory(prefix="imtrans-int8-") as tmp, _quiet():
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
-        exclude = [convs[0], convs[-1]] if keep_ends and len(convs) > 2 else []
-        quantize_static(
-            str(pre),
-            str(dst),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=methods[method],
-            nodes_to_exclude=exclude,
-            op_types_to_quantize=list(op_types) if op_types else None,
-            calibration_providers=["CPUExecutionProvider"],
-            extra_options={"CalibPercentile": percentile, "CalibTensorRangeSymmetric": False},
-        )
-    onnx.checker.check_model(str(dst))
-
-
-# ----------------------------------------------------------------------------- data for checks
-
-
-@dataclass
-class SampleData:
-    """Slices of the source modality in its own units (HU, or MR after scaling), for checks and calibration."""
-
-    description: str
-    calibration: list[np.ndarray]  # (H, W) slices from the calibration volumes
-    volume_id: str  # the held-out volume
-    volume: np.ndarray  # its slice stack (n, H, W)
-
-
-def sample_data(spec: str, modality: str, orientation: str, n_slices: int = 32) -> SampleData:
-    """Calibration slices from the first two volumes of ``spec``'s ``modality`` pool, and a held-out volume.
-
-    The held-out volume is the pool's third (its last when it has fewer), so a
-    model is checked on anatomy it was not calibrated on where the pool allows.
-    """
-    import imtrans_core as ic
-
-    from .slices import Plane, to_slices
-
-    source = ic.DATASETS.build(spec)
-    pool = source.mr if modality == "mr" else source.ct
-    if len(pool) == 0:
-        raise ImtransError(f"--calib {spec}: its {modality.upper()} pool is empty")
-    window = WINDOWS[modality]
-
-    def stack(index: int) -> np.ndarray:
-        volume = pool.load(pool.ids[index])
-        data = np.asarray(volume.array, dtype=np.float32)
-        if modality == "mr":
-            data = data * MRScaling().scale_of(data)
-        return np.ascontiguousarray(to_slices(data, Plane.of(volume, orientation)), dtype=np.float32)
-
-    calib_ids = list(range(min(2, len(pool))))
-    held_out = 2 if len(pool) > 2 else len(pool) - 1
-    stacks = {i: stack(i) for i in {*calib_ids, held_out}}
-    slices = []
-    for i in calib_ids:
-        body = (window.forward(stacks[i]) > -0.9).mean(axis=(1, 2))
-        slices += [stacks[i][s] for s in np.flatnonzero(body >= 0.05)]
-    if len(slices) > n_slices:
-        slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]
-    return SampleData(f"{spec} ({modality.upper()})", slices, pool.ids[held_out], stacks[held_out])
-
-
-def _foreground_batch(stack: np.ndarray, window: Window, count: int = 4) -> np.ndarray:
-    """``count`` slices spread over the body of a stack, as a batch (count, 1, H, W)."""
-    body = np.flatnonzero((window.forward(stack) > -0.9).mean(axis=(1, 2)) >= 0.05)
-    body = body if body.size else np.arange(len(stack))
-    picks = body[np.linspace(0, body.size - 1, min(count, body.size)).round().astype(int)]
-    return np.ascontiguousarray(stack[picks][:, None], dtype=np.float32)
-
-
-# ----------------------------------------------------------------------------- comparisons
-
-
-class _Pair:
-    """torch fp32 and an ONNX session side by side, both fed source units and answering target units."""
-
-    def __init__(self, tg: TrainedGenerator, session: Any, intensity_in_graph: bool):
-        self.net = tg.net
-        self.session = session
-        self.source, self.target = WINDOWS[tg.source], WINDOWS[tg.target]
-        self.intensity_in_graph = intensity_in_graph
-
-    def reference(self, raw: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            y = self.net(torch.from_numpy(np.ascontiguousarray(self.source.forward(raw), dtype=np.float32)))
-        return self.target.inverse(y.float().numpy())
-
-    def onnx(self, raw: np.ndarray) -> np.ndarray:
-        x = raw if self.intensity_in_graph else self.source.forward(raw)
-        y = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
-        return y if self.intensity_in_graph else self.target.inverse(y)
-
-    def feed(self, raw: np.ndarray) -> np.ndarray:
-        """What the graph takes for these source-unit slices."""
-        return np.ascontiguousarray(
-            raw if self.intensity_in_graph else self.source.forward(raw), dtype=np.float32
-        )
-
-    def compare(self, raw: np.ndarray, batch: int = 4) -> tuple[float, float]:
-        """Max and mean |onnx - torch| on the [-1, 1] scale over ``raw`` (n, 1, H, W), in batches."""
-        half = (self.target.high - self.target.low) / 2
-        worst, total = 0.0, 0.0
-        for start in range(0, len(raw), batch):
-            part = raw[start : start + batch]
-            diff = np.abs(self.onnx(part) - self.reference(part)) / half
-            worst, total = max(worst, float(diff.max())), total + float(diff.sum())
-        return worst, total / raw.size
-
-
-def _random_inputs(window: Window, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Uniform over the source window widened by 10% each side (the graph's clipping is exercised)."""
-    span = window.high - window.low
-    out = {}
-    for shape in ((2, 1, 64, 64), (1, 1, 50, 70)):  # 50 x 70: not a multiple of 4 on either side
-        x = rng.uniform(window.low - 0.1 * span, window.high + 0.1 * span, size=shape).astype(np.float32)
-        out["random " + "x".join(str(d) for d in (shape[0], *shape[2:]))] = x
-    return out
-
-
-def verify(
-    tg: TrainedGenerator,
-    path: Path,
-    precision: str,
-    intensity_in_graph: bool,
-    data: SampleData | None,
-    seed: int = 0,
-    volume_check: bool = True,
-) -> list[Measurement]:
-    """Compare the ONNX file with torch: random inputs (not for int8), phantom slices, one whole volume."""
-    from .onnx_runtime import open_session
-
-    pair = _Pair(tg, open_session(path, providers="cpu"), intensity_in_graph)
-    limit = TOLERANCES[precision]
-    scale = (pair.target.high - pair.target.low) / 2
-    unit = UNITS[tg.target]
-    inputs: dict[str, np.ndarray] = {}
-    if precision != "int8":  # noise is far outside the calibrated ranges; int8 is checked on images
-        inputs.update(_random_inputs(pair.source, np.random.default_rng(seed)))
-    if data is not None:
-        batch = _foreground_batch(data.volume, pair.source)
-        inputs[f"{data.volume_id} slices {batch.shape[0]}x{batch.shape[2]}x{batch.shape[3]}"] = batch
-    out = [Measurement(what, precision, *pair.compare(x), scale, unit, limit) for what, x in inputs.items()]
-    if data is not None and volume_check:
-        stack = data.volume[:, None]
-        out.append(
-            Measurement(
-                f"volume {data.volume_id} ({len(stack)} slices)",
-                precision,
-                *pair.compare(stack),
-                scale,
-                unit,
-                limit,
-                volume=True,
-            )
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------- the whole export
@@ -643,7 +296,7 @@ def export_model(
 
     ``calib`` is a dataset spec for calibration and checks (default: the run's
     own dataset, else the phantom). Raises :class:`ImtransError` on bad input
-    or when a check fails its :data:`TOLERANCES`; ``out`` is written only then.
+    or when a check fails its :data:`~imtrans_core.verify.TOLERANCES`; ``out`` is written only then.
     """
     started = time.perf_counter()
     say = report or (lambda text: logging.getLogger("imtrans").info(text))
@@ -692,7 +345,7 @@ def export_model(
                 to_fp16(fp32, final)
             else:
                 assert data is not None
-                pair = _Pair(tg, None, with_intensity)
+                pair = Pair(tg, None, with_intensity)
                 batches = [pair.feed(s[None, None]) for s in data.calibration]
                 to_int8(fp32, final, batches, calibration)
             if verify_model:

@@ -15,12 +15,13 @@ import torch
 import imtrans_core as ic
 from imtrans_core.cli import run
 from imtrans_core.errors import ImtransError
-from imtrans_core.export import METADATA_KEYS, TOLERANCES, export_model, read_metadata
+from imtrans_core.export import METADATA_KEYS, export_model, read_metadata
 from imtrans_core.intensity import CT_WINDOW, MR_WINDOW, MRScaling
 from imtrans_core.io import read_volume, write_volume
 from imtrans_core.models import load_generator
 from imtrans_core.onnx_runtime import CPU, OnnxBackend, loadable_providers, physical_cores, resolve_providers
 from imtrans_core.translate import TorchBackend, make_backend, translate_volume
+from imtrans_core.verify import TOLERANCES
 from imtrans_core.volume import Volume
 
 REPO = Path(__file__).resolve().parents[1]

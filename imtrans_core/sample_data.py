@@ -1,0 +1,60 @@
+"""Slices of a dataset for an export, in the source's units: int8 calibration and the image checks both use them.
+
+The calibration slices come from the first volumes of the source modality's
+pool; a later volume is held out for :mod:`imtrans_core.verify`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ImtransError
+from .intensity import MRScaling
+from .onnx_graph import WINDOWS
+
+
+@dataclass
+class SampleData:
+    """Slices of the source modality in its own units (HU, or MR after scaling), for checks and calibration."""
+
+    description: str
+    calibration: list[np.ndarray]  # (H, W) slices from the calibration volumes
+    volume_id: str  # the held-out volume
+    volume: np.ndarray  # its slice stack (n, H, W)
+
+
+def sample_data(spec: str, modality: str, orientation: str, n_slices: int = 32) -> SampleData:
+    """Calibration slices from the first two volumes of ``spec``'s ``modality`` pool, and a held-out volume.
+
+    The held-out volume is the pool's third (its last when it has fewer), so a
+    model is checked on anatomy it was not calibrated on where the pool allows.
+    """
+    import imtrans_core as ic
+
+    from .slices import Plane, to_slices
+
+    source = ic.DATASETS.build(spec)
+    pool = source.mr if modality == "mr" else source.ct
+    if len(pool) == 0:
+        raise ImtransError(f"--calib {spec}: its {modality.upper()} pool is empty")
+    window = WINDOWS[modality]
+
+    def stack(index: int) -> np.ndarray:
+        volume = pool.load(pool.ids[index])
+        data = np.asarray(volume.array, dtype=np.float32)
+        if modality == "mr":
+            data = data * MRScaling().scale_of(data)
+        return np.ascontiguousarray(to_slices(data, Plane.of(volume, orientation)), dtype=np.float32)
+
+    calib_ids = list(range(min(2, len(pool))))
+    held_out = 2 if len(pool) > 2 else len(pool) - 1
+    stacks = {i: stack(i) for i in {*calib_ids, held_out}}
+    slices = []
+    for i in calib_ids:
+        body = (window.forward(stacks[i]) > -0.9).mean(axis=(1, 2))
+        slices += [stacks[i][s] for s in np.flatnonzero(body >= 0.05)]
+    if len(slices) > n_slices:
+        slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]
+    return SampleData(f"{spec} ({modality.upper()})", slices, pool.ids[held_out], stacks[held_out])

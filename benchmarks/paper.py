@@ -41,7 +41,7 @@ from imtrans_core.translate import TorchBackend, translate_volume
 
 # The paper: 20 MR + 20 CT vs 302 MR + 613 CT volumes. Scaled by about 1/5 and 1/10.
 POOLS = {"small": {"n_ct": 4, "n_mr": 4}, "large": {"n_ct": 60, "n_mr": 30}}
-GC = {"w/o GC": [], "w/ GC": ["gc:0.3"]}
+GC = {"w/o GC": [], "w/ GC": ["gc:0.3"]}  # --gc-spec replaces the second
 STRUCTURES = {"pelvis": (1,), "femur": (3, 4), "gluteus_medius": (6,), "gluteus_minimus": (7,)}
 
 
@@ -138,8 +138,10 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=5, help="paired test subjects")
     parser.add_argument("--labelled", type=int, default=8, help="labelled CT volumes for the U-Net")
     parser.add_argument("--seg-iters", type=int, default=600)
+    parser.add_argument("--gc-spec", default="gc:0.3", help="the GC loss of the 'w/ GC' runs, e.g. gc:0.3,abs=true")
     parser.add_argument("--quick", action="store_true", help="a few iterations of everything (smoke test)")
     args = parser.parse_args()
+    GC["w/ GC"] = [args.gc_spec]
     if args.quick:
         args.iters, args.seg_iters, args.test, args.labelled, args.size = 20, 20, 2, 2, 64
     args.out.mkdir(parents=True, exist_ok=True)

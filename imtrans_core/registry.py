@@ -118,10 +118,6 @@ class Registry:
             )
         self._entries[name] = Entry(name, factory, plugin, version)
 
-    def remove(self, name: str) -> None:
-        self._ensure_loaded()
-        self._entries.pop(self._entry(name).name)
-
     def providing(self, plugin: str, version: str = "") -> _Providing:
         """Context in which ``add`` records ``plugin`` as the provider."""
         return _Providing(self, (plugin, version))

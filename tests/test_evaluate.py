@@ -185,8 +185,6 @@ def test_folders_match_by_subject_id_and_warn_about_the_rest(tmp_path):
 
 @pytest.fixture
 def phantom_subject():
-    if "phantom" not in ic.DATASETS.names():
-        pytest.skip("the phantom dataset is not registered")
     return ic.DATASETS.build("phantom:n_ct=0,n_mr=0,n_paired=1,size=32,slices=6").paired[0].load()
 
 

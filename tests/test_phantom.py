@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +14,6 @@ from imtrans_hip import phantom as ph
 from imtrans_hip.anatomy import LABEL_GROUPS, LABELS, TISSUES
 from imtrans_hip.phantom_cmd import phantom as phantom_cmd
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 SMALL = {"size": 64, "slices": 12}
 
 
@@ -262,7 +260,7 @@ def _block(a: np.ndarray) -> np.ndarray:
     return a[: n[0], : n[1], : n[2]].reshape(n[0] // 2, 2, n[1] // 2, 2, n[2] // 2, 2)
 
 
-def test_tissue_values_match_a_real_pelvis_ct(full):
+def test_tissue_values_match_a_real_pelvis_ct(full, real_data):
     """Per-structure median HU of the phantom against a real pelvis CT (TotalSegmentator example).
 
     The real CT has 3 mm voxels, so the phantom is compared at a similar voxel size: the
@@ -277,10 +275,8 @@ def test_tissue_values_match_a_real_pelvis_ct(full):
     gluteus maximus is 10 HU, a young athlete's is nearer 50); the labels are a model's
     output at 3 mm. The phantom's means sit well inside (see the report printed on failure).
     """
-    if not REAL.is_dir():
-        pytest.skip(f"real data folder {REAL} is absent")
-    ct = np.asarray(nib.load(REAL / "ts_example_ct.nii.gz").dataobj, dtype=np.float32)
-    seg = np.asarray(nib.load(REAL / "ts_example_seg_fast_force_split.nii.gz").dataobj)
+    ct = np.asarray(nib.load(real_data / "ts_example_ct.nii.gz").dataobj, dtype=np.float32)
+    seg = np.asarray(nib.load(real_data / "ts_example_seg_fast_force_split.nii.gz").dataobj)
     real_groups = {
         "pelvis": [77, 78],
         "sacrum": [25],

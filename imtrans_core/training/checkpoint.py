@@ -8,6 +8,7 @@ or the new one, never half a file. Only the newest ``keep`` are kept.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -18,6 +19,7 @@ import torch
 
 from ..errors import ImtransError
 
+log = logging.getLogger("imtrans")
 _NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
 
 
@@ -67,11 +69,7 @@ def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> dict
         try:
             return torch.load(path, map_location=map_location, weights_only=False)
         except Exception as err:  # a damaged file (disk error): fall back to the one before
-            import logging
-
-            logging.getLogger("imtrans").warning(
-                f"checkpoint {path} is unreadable ({err}); trying an older one"
-            )
+            log.warning(f"checkpoint {path} is unreadable ({err}); trying an older one")
     return None
 
 

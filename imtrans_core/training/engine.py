@@ -256,7 +256,3 @@ class Trainer:
             f"loss '{bad}' became {float(terms[bad])} at iteration {self.step}; {kept}; "
             "try a lower --lr, --amp off, or check the data for NaNs"
         )
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -13,6 +13,7 @@ each j, z of each k inside a box) and combined by broadcasting, so a box of
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,14 +90,16 @@ class Grid:
         return tuple(out)
 
 
-class Shape:
+class Shape(ABC):
     """A signed distance in world mm with a world bounding box."""
 
+    @abstractmethod
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """(low, high) corners in world mm outside of which the shape is surely absent."""
 
+    @abstractmethod
     def sdf(self, x, y, z) -> np.ndarray:
-        raise NotImplementedError
+        """Signed distance (mm, negative inside) at world points."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,9 @@ class HalfSpace(Shape):
 
     point: np.ndarray
     normal: np.ndarray
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(3, -np.inf), np.full(3, np.inf)  # unbounded: cut a bounded shape with it
 
     def sdf(self, x, y, z):
         n = self.normal.astype(F32)

@@ -138,7 +138,9 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=5, help="paired test subjects")
     parser.add_argument("--labelled", type=int, default=8, help="labelled CT volumes for the U-Net")
     parser.add_argument("--seg-iters", type=int, default=600)
-    parser.add_argument("--gc-spec", default="gc:0.3", help="the GC loss of the 'w/ GC' runs, e.g. gc:0.3,abs=true")
+    parser.add_argument(
+        "--gc-spec", default="gc:0.3", help="the GC loss of the 'w/ GC' runs, e.g. gc:0.3,abs=true"
+    )
     parser.add_argument("--quick", action="store_true", help="a few iterations of everything (smoke test)")
     args = parser.parse_args()
     GC["w/ GC"] = [args.gc_spec]

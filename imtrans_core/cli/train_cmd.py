@@ -80,7 +80,9 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     "--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this directory."
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Resolve and print the configuration, build the networks, then stop."
+    "--dry-run",
+    is_flag=True,
+    help="Resolve and print the configuration, build the data source and the networks, then stop.",
 )
 @click.pass_context
 def train(
@@ -133,9 +135,13 @@ def train(
 
 
 def _describe_networks(config: Any) -> None:
-    """Build one generator and one discriminator, as a check that the specs really build."""
+    """Build the data source and one generator and discriminator: the specs really build."""
     import imtrans_core as ic
 
+    source = ic.DATASETS.build(config.data)
+    click.echo(
+        f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"
+    )
     for role, registry, spec in (
         ("G_CT, G_MR", ic.GENERATORS, config.gen),
         ("D_CT, D_MR", ic.DISCRIMINATORS, config.disc),

@@ -46,7 +46,9 @@ class DemoReport:
 def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = print) -> DemoReport:
     """Run every step into ``out``; returns the report the CLI prints."""
     report = DemoReport(out)
-    cli_values: dict[str, Any] = {"loss": ["gc:0.3,abs=true"]}  # GC on gradient magnitudes: docs/reproduction.md
+    cli_values: dict[str, Any] = {
+        "loss": ["gc:0.3,abs=true"]
+    }  # GC on gradient magnitudes: docs/reproduction.md
     if iters is not None:
         cli_values["iters"] = iters
     config = resolve_config(cli_values, None, "cpu")

@@ -128,6 +128,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     text = str(value)
+    if "'" in text and '"' in text:
+        raise SpecError(f"the value {text!r} holds both quote characters, which a spec string cannot carry")
     if text == "" or any(c in text for c in ",='\"") or text != text.strip():
         quote = '"' if "'" in text else "'"
         return f"{quote}{text}{quote}"

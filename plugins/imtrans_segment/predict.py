@@ -148,6 +148,9 @@ def predict(
     default the run the segmentation network was trained with. ``ct_out`` also keeps the
     synthetic CTs (in HU).
     """
+    from rich.console import Console
+    from rich.progress import track
+
     from imtrans_core.io import read_volume, write_volume
     from imtrans_core.training.checkpoint import write_json
     from imtrans_core.translate import check_source, make_backend, plan_jobs, translate_volume
@@ -161,55 +164,17 @@ def predict(
     g_ct = make_backend(model, "mr2ct", "auto", device, amp)
     jobs = plan_jobs(inputs, out, fmt)
     written = []
-    with _Bar(len(jobs), progress) as bar:
-        for job in jobs:
-            bar.describe(job.input.name)
-            mr = read_volume(job.input)
-            check_source(mr, "mr", str(job.input), strict=not force)
-            synthetic_ct = translate_volume(mr, g_ct, batch)
-            write_volume(segmenter.segment(mr, synthetic_ct, batch), job.output)
-            if ct_out is not None:
-                write_volume(synthetic_ct, Path(ct_out) / job.output.name)
-            written.append(job.output)
-            bar.advance()
+    console = Console(stderr=True)
+    for job in track(jobs, description="segment", disable=not progress, console=console, transient=True):
+        mr = read_volume(job.input)
+        check_source(mr, "mr", str(job.input), strict=not force)
+        synthetic_ct = translate_volume(mr, g_ct, batch)
+        write_volume(segmenter.segment(mr, synthetic_ct, batch), job.output)
+        if ct_out is not None:
+            write_volume(synthetic_ct, Path(ct_out) / job.output.name)
+        written.append(job.output)
     write_json(Path(out) / LABELS_JSON, segmenter.describe(run))
     return written
-
-
-class _Bar:
-    """A rich progress bar over volumes on stderr (nothing when disabled)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.bar = total, enabled, None
-
-    def __enter__(self) -> _Bar:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]segment"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task("", total=self.total)
-        return self
-
-    def describe(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, description=text)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def read_labels_json(folder: Path) -> dict[str, Any] | None:

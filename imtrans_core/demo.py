@@ -56,8 +56,12 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
     subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(config.data).paired]
 
     def train_step() -> str:
-        echo(f"training {config.iters} iterations of {config.gen} with GC on the phantom ({config.data})")
-        result = train(config, out=run_dir, resume=run_dir if (run_dir / "config.json").exists() else None)
+        if (run_dir / "config.json").exists():  # run again: continue, to a new --iters if one is given
+            echo(f"continuing {run_dir}" + (f" to {iters} iterations" if iters is not None else ""))
+            result = train(None, resume=run_dir, changes={"iters": iters} if iters is not None else {})
+        else:
+            echo(f"training {config.iters} iterations of {config.gen} with GC on the phantom ({config.data})")
+            result = train(config, out=run_dir)
         return f"{result.step} iterations, {run_dir}"
 
     def translate_torch() -> str:

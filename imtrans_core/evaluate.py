@@ -414,4 +414,4 @@ def _write(path: str | Path, write: Callable[[Any], None], newline: str | None =
     except OSError as exc:
         raise ImtransError(
             f"{path}: cannot write it ({exc.strerror}) — check the folder is writable"
-        ) from None
+        ) from exc

@@ -149,7 +149,7 @@ def export_graph(module: Any, path: Path, opset: int | None = None, legacy: bool
         other = "without --legacy" if legacy else "with --legacy (opset 17)"
         raise ImtransError(
             f"the ONNX exporter failed ({type(err).__name__}: {text}); try again {other}"
-        ) from None
+        ) from err
     model = onnx.load(str(path))
     _rename_io(model, INPUT_NAME, OUTPUT_NAME)
     onnx.checker.check_model(model)
@@ -390,7 +390,7 @@ def _load_samples(specs: list[str], tg: TrainedGenerator, n_slices: int, require
             return sample_data(spec, tg.source, tg.orientation, n_slices)
         except ImtransError as err:
             if required:
-                raise ImtransError(f"--calib {spec}: {err}") from None
+                raise ImtransError(f"--calib {spec}: {err}") from err
             problems.append(f"{spec}: {err}")
     logging.getLogger("imtrans").warning(
         "no dataset for the image checks (" + "; ".join(problems) + "); checking on random inputs only"

@@ -131,7 +131,7 @@ def write_volume(volume: Volume, path: str | Path) -> None:
     except (OSError, RuntimeError) as exc:
         raise ImtransError(
             f"{path}: cannot write it ({_first_line(exc)}) — check the folder is writable and has space"
-        ) from None
+        ) from exc
 
 
 def to_sitk(volume: Volume) -> sitk.Image:
@@ -192,7 +192,7 @@ def _read_nifti(path: Path) -> Volume:
         image = nib.load(path, mmap=False)
         array = np.asanyarray(image.dataobj)
     except _READ_ERRORS as exc:
-        raise _unreadable(path, exc, "NIfTI") from None
+        raise _unreadable(path, exc, "NIfTI") from exc
     if array.dtype != image.get_data_dtype():  # nibabel applied scl_slope/scl_inter
         array = _compact(array)
     return Volume.from_affine(_three_d(array, path), image.affine)
@@ -202,7 +202,7 @@ def _read_itk(path: Path) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise _unreadable(path, exc, suffix_of(path)[1:].upper()) from None
+        raise _unreadable(path, exc, suffix_of(path)[1:].upper()) from exc
     return _scalar_3d(image, path)
 
 
@@ -226,7 +226,7 @@ def _read_dicom(folder: Path, series: str | None) -> Volume:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise _unreadable(folder, exc, "DICOM") from None
+        raise _unreadable(folder, exc, "DICOM") from exc
     volume = from_sitk(_scalar_3d(image, folder))
     volume.array = _compact(volume.array)
     tag = reader.GetMetaData(0, "0008|0060").strip().lower() if reader.HasMetaDataKey(0, "0008|0060") else ""

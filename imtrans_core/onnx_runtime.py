@@ -241,7 +241,7 @@ def open_session(
         text = " ".join(str(err).split())[:300]
         raise ImtransError(
             f"{path}: onnxruntime cannot load it ({text}) — is it an ONNX model written by `imtrans export`?"
-        ) from None
+        ) from err
     active = session.get_providers()
     missing = [n for n in names if n not in active]
     if missing:

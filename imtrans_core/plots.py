@@ -64,5 +64,5 @@ def box_plot(
     except OSError as exc:
         raise ImtransError(
             f"{path}: cannot write the plot ({exc.strerror}) — check the folder is writable"
-        ) from None
+        ) from exc
     return path

@@ -136,7 +136,7 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
         raise ImtransError(
             f"{path}: cannot write the transform ({str(exc).splitlines()[-1][:160]}) — "
             "name it .tfm, .txt or .h5 in a writable folder"
-        ) from None
+        ) from exc
 
 
 def _method(
@@ -173,4 +173,4 @@ def _execute(
         raise ImtransError(
             f"{stage} registration failed ({detail[:200]}) — check that the CT and MR overlap (same patient, "
             "sensible origins), or start from --init moments"
-        ) from None
+        ) from exc

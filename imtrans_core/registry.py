@@ -172,14 +172,17 @@ class Registry:
         return specs.bind(self._entry(parsed.name).factory, parsed, self.kind, **overrides)
 
     def build(self, spec: str | specs.Spec, **overrides: Any) -> Any:
-        """Build from a spec string; keyword ``overrides`` win over the spec's values."""
+        """Build from a spec string; keyword ``overrides`` win over the spec's values.
+
+        A factory rejects a bad value by raising :class:`SpecError` (the message
+        gets the resolved spec in front); any other exception is a bug in the
+        factory and propagates untouched, traceback and all.
+        """
         resolved = self.resolve(spec, **overrides)
         factory = self.get(resolved.name)
         try:
             return factory(**resolved.kwargs)
-        except SpecError:
-            raise
-        except (TypeError, ValueError) as err:
+        except SpecError as err:
             raise SpecError(f"{self.kind} '{resolved}': {err}") from err
 
     # -- internals -------------------------------------------------------------

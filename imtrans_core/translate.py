@@ -171,7 +171,7 @@ def _onnx_backend(model: Path, direction: str | None, device: str, amp: str) -> 
     except ImportError as exc:
         raise ImtransError(
             f"onnx backend not available ({exc}) — install onnxruntime, or use --backend torch with the run directory"
-        ) from None
+        ) from exc
     if not model.is_file():
         raise ImtransError(f"{model}: no such ONNX file — export one with `imtrans export`")
     if amp not in ("off", "auto"):

@@ -75,15 +75,28 @@ def test_resolve_fills_defaults(gens):
     assert gens.build(str(resolved)) == gens.build("resnet9:ngf=32")
 
 
-def test_factory_value_errors_become_spec_errors(gens):
+def test_factory_spec_errors_name_the_spec(gens):
     def strict(n: int = 1):
         if n < 0:
-            raise ValueError("n must be >= 0")
+            raise SpecError("n must be >= 0")
         return n
 
     gens.add("strict", strict)
     with pytest.raises(SpecError, match=r"generator 'strict:n=-1': n must be >= 0"):
         gens.build("strict:n=-1")
+
+
+def test_a_bug_inside_a_factory_is_not_disguised_as_a_spec_error(gens):
+    """A TypeError from the factory's own code is a bug, not the user's typo: it keeps its type and traceback."""
+
+    def buggy(n: int = 1):
+        return len(n)  # TypeError: object of type 'int' has no len()
+
+    gens.add("buggy", buggy)
+    with pytest.raises(TypeError, match="has no len") as info:
+        gens.build("buggy")
+    assert not isinstance(info.value, SpecError)
+    assert info.traceback[-1].name == "buggy"
 
 
 def test_bad_names_are_refused(gens):

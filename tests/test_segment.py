@@ -243,7 +243,7 @@ def test_train_writes_run_and_resume_matches_uninterrupted(tmp_path, monkeypatch
     resumed = engine.train(None, resume=tmp_path / "cut", progress=False)
     assert (resumed.step, resumed.status) == (4, "finished")
     a, b = (
-        torch.load(tmp_path / run_ / "checkpoints" / "ckpt-00000004.pt", weights_only=False)["models"]["unet"]
+        torch.load(tmp_path / run_ / "checkpoints" / "ckpt-00000004.pt", weights_only=True)["models"]["unet"]
         for run_ in ("full", "cut")
     )
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -163,8 +163,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-00000010.pt"
     result = train(None, resume=killed)
     assert (result.step, result.status) == (20, "finished")
-    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=False)["models"]
-    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=False)["models"]
+    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=True)["models"]
+    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=True)["models"]
     for net in a:
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
@@ -269,9 +269,9 @@ def test_ddp_two_processes_keep_parameters_identical(tmp_path):
     ]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     for net in r0:
         for key, value in r0[net].items():
             assert torch.equal(value, r1[net][key]), f"{net}.{key} differs between ranks"
-    first = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-00000004.pt", weights_only=False)
+    first = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-00000004.pt", weights_only=True)
     assert first["step"] == 4  # rank 0 alone wrote the run directory

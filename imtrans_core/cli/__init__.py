@@ -26,6 +26,7 @@ from .export_cmd import export
 from .plugins_cmd import plugins_cmd
 from .train_cmd import train
 from .translate_cmds import evaluate, register, translate
+from .warnings_shown import shown_warnings
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -90,7 +91,8 @@ def run(args: Sequence[str] | None = None) -> int:
 def _invoke(args: list[str], debug: bool) -> int:
     """Run the command group, turning every way it can end into an exit status."""
     try:
-        result = build_cli().main(args=args, prog_name="imtrans", standalone_mode=False)
+        with shown_warnings(err_console):  # every command; some pass their progress bar's console instead
+            result = build_cli().main(args=args, prog_name="imtrans", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -9,34 +9,22 @@ import click
 from click.core import ParameterSource
 
 from ..errors import ImtransError
-from ..training.config import PRESETS, resolve_config
+from ..training.config import FIELDS, PRESETS, describe_range, flag, read_config_file, resolve_config
 
-# Options that map one-to-one onto TrainConfig fields (name, click type, help).
-_FIELDS: list[tuple[str, Any, str]] = [
-    ("gen", str, "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`)."),
-    ("disc", str, "Discriminator spec (default patchgan, the 70x70 PatchGAN)."),
-    ("data", str, "Dataset spec: phantom, folder:ct=DIR,mr=DIR, synthrad:root=DIR, ..."),
-    ("size", int, "Slice size fed to the networks (default 256)."),
-    ("batch", int, "Slices per step (default 1, the paper)."),
-    ("iters", int, "Iterations in all (default 200000: half constant, then linear decay to 0)."),
-    ("decay_from", int, "Iteration where the linear decay starts (default iters/2)."),
-    ("lr", float, "Adam learning rate (default 2e-4)."),
-    ("pool", int, "Image-pool size for the discriminator updates (default 50; 0 disables)."),
-    ("seed", int, "Random seed (default 0)."),
-    ("amp", click.Choice(["off", "bf16", "fp16", "auto"]), "Mixed precision (auto: bf16 where it is fast)."),
-    ("device", click.Choice(["auto", "cpu", "cuda"]), "Where to train (auto: cuda if available)."),
-    ("orientation", click.Choice(["coronal", "axial", "sagittal"]), "Slicing plane (default coronal)."),
-    ("workers", int, "Data-loader worker processes."),
-    ("log_every", int, "Log metrics every N iterations."),
-    ("sample_every", int, "Write a sample image grid every N iterations."),
-    ("ckpt_every", int, "Write a checkpoint every N iterations."),
-    ("keep", int, "Checkpoints to keep."),
-]
+_CLICK_TYPES = {"int": int, "float": float, "str": str}
 
 
 def _field_options(func: Any) -> Any:
-    for name, kind, text in reversed(_FIELDS):
-        func = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=text)(func)
+    """One option per config field, typed, with its range in the help (the config is the one source)."""
+    for name, spec in reversed(FIELDS.items()):
+        meta = spec.metadata
+        if not meta["cli"]:
+            continue
+        kind = click.Choice(meta["choices"]) if meta["choices"] else _CLICK_TYPES[str(spec.type).split()[0]]
+        accepted = "" if meta["choices"] else describe_range(spec)
+        text = meta["help"] + (f" [{accepted}]" if accepted else "")
+        text += " May change on --resume." if meta["on_resume"] else ""
+        func = click.option(f"--{flag(name)}", name, type=kind, default=None, help=text)(func)
     return func
 
 
@@ -55,11 +43,9 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     "--loss",
     "loss",
     multiple=True,
-    help="Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.",
+    help=FIELDS["loss"].metadata["help"],
 )
-@click.option(
-    "--log", "log", multiple=True, help="Extra logger spec, repeatable (a JSONL log is always written)."
-)
+@click.option("--log", "log", multiple=True, help=FIELDS["log"].metadata["help"] + " May change on --resume.")
 @click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
@@ -77,7 +63,10 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<time>)."
 )
 @click.option(
-    "--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this directory."
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the run in this directory (a finished one too, given a larger --iters).",
 )
 @click.option(
     "--dry-run",
@@ -104,25 +93,33 @@ def train(
     for key in ("loss", "log"):
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             cli_values[key] = list(values[key])
-    from ..training import resolve_specs
+    from ..training import check
     from ..training import train as run_training
 
     if resume is not None:
-        if cli_values or config_file or preset or out:
+        if preset or out:
+            used = "--preset" if preset else "--out"
             raise ImtransError(
-                f"--resume {resume} continues the run as it was configured; drop the other options"
+                f"{used} applies to a new run; --resume {resume} continues the run where it is"
             )
-        result = run_training(None, resume=resume)
+        changes = {**(read_config_file(config_file) if config_file else {}), **cli_values}
+        if dry_run:
+            from ..training.runner import open_run
+
+            _, config = open_run(resume, changes)
+            _describe(config, check(config))
+            return
+        result = run_training(None, resume=resume, changes=changes)
     else:
         config = resolve_config(cli_values, config_file, preset)
-        resolved = resolve_specs(config)
         changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
         if changed:
             click.echo(f"preset {config.preset} changes: {changed}")
-        click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
+        resolved = check(config)
         if dry_run:
-            _describe_networks(config)
+            _describe(config, resolved)
             return
+        click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
         result = run_training(config, out=out)
     if result.status == "interrupted":
         click.echo(
@@ -134,10 +131,11 @@ def train(
     click.echo(f"finished {result.step} iterations; run directory: {result.run_dir}")
 
 
-def _describe_networks(config: Any) -> None:
-    """Build the data source and one generator and discriminator: the specs really build."""
+def _describe(config: Any, resolved: dict[str, Any]) -> None:
+    """Print the resolved configuration, then build the data source and one of each network."""
     import imtrans_core as ic
 
+    click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
     source = ic.DATASETS.build(config.data)
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +19,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import ImtransError, ImtransWarning
+from ..errors import ImtransError
 from ..evaluate import LABELS, ORIENTATIONS, SCALES
 from ..translate import BACKENDS, OUTPUT_FORMATS
+from .warnings_shown import shown_warnings
 
 _PATH = click.Path(path_type=Path)
-
-
-@contextmanager
-def shown_warnings(console: Console) -> Iterator[None]:
-    """Print ImtransWarnings as one yellow ``warning:`` line each (every time, not once per place)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", ImtransWarning)
-        original = warnings.showwarning
-
-        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, ImtransWarning):
-                console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
-            else:
-                original(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
-        yield
 
 
 def _progress(console: Console) -> Progress:

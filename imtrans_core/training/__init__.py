@@ -4,7 +4,17 @@ The same call serves one process and every rank of ``torchrun``; see
 :mod:`.distributed`. ``imtrans train`` is a thin layer over it.
 """
 
-from .config import PRESETS, TrainConfig, resolve_config
-from .runner import TrainResult, resolve_specs, train
+from .config import PRESETS, TrainConfig, resolve_config, resume_config
+from .runner import TrainResult, train
+from .validate import check, resolve_specs
 
-__all__ = ["PRESETS", "TrainConfig", "TrainResult", "resolve_config", "resolve_specs", "train"]
+__all__ = [
+    "PRESETS",
+    "TrainConfig",
+    "TrainResult",
+    "check",
+    "resolve_config",
+    "resolve_specs",
+    "resume_config",
+    "train",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -63,11 +64,19 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
+def latest_step(run_dir: Path) -> int:
+    """The iteration of the newest checkpoint (0 when there is none), read from its name."""
+    found = list_checkpoints(run_dir)
+    return int(_NAME.match(found[-1].name).group(1)) if found else 0
+
+
 def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
     """The newest readable checkpoint's state, or None when there is none yet."""
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            return torch.load(path, map_location=map_location, weights_only=False)
+            return _load(path, map_location)
+        except ImtransError:  # holds more than tensors and plain values: never fall back silently
+            raise
         except Exception as err:  # a damaged file (disk error): fall back to the one before
             log.warning(f"checkpoint {path} is unreadable ({err}); trying an older one")
     return None
@@ -76,11 +85,32 @@ def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> dict
 def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint file given by a person: a clear error when it is not one."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = _load(path, map_location)
     except FileNotFoundError:
         raise ImtransError(f"{path}: no such checkpoint file") from None
+    except ImtransError:
+        raise
     except Exception as err:
-        raise ImtransError(f"{path}: not a readable imtrans checkpoint ({type(err).__name__})") from None
+        raise ImtransError(
+            f"{path}: not a readable imtrans checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(state, dict) or "models" not in state:
         raise ImtransError(f"{path}: not an imtrans checkpoint (no 'models' entry)")
     return state
+
+
+def _load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain values, never code.
+
+    Our checkpoints hold nothing else, so a file that needs more was not written
+    by imtrans as it is, and unpickling it could run whatever it carries.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()
+        detail = next((line for line in reason if "Unsupported global" in line), reason[0] if reason else "")
+        raise ImtransError(
+            f"{path}: refused; it holds Python objects besides tensors and plain values, and loading it "
+            f"could run code ({detail.strip()[:160]}); imtrans checkpoints never do"
+        ) from err

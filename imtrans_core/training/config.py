@@ -1,48 +1,126 @@
 """The training configuration: the paper's numbers as defaults, presets beside them.
 
+Every option has a type, an accepted range and a help text, declared once on
+its field below; the command line (``imtrans train --help``), config files and
+Python callers all go through the same checks, so a bad value is one line
+naming the option and what it accepts, before any data is read or any folder
+is made.
+
 Precedence, lowest first: defaults (the paper) < ``--preset`` < ``--config FILE``
 < options given on the command line. The resolved configuration (every spec with
 its defaults filled in) is what a run directory stores and what ``--resume``
-reads back.
+reads back; the options marked ``on_resume`` may change when a run is resumed
+(how long, where and how it is watched), the others define what is trained.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImtransError
+
+AMP = ("off", "bf16", "fp16", "auto")
+DEVICES = ("auto", "cpu", "cuda")
+ORIENTATIONS = ("coronal", "axial", "sagittal")
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: tuple[str, ...] = (),
+    on_resume: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A config field with its command-line help and its accepted values.
+
+    ``low``/``high`` bound numbers (``low_open``/``high_open``: strictly);
+    ``choices`` lists the accepted strings; ``on_resume`` marks options that
+    ``--resume`` may change; ``cli=False`` keeps a field off the generated options.
+    """
+    meta = {
+        "help": help,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "high_open": high_open,
+        "choices": choices,
+        "on_resume": on_resume,
+        "cli": cli,
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
     """Every knob of a CycleGAN(+GC) run. Defaults reproduce Hiasa et al. 2018, §2.2."""
 
-    gen: str = "resnet9"  # 9 residual blocks (the paper, after Johnson et al.)
-    disc: str = "patchgan"  # 70x70 PatchGAN
-    loss: list[str] = field(default_factory=list)  # added to / replacing lsgan:1, cycle:3
-    data: str = "phantom"
-    size: int = 256  # slices are cropped / padded to size x size
-    batch: int = 1
-    iters: int = 200_000  # 1e5 at a fixed rate, then 1e5 decaying linearly to 0
-    decay_from: int | None = None  # None: iters // 2
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    pool: int = 50  # image pool for the discriminator updates (Shrivastava et al.)
-    seed: int = 0
-    amp: str = "off"  # off | bf16 | fp16 | auto
-    device: str = "auto"  # auto | cpu | cuda
-    orientation: str = "coronal"
-    workers: int = 1  # data-loader worker processes
-    log: list[str] = field(default_factory=list)  # logger specs besides the JSONL log
-    log_every: int = 50
-    sample_every: int = 1000
-    ckpt_every: int = 5000
-    keep: int = 3  # checkpoints kept
-    preset: str = "paper"
+    gen: str = option(
+        "resnet9", "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`)."
+    )
+    disc: str = option("patchgan", "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
+    loss: list[str] = option(
+        [], "Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.", cli=False
+    )
+    data: str = option("phantom", "Dataset spec: phantom, folder:ct=DIR,mr=DIR, synthrad:root=DIR, ...")
+    size: int = option(
+        256,
+        "Slice size fed to the networks (default 256; the smallest the networks accept is checked).",
+        low=2,
+        high=4096,
+    )
+    batch: int = option(1, "Slices per step (default 1, the paper).", low=1, high=4096)
+    iters: int = option(
+        200_000,
+        "Iterations in all (default 200000: half constant, then linear decay to 0).",
+        low=1,
+        on_resume=True,
+    )
+    decay_from: int | None = option(
+        None, "Iteration where the linear decay starts (default iters/2).", low=0, on_resume=True
+    )
+    lr: float = option(2e-4, "Adam learning rate (default 2e-4).", low=0, low_open=True, high=1)
+    beta1: float = option(0.5, "Adam beta1 (default 0.5, the paper).", low=0, high=1, high_open=True)
+    beta2: float = option(0.999, "Adam beta2 (default 0.999).", low=0, high=1, high_open=True)
+    pool: int = option(
+        50, "Image-pool size for the discriminator updates (default 50; 0 disables).", low=0, high=100_000
+    )
+    seed: int = option(0, "Random seed (default 0).", low=0, high=MAX_SEED)
+    amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP)
+    device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
+    orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)
+    workers: int = option(
+        1, "Data-loader worker processes (0: load in the training process).", low=0, high=256, on_resume=True
+    )
+    log: list[str] = option(
+        [], "Extra logger spec, repeatable (a JSONL log is always written).", on_resume=True, cli=False
+    )
+    log_every: int = option(50, "Log metrics every N iterations.", low=1, on_resume=True)
+    sample_every: int = option(1000, "Write a sample image grid every N iterations.", low=1, on_resume=True)
+    ckpt_every: int = option(5000, "Write a checkpoint every N iterations.", low=1, on_resume=True)
+    keep: int = option(3, "Checkpoints to keep (the newest; at least 1).", low=1, on_resume=True)
+    preset: str = option("paper", "The preset the run started from.", cli=False)
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            setattr(self, spec.name, check_value(spec, getattr(self, spec.name), f"--{flag(spec.name)}"))
+        if self.decay_from is not None and self.decay_from > self.iters:
+            raise ImtransError(
+                f"--decay-from {self.decay_from}: the decay must start within the run's {self.iters} iterations "
+                "(0 <= decay_from <= iters)"
+            )
 
     @property
     def turn(self) -> int:
@@ -54,13 +132,125 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ImtransError(
-                f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
+        """A config from plain values (a file, a run's config.json); errors name ``source`` and the key."""
+        return cls(**check_values(data, source))
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a field: ``log_every`` -> ``log-every``."""
+    return name.replace("_", "-")
+
+
+FIELDS: dict[str, Field] = {spec.name: spec for spec in fields(TrainConfig)}
+
+
+def check_values(data: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """Each value of ``data`` checked and typed; an unknown key is an error with a suggestion.
+
+    Errors name ``source: key`` (a file), or the ``--option`` when ``source`` is None.
+    """
+    checked = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            close = difflib.get_close_matches(name, list(FIELDS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ImtransError(f"{source}: unknown option '{key}'{hint} known: {', '.join(FIELDS)}")
+        where = f"--{flag(name)}" if source is None else f"{source}: {name} ="
+        checked[name] = check_value(FIELDS[name], value, where)
+    return checked
+
+
+def check_value(spec: Field, value: Any, where: str) -> Any:
+    """``value`` typed as the field asks and inside its range; ``where`` starts the error message."""
+    kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+    if value is None and "None" in kind:
+        return None
+    try:
+        if kind.startswith("list"):
+            return _string_list(value)
+        typed = _typed(value, kind)
+    except ValueError as err:
+        raise ImtransError(f"{where} {value!r}: {err}") from None
+    meta = spec.metadata
+    if meta["choices"] and typed not in meta["choices"]:
+        raise ImtransError(f"{where} {typed}: choose one of {', '.join(meta['choices'])}")
+    if not _in_range(typed, meta):
+        raise ImtransError(f"{where} {typed}: must be {describe_range(spec)}")
+    return typed
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """Turn a value from a file or the command line into ``int``, ``float`` or ``str``.
+
+    YAML reads ``2e-4`` as a string and JSON writes ``1e5`` as a float, so
+    numbers written either way are accepted; ``true`` is never a number.
+    """
+    if isinstance(value, bool) and not kind.startswith("bool"):
+        raise ValueError(f"expected {_WORDS.get(kind.split(' ')[0], kind)}, not a true/false value")
+    if kind.startswith("int"):
+        number = _number(value, "an integer")
+        if not number.is_integer():
+            raise ValueError("expected an integer")
+        return int(number)
+    if kind.startswith("float"):
+        return _number(value, "a number")
+    if kind.startswith("str"):
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    raise ValueError(f"unsupported option type {kind}")  # a new field of a new type: add it here
+
+
+_WORDS = {"int": "an integer", "float": "a number", "str": "a string"}
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected {what}") from None
+    else:
+        raise ValueError(f"expected {what}")
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _string_list(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError("expected a spec string or a list of them")
+    return list(items)
+
+
+def _in_range(value: Any, meta: Any) -> bool:
+    if not isinstance(value, (int, float)):
+        return True
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value < low or (meta["low_open"] and value == low)):
+        return False
+    return high is None or value < high or (value == high and not meta["high_open"])
+
+
+def describe_range(spec: Field) -> str:
+    """``>= 1``, ``> 0 and <= 1``, ``one of off, bf16, ...``: what ``--help`` and errors say."""
+    meta = spec.metadata
+    if meta["choices"]:
+        return "one of " + ", ".join(meta["choices"])
+    parts = []
+    if meta["low"] is not None:
+        parts.append(f"{'>' if meta['low_open'] else '>='} {_plain(meta['low'])}")
+    if meta["high"] is not None:
+        parts.append(f"{'<' if meta['high_open'] else '<='} {_plain(meta['high'])}")
+    return " and ".join(parts)
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 # What each preset changes, and why. The paper's preset changes nothing.
@@ -106,10 +296,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except ImtransError:
         raise
     except Exception as err:
-        raise ImtransError(f"--config {path}: cannot parse it: {' '.join(str(err).split())}") from None
+        raise ImtransError(f"--config {path}: cannot parse it: {' '.join(str(err).split())}") from err
     if not isinstance(data, dict):
         raise ImtransError(f"--config {path}: expected a mapping of option names to values")
-    return {key.replace("-", "_"): value for key, value in data.items()}
+    return check_values(data, str(path))
 
 
 def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset: str | None) -> TrainConfig:
@@ -122,8 +312,24 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
     preset = preset or from_file.pop("preset", None) or "paper"
     if preset not in PRESETS:
         raise ImtransError(f"--preset {preset}: unknown; choose one of {', '.join(PRESETS)}")
-    merged: dict[str, Any] = {**PRESETS[preset], **from_file, **cli_values, "preset": preset}
-    for key in ("loss", "log"):
-        if isinstance(merged.get(key), str):
-            merged[key] = [merged[key]]
-    return TrainConfig.from_dict(merged, source=str(config_file or "options"))
+    merged: dict[str, Any] = {**PRESETS[preset], **from_file, **check_values(cli_values, None)}
+    return TrainConfig(**{**merged, "preset": preset})
+
+
+def resume_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """The stored config with ``changes`` applied, where resuming allows them.
+
+    What is trained (networks, losses, data, optimiser, seed, precision) is fixed
+    once a run has started: changing it halfway would make a run that no single
+    configuration describes. How long it runs, where, and how it is logged may
+    change; the new values are what ``config.json`` then records.
+    """
+    changes = check_values(changes, None)
+    for name, value in changes.items():
+        if value != getattr(stored, name) and not FIELDS[name].metadata["on_resume"]:
+            allowed = ", ".join(f"--{flag(n)}" for n, f in FIELDS.items() if f.metadata["on_resume"])
+            raise ImtransError(
+                f"--{flag(name)} {value}: a resumed run keeps what it trains ({name}={getattr(stored, name)}); "
+                f"resuming may change only {allowed}; start a new run with --out to change --{flag(name)}"
+            )
+    return replace(stored, **changes)

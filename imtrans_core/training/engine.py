@@ -35,7 +35,7 @@ from .pool import ImagePool
 from .precision import autocast, resolve_amp
 from .progress import Progress
 from .rundir import RunDir
-from .schedule import linear_decay
+from .schedule import linear_decay, lr_factor
 
 log = logging.getLogger("imtrans")
 
@@ -164,12 +164,27 @@ class Trainer:
         self.generators.g_mr.load_state_dict(models["g_mr"])
         self.discriminators.d_ct.load_state_dict(models["d_ct"])
         self.discriminators.d_mr.load_state_dict(models["d_mr"])
-        for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler"):
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
             getattr(self, name).load_state_dict(state[name])
+        if state["scaler"]:  # empty when saved without fp16 (e.g. on a CPU, now resumed on a GPU)
+            self.scaler.load_state_dict(state["scaler"])
         self.pool_ct.load_state_dict(state["pool_ct"], self.device)
         self.pool_mr.load_state_dict(state["pool_mr"], self.device)
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self._follow_schedule()
+
+    def _follow_schedule(self) -> None:
+        """Set the learning rates the config's schedule gives at this step.
+
+        The optimisers saved the rate of the schedule they ran under; a run
+        resumed with more ``iters`` (or another ``decay_from``) follows its new
+        schedule from here on. Unchanged, this recomputes the saved value exactly.
+        """
+        factor = lr_factor(self.step, self.config.iters, self.config.turn)
+        for optimizer, scheduler in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * factor
 
     def save(self) -> Path | None:
         """Checkpoint (rank 0 only) and tell the plugins."""

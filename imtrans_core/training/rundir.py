@@ -32,7 +32,7 @@ def collect_versions(seed: int) -> dict[str, Any]:
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
         "imtrans": ic.__version__,
         "plugins": {s.name: f"{s.dist} {s.version}".strip() for s in ic.plugins.sources.values()},
         "seed": seed,
@@ -61,13 +61,23 @@ class RunDir:
             checkpoint.write_json(path / "versions.json", run.versions)
         return run
 
+    def update(self, config: TrainConfig, resolved: dict[str, Any]) -> RunDir:
+        """Record a resumed run's new configuration (a longer schedule, another device, ...)."""
+        checkpoint.write_json(self.path / "config.json", {**config.to_dict(), "resolved": resolved})
+        return RunDir(self.path, config, self.versions)
+
     @classmethod
     def open(cls, path: Path) -> RunDir:
         """An existing run, with the configuration it was started with."""
         config_file = path / "config.json"
         if not config_file.is_file():
             raise ImtransError(f"--resume {path}: not a run directory (no config.json)")
-        data = json.loads(config_file.read_text())
+        try:
+            data = json.loads(config_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ImtransError(f"--resume {path}: {config_file} is not valid JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise ImtransError(f"--resume {path}: {config_file} does not hold a configuration")
         data.pop("resolved", None)
         versions_file = path / "versions.json"
         versions = json.loads(versions_file.read_text()) if versions_file.is_file() else {}

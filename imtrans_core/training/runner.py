@@ -14,13 +14,14 @@ import torch
 
 import imtrans_core as ic
 
+from ..errors import ImtransError
 from ..slices import SliceStacks, StepSampler, UnpairedSlices, fit_to
 from . import checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, resume_config
 from .distributed import Distributed
 from .engine import Trainer
-from .objective import compose_loss_specs
 from .rundir import RunDir
+from .validate import check
 
 log = logging.getLogger("imtrans")
 DEFAULT_LOGGERS = ("jsonl", "samples")
@@ -33,35 +34,37 @@ class TrainResult:
     status: str  # finished | interrupted
 
 
-def resolve_specs(config: TrainConfig) -> dict[str, Any]:
-    """Every spec of the config checked against its registry and resolved (defaults filled in)."""
-    return {
-        "gen": str(ic.GENERATORS.resolve(config.gen)),
-        "disc": str(ic.DISCRIMINATORS.resolve(config.disc)),
-        "data": str(ic.DATASETS.resolve(config.data)),
-        "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
-        "log": [str(ic.LOGGERS.resolve(s)) for s in config.log],
-    }
+def train(
+    config: TrainConfig | None,
+    out: Path | None = None,
+    resume: Path | None = None,
+    changes: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train from scratch into ``out``, or continue the run in ``resume``.
 
-
-def train(config: TrainConfig | None, out: Path | None = None, resume: Path | None = None) -> TrainResult:
-    """Train from scratch into ``out``, or continue the run in ``resume`` (its own config, up to its ``iters``)."""
+    A resumed run keeps its own configuration except for ``changes`` to the
+    options that may change on resume (``iters``, ``device``, loggers, ...; see
+    :func:`~.config.resume_config`), which ``config.json`` then records. Every
+    option is checked before any data is read or any folder is made.
+    """
     if resume is not None:
-        config = RunDir.open(resume).config
+        run_dir, config = open_run(resume, changes or {})
     assert config is not None, "give a config or a run directory to resume"
+    resolved = check(config)
     dist = Distributed.setup(config.device)
     try:
-        if resume is not None:
-            run_dir = RunDir.open(resume)
-        else:
-            run_dir = RunDir.create(out, config, resolve_specs(config), write=dist.is_main)
+        source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
+        if resume is None:
+            run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
+        elif dist.is_main and config != run_dir.config:
+            run_dir = run_dir.update(config, resolved)
         dist.barrier()
         trainer = Trainer(config, run_dir, dist)
         state = checkpoint.load_latest(run_dir.path, map_location=dist.device) if resume is not None else None
         if state is not None:
             trainer.load_state_dict(state)
             log.info(f"resuming {run_dir.path} at iteration {trainer.step} of {config.iters}")
-        dataset, fixed = build_data(config, dist)
+        dataset, fixed = build_data(source, config, dist)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=config.batch,
@@ -78,11 +81,23 @@ def train(config: TrainConfig | None, out: Path | None = None, resume: Path | No
         dist.close()
 
 
+def open_run(path: Path, changes: dict[str, Any]) -> tuple[RunDir, TrainConfig]:
+    """The run to resume and its configuration with ``changes`` applied, checked against its progress."""
+    run_dir = RunDir.open(path)
+    config = resume_config(run_dir.config, changes)
+    done = checkpoint.latest_step(path)
+    if config.iters < done:
+        raise ImtransError(
+            f"--iters {config.iters}: {path} has already trained {done} iterations; "
+            f"give --iters {done} or more to continue it"
+        )
+    return run_dir, config
+
+
 def build_data(
-    config: TrainConfig, dist: Distributed
+    source: Any, config: TrainConfig, dist: Distributed
 ) -> tuple[UnpairedSlices, tuple[torch.Tensor, torch.Tensor]]:
-    """The unpaired slice dataset and a fixed (CT, MR) pair for sample images."""
-    source = ic.DATASETS.build(config.data)
+    """The unpaired slice dataset of ``source`` and a fixed (CT, MR) pair for sample images."""
     ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
     mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
     dataset = UnpairedSlices(ct, mr, config.size, seed=config.seed)
@@ -103,7 +118,9 @@ def loggers(config: TrainConfig, dist: Distributed):
     built = []
     if dist.is_main:
         for spec in (*DEFAULT_LOGGERS, *config.log):
-            if spec.split(":")[0] not in ic.LOGGERS:
+            if (
+                spec.split(":")[0] not in ic.LOGGERS
+            ):  # only a default one can be missing: check() saw the rest
                 log.warning(
                     f"logger '{spec}' is not registered; its output is skipped (see 'imtrans plugins loggers')"
                 )

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imtrans_core.errors import SpecError
+
 GradientOp = Literal["sobel", "diff", "prewitt"]
 
 # Kernels of the derivative along x (columns), applied by cross-correlation, so
@@ -43,7 +45,7 @@ class WeightedLoss(nn.Module):
     def __init__(self, weight: float):
         super().__init__()
         if not weight >= 0:  # also rejects NaN
-            raise ValueError(f"weight must be >= 0, got {weight}")
+            raise SpecError(f"weight must be >= 0, got {weight}")
         self.weight = float(weight)
 
     def extra_repr(self) -> str:
@@ -215,7 +217,7 @@ class GradientConsistencyLoss(WeightedLoss):
     def __init__(self, weight: float = 0.3, op: GradientOp = "sobel", abs: bool = False):
         super().__init__(weight)
         if op not in _KERNELS_X:
-            raise ValueError(f"op must be one of {', '.join(_KERNELS_X)}, got {op!r}")
+            raise SpecError(f"op must be one of {', '.join(_KERNELS_X)}, got {op!r}")
         self.op = op
         self.abs = abs
 

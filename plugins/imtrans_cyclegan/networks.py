@@ -19,14 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imtrans_core.errors import SpecError
+
 Norm = Literal["instance", "batch", "none"]
 
 
 def _check_min(minimum: int, **values: int) -> None:
-    """Raise a one-line ValueError naming the first parameter below ``minimum``."""
+    """Raise a one-line SpecError naming the first parameter below ``minimum``."""
     for name, value in values.items():
         if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+            raise SpecError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -37,7 +39,7 @@ def _norm_layer(norm: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if norm == "none":
         return nn.Identity()  # keeps the layer indices (state-dict keys) of the normed variants
-    raise ValueError(f"norm must be one of instance, batch, none, got {norm!r}")
+    raise SpecError(f"norm must be one of instance, batch, none, got {norm!r}")
 
 
 def _conv_bias(norm: str) -> bool:
@@ -166,7 +168,7 @@ def resnet9(
     _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf)
     _check_min(0, n_blocks=n_blocks)
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        raise SpecError(f"dropout must be in [0, 1), got {dropout}")
     _norm_layer(norm, 1)  # validates norm before any allocation
     return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout))
 
@@ -242,7 +244,7 @@ def unet(
     """
     _check_min(1, in_ch=in_ch, out_ch=out_ch, base=base, depth=depth)
     if final not in ("tanh", "none"):
-        raise ValueError(f"final must be tanh or none, got {final!r}")
+        raise SpecError(f"final must be tanh or none, got {final!r}")
     _norm_layer(norm, 1)
     return init_weights(UNet(in_ch, out_ch, base, depth, norm, final))
 

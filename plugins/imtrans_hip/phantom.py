@@ -289,7 +289,7 @@ def _disk_save(folder: Path, key: tuple, vol: Volume) -> None:
         raise ImtransError(
             f"phantom cache={folder}: cannot write there ({exc.strerror or exc}); "
             "pass a writable folder or cache='' to keep renders in memory only"
-        ) from None
+        ) from exc
 
 
 def _load(
@@ -452,7 +452,7 @@ def write_phantom(
     except OSError as exc:
         raise ImtransError(
             f"--out {out}: cannot create it ({exc.strerror or exc}); pick a writable folder"
-        ) from None
+        ) from exc
     shown: list[dict[str, Volume]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:

@@ -30,7 +30,7 @@ def tensorboard(logdir: str = ""):
 
         raise ImtransError(
             f"--log tensorboard needs the tensorboard package: pip install tensorboard ({err})"
-        ) from None
+        ) from err
 
 
 @hookimpl

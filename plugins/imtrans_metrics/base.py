@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.errors import ImtransError, SpecError
 from imtrans_core.spec import format_value
 
 Scale = Literal["paper", "hu", "synthrad"]
@@ -101,9 +101,9 @@ def check_axis(axis: int | None, ndim: int) -> int | None:
 
 
 def check_scale(scale: str, choices: tuple[str, ...] = ("paper", "hu", "synthrad")) -> str:
-    """``scale`` if it is one of ``choices``; else ``ValueError`` (a spec error once built)."""
+    """``scale`` if it is one of ``choices``; else a ``SpecError`` (a ``ValueError`` too)."""
     if scale not in choices:
-        raise ValueError(f"scale {scale!r} is not offered here: expected one of {', '.join(choices)}")
+        raise SpecError(f"scale {scale!r} is not offered here: expected one of {', '.join(choices)}")
     return scale
 
 

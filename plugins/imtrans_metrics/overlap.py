@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.errors import ImtransError, SpecError
 
 from .base import Metric, check_mask, spec_name
 
@@ -83,13 +83,13 @@ def parse_labels(text: str) -> dict[Hashable, tuple[int, ...]]:
         try:
             ids = tuple(int(i) for i in ids_text.split("+"))
         except ValueError:
-            raise ValueError(
+            raise SpecError(
                 f"labels: cannot read {item!r}; write label ids joined by + with an optional name, "
                 "structures separated by ;, e.g. labels='pelvis:1;femur:2+3'"
             ) from None
         key: Hashable = name or (ids[0] if len(ids) == 1 else ids)
         if key in structures:
-            raise ValueError(f"labels: structure {key!r} is listed twice")
+            raise SpecError(f"labels: structure {key!r} is listed twice")
         structures[key] = ids
     return structures
 

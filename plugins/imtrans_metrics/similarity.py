@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.errors import ImtransError, SpecError
 
 from .base import Metric, Scale, check_axis, check_pair, check_scale, spec_name, to_scale, value_range
 
@@ -204,7 +204,7 @@ def mi_factory(bins: int = 32, normalized: bool = False, axis: int | None = None
 
 def _check_bins(bins: int) -> None:
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"bins must be an integer of at least 2, got {bins!r}")
+        raise SpecError(f"bins must be an integer of at least 2, got {bins!r}")
 
 
 def _bin_index(x: np.ndarray, mask: np.ndarray, bins: int, span: tuple[float, float] | None) -> np.ndarray:

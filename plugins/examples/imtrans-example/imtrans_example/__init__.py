@@ -7,13 +7,13 @@ and ``imtrans train --gen tiny:width=16`` trains with it.
 
 from __future__ import annotations
 
-from imtrans_core import hookimpl
+from imtrans_core import SpecError, hookimpl
 
 
 def tiny(in_ch: int = 1, out_ch: int = 1, width: int = 8):
     """Three 3x3 convolutions: a tiny generator, to show how a plugin adds a network."""
     if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
+        raise SpecError(f"width must be at least 1, got {width}")
     from torch import nn  # imported when built, so `imtrans --help` stays fast
 
     return nn.Sequential(

@@ -1,0 +1,135 @@
+"""Resume that extends a run, checkpoints that never run code, warnings that name their file."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from imtrans_core.cli import run
+from imtrans_core.errors import ImtransError
+from imtrans_core.io import write_volume
+from imtrans_core.training import TrainConfig, train
+from imtrans_core.training.checkpoint import load_file
+from imtrans_core.volume import Volume
+
+TINY = dict(
+    gen="resnet9:ngf=8,n_blocks=1",
+    disc="patchgan:ndf=8",
+    data="phantom:n_ct=2,n_mr=2,n_paired=1,size=64,slices=8",
+    size=64,
+    log_every=2,
+    ckpt_every=4,
+    sample_every=100,
+    workers=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A run trained to its end: 4 iterations at a constant rate (the decay would start at 4)."""
+    path = tmp_path_factory.mktemp("finished") / "run"
+    result = train(TrainConfig(**TINY, iters=4, decay_from=4), out=path)
+    assert (result.step, result.status) == (4, "finished")
+    return path
+
+
+def metrics(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_extends_a_finished_run_exactly_as_one_long_run(finished, tmp_path, capsys):
+    extended = tmp_path / "extended"
+    extended.mkdir()
+    for item in finished.rglob("*"):  # a copy, so the module's run stays as it was
+        target = extended / item.relative_to(finished)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if item.is_file():
+            target.write_bytes(item.read_bytes())
+    assert run(["train", "--resume", str(extended), "--iters", "8", "--log-every", "1"]) == 0
+    assert "finished 8 iterations" in capsys.readouterr().out
+    straight = train(TrainConfig(**TINY, iters=8, decay_from=4), out=tmp_path / "straight").run_dir
+
+    a = torch.load(straight / "checkpoints" / "ckpt-00000008.pt", weights_only=True)
+    b = torch.load(extended / "checkpoints" / "ckpt-00000008.pt", weights_only=True)
+    for net in a["models"]:
+        for key, value in a["models"][net].items():
+            assert torch.equal(value, b["models"][net][key]), f"{net}.{key} differs from the straight run"
+    # The log continues where it stopped, at the new --log-every, with the new schedule's rates.
+    logged = metrics(extended)
+    assert [m["iter"] for m in logged] == [2, 4, 5, 6, 7, 8]
+    rates = {m["iter"]: m["lr"] for m in metrics(straight)}
+    assert [m["lr"] for m in logged if m["iter"] in rates] == [rates[i] for i in (2, 4, 6, 8)]
+    stored = json.loads((extended / "config.json").read_text())
+    assert stored["iters"] == 8 and stored["log_every"] == 1 and stored["gen"] == TINY["gen"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--lr", "0.001"], "--lr 0.001: a resumed run keeps what it trains (lr=0.0002)"),
+        (["--gen", "resnet9"], "--gen resnet9: a resumed run keeps what it trains"),
+        (["--size", "32"], "resuming may change only --iters, --decay-from, --device"),
+        (["--iters", "2", "--decay-from", "1"], "has already trained 4 iterations; give --iters 4 or more"),
+        (["--out", "elsewhere"], "--out applies to a new run"),
+        (["--preset", "cpu"], "--preset applies to a new run"),
+        (["--keep", "0"], "--keep 0: must be >= 1"),
+    ],
+)
+def test_resume_refuses_what_would_change_the_model(finished, capsys, args, words):
+    before = (finished / "config.json").read_text()
+    code = run(["train", "--resume", str(finished), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert (finished / "config.json").read_text() == before
+
+
+def test_resume_with_unchanged_values_is_accepted(finished, capsys):
+    """Repeating a value the run already has (e.g. from the same config file) is no change."""
+    assert run(["train", "--resume", str(finished), "--lr", "0.0002", "--dry-run"]) == 0
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(finished, tmp_path, capsys):
+    marker = tmp_path / "code-ran"
+
+    class Payload:  # unpickling it would create the marker file
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    state = torch.load(finished / "checkpoints" / "ckpt-00000004.pt", weights_only=True)
+    state["extra"] = Payload()
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    with pytest.raises(ImtransError, match="refused; it holds Python objects besides tensors"):
+        load_file(evil)
+    volume = tmp_path / "mr.nii.gz"
+    write_volume(Volume(np.zeros((8, 8, 8), np.float32), modality="mr"), volume)
+    code = run(["translate", str(evil), str(volume), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "refused" in err and len(err.strip().splitlines()) == 1, err
+    assert not marker.exists(), "loading the checkpoint ran the code inside it"
+
+
+def test_training_warnings_name_each_file(tmp_path, capsys):
+    """Two CTs that are not in HU: two warning lines, each naming its file (not one per source line)."""
+    rng = np.random.default_rng(0)
+    for modality in ("ct", "mr"):
+        for i in range(2):
+            array = rng.uniform(0, 100, (32, 8, 32)).astype(np.float32)  # 0..100: not HU
+            write_volume(Volume(array, modality=modality), tmp_path / modality / f"{modality}-{i}.nii.gz")
+    data = f"folder:ct={tmp_path / 'ct'},mr={tmp_path / 'mr'}"
+    args = ["train", "--gen", TINY["gen"], "--disc", TINY["disc"], "--data", data, "--size", "32"]
+    code = run([*args, "--iters", "1", "--workers", "0", "--out", str(tmp_path / "run")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    for i in range(2):
+        assert f"warning: {tmp_path / 'ct' / f'ct-{i}.nii.gz'}: looks like it is not in HU" in err, err
+    assert "UserWarning" not in err and "ImtransWarning" not in err

@@ -71,14 +71,14 @@ def test_bad_values_fail_before_any_work(capsys, tmp_path, cache, option, value,
 
 
 def test_the_smallest_size_is_computed_from_the_networks():
-    with pytest.raises(ImtransError, match="the smallest size they accept is (\\d+)") as info:
+    with pytest.raises(ImtransError, match=r"the smallest size they accept is (\d+)") as info:
         check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", 7)
     smallest = int(info.value.args[0].rsplit(" ", 1)[-1])
     check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest)
     with pytest.raises(ImtransError):
         check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest - 1)
     # A deeper discriminator needs larger slices: the bound follows the networks.
-    with pytest.raises(ImtransError, match="the smallest size they accept is (\\d+)") as deeper:
+    with pytest.raises(ImtransError, match=r"the smallest size they accept is (\d+)") as deeper:
         check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8,n_layers=5", 7)
     assert int(deeper.value.args[0].rsplit(" ", 1)[-1]) > smallest
 
@@ -116,7 +116,7 @@ def test_config_file_values_go_through_the_same_checks(tmp_path, capsys, text, w
 def test_python_callers_get_the_same_checks():
     with pytest.raises(ImtransError, match="--batch 0: must be >= 1"):
         TrainConfig(batch=0)
-    with pytest.raises(ImtransError, match="run.json: unknown option 'sizes'; did you mean size"):
+    with pytest.raises(ImtransError, match=r"run\.json: unknown option 'sizes'; did you mean size"):
         TrainConfig.from_dict({"sizes": 3}, "run.json")
 
 
@@ -150,7 +150,15 @@ def test_device_cuda_without_a_gpu_fails_before_any_work(capsys, tmp_path):
 
 def test_a_missing_data_folder_fails_before_the_run_directory_exists(capsys, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--data", f"folder:ct={tmp_path}/none,mr={tmp_path}/none", "--size", "64", "--out", str(out)]
+    args = [
+        "train",
+        "--data",
+        f"folder:ct={tmp_path}/none,mr={tmp_path}/none",
+        "--size",
+        "64",
+        "--out",
+        str(out),
+    ]
     line = one_error_line(capsys, args)
     assert "none" in line
     assert not out.exists()

@@ -39,11 +39,10 @@ from .errors import ImtransError
 from .intensity import CT_WINDOW, MRScaling, Window
 from .models import DIRECTIONS, TrainedGenerator, load_generator
 from .onnx_graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
-from .quantize import CALIBRATIONS, INT8_OPERATORS, to_fp16, to_int8
+from .quantize import CALIBRATIONS, INT8_OPERATORS, PRECISIONS, to_fp16, to_int8
 from .sample_data import SampleData, sample_data
 from .verify import TOLERANCES, Measurement, Pair, verify
 
-PRECISIONS = ("fp32", "fp16", "int8")
 METADATA_VERSION = 1
 NORMALIZED_LAYOUT = "(N, 1, H, W) float32 in [-1, 1]"
 LEGACY_OPSET = 17

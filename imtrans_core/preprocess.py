@@ -235,6 +235,10 @@ def prepare_folder(
         raise ImtransError(f"modality {modality!r}: use 'ct' or 'mr'")
     inputs = list_volumes(in_dir)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ImtransError(
+            f"{out_dir}: is a file, not a folder; pass a folder to write the prepared volumes into"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     console = console or Console()
     report = PrepareReport()

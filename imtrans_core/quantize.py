@@ -22,6 +22,7 @@ import numpy as np
 from .errors import ImtransError
 from .onnx_graph import INPUT_NAME, quiet
 
+PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATIONS = ("percentile", "entropy", "minmax")
 INT8_OPERATORS = ("Conv", "ConvTranspose")
 

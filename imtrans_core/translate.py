@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -307,6 +307,15 @@ def plan_jobs(inputs: Iterable[str | Path], out: str | Path, fmt: str = "nii.gz"
     return jobs
 
 
+class Outcome(NamedTuple):
+    """What became of one job: ``written``, ``skipped`` (the output exists) or ``failed`` (``error`` says why)."""
+
+    job: Job
+    status: str
+    seconds: float
+    error: str = ""
+
+
 def translate_files(
     jobs: list[Job],
     backend: Backend,
@@ -314,26 +323,31 @@ def translate_files(
     force: bool = False,
     skip_existing: bool = False,
     on_volume: Callable[[Job, int], Callable[[int], None] | None] | None = None,
-) -> Iterator[tuple[Job, str, float]]:
-    """Translate each job's volume and write it; yields ``(job, status, seconds)`` after each one.
+) -> Iterator[Outcome]:
+    """Translate each job's volume and write it; yields an :class:`Outcome` after each one.
 
     Volumes stream one at a time (read, translate, write, release), so a folder larger than
-    memory is fine. ``status`` is ``written`` or ``skipped`` (``skip_existing`` and the output
-    exists). ``on_volume(job, n_slices)`` may return a per-batch progress callback.
+    memory is fine. A volume that cannot be used (unreadable, the wrong modality) is reported
+    as ``failed`` and the others go on. ``on_volume(job, n_slices)`` may return a per-batch
+    progress callback.
     """
     for job in jobs:
         started = time.perf_counter()
         if skip_existing and job.output.exists():
-            yield job, "skipped", 0.0
+            yield Outcome(job, "skipped", 0.0)
             continue
-        volume = read_volume(job.input)
-        check_source(volume, backend.source, str(job.input), strict=not force)
+        try:
+            volume = read_volume(job.input)
+            check_source(volume, backend.source, str(job.input), strict=not force)
+        except ImtransError as err:
+            yield Outcome(job, "failed", time.perf_counter() - started, str(err))
+            continue
         n_slices = volume.shape[Plane.of(volume, backend.orientation).axes[0]]
         callback = on_volume(job, n_slices) if on_volume is not None else None
         translated = translate_volume(volume, backend, batch, callback)
         del volume
         write_volume(translated, job.output)
-        yield job, "written", time.perf_counter() - started
+        yield Outcome(job, "written", time.perf_counter() - started)
 
 
 def _subsample(array: np.ndarray, limit: int = 1_000_000) -> np.ndarray:

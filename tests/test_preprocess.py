@@ -233,7 +233,7 @@ def test_cli_prepare_exits_1_when_a_file_failed(ct_folder, tmp_path):
             "4",
         ],
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "2 done, 0 skipped (output exists), 1 failed" in result.output
 
 

@@ -133,3 +133,14 @@ def test_training_warnings_name_each_file(tmp_path, capsys):
     for i in range(2):
         assert f"warning: {tmp_path / 'ct' / f'ct-{i}.nii.gz'}: looks like it is not in HU" in err, err
     assert "UserWarning" not in err and "ImtransWarning" not in err
+
+
+@pytest.mark.slow
+def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
+    """`imtrans demo --iters N` a second time extends its training instead of ignoring N."""
+    assert run(["demo", "--out", str(tmp_path), "--iters", "2"]) == 0
+    assert run(["demo", "--out", str(tmp_path), "--iters", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "continuing" in out and "4 iterations" in out, out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["iters"] == 4
+    assert [m["iter"] for m in metrics(tmp_path / "run")][-1] == 4

@@ -268,6 +268,17 @@ def test_files_stream_one_volume_at_a_time(tmp_path):
     assert [r[1] for r in again] == ["skipped", "skipped"]
 
 
+def test_one_bad_file_never_stops_the_others(tmp_path):
+    for name in ("a", "c"):
+        volume = Volume(np.random.default_rng(1).uniform(0, 90, (6, 3, 4)).astype(np.float32))
+        write_volume(volume, tmp_path / f"{name}.nii")
+    (tmp_path / "b.nii").write_text("not a volume")
+    jobs = plan_jobs([tmp_path / n for n in ("a.nii", "b.nii", "c.nii")], tmp_path / "out")
+    outcomes = list(translate_files(jobs, TorchBackend(Identity(), "mr2ct", "coronal", "cpu")))
+    assert [o.status for o in outcomes] == ["written", "failed", "written"]
+    assert "b.nii" in outcomes[1].error and jobs[2].output.exists()
+
+
 # ----------------------------------------------------------------------------- the CLI on a trained run
 
 

@@ -33,7 +33,7 @@ def show(files: tuple[Path, ...]) -> None:
 @click.argument("in_dir", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--modality", type=click.Choice(["mr", "ct"]), required=True, help="What the folder holds.")
-@click.option("--size", type=click.IntRange(min=8), default=256, show_default=True, help="In-plane voxels.")
+@click.option("--size", type=click.IntRange(8, 2048), default=256, show_default=True, help="In-plane voxels.")
 @click.option(
     "--spacing",
     type=click.FloatRange(min=0, min_open=True),
@@ -50,7 +50,7 @@ def show(files: tuple[Path, ...]) -> None:
 )
 @click.option(
     "--slice-spacing",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0.1),
     default=None,
     help="Distance between slices (mm); default: the input's spacing across the plane.",
 )
@@ -72,7 +72,7 @@ def prepare(
     """Resample every volume in IN_DIR to the training grid (N4 first for MR) and write OUT_DIR/<id>.nii.gz.
 
     Existing outputs are skipped, so an interrupted run resumes. A file that fails is reported
-    and the rest go on; the exit status is 1 if any failed.
+    and the rest go on; the exit status is 2 if any failed.
     """
     report = prepare_folder(
         in_dir,
@@ -87,7 +87,7 @@ def prepare(
         console=Console(),
     )
     if report.failed:
-        ctx.exit(1)
+        ctx.exit(2)
 
 
 def volume_table(volume: Volume, title: str) -> Table:

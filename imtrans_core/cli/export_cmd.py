@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..quantize import CALIBRATIONS, PRECISIONS
+
 PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or int8 (static QDQ, CPU speed)."
 
 
@@ -27,9 +29,14 @@ PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or in
     show_default=True,
     help="mr2ct exports G_CT, ct2mr exports G_MR.",
 )
-@click.option("--precision", default="fp32", show_default=True, help=PRECISION_HELP)
 @click.option(
-    "--opset", type=int, default=None, help="ONNX opset (default: the exporter's; 17 with --legacy)."
+    "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP
+)
+@click.option(
+    "--opset",
+    type=click.IntRange(min=7),
+    default=None,
+    help="ONNX opset (default: the exporter's; 17 with --legacy).",
 )
 @click.option(
     "--with-intensity",
@@ -43,10 +50,16 @@ PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or in
     metavar="DATASPEC",
     help="Dataset for int8 calibration and the image checks (default: the run's, else phantom).",
 )
-@click.option("--calib-slices", type=int, default=32, show_default=True, help="Calibration slices for int8.")
+@click.option(
+    "--calib-slices",
+    type=click.IntRange(1, 4096),
+    default=32,
+    show_default=True,
+    help="Calibration slices for int8.",
+)
 @click.option(
     "--calibration",
-    type=click.Choice(["percentile", "entropy", "minmax"]),
+    type=click.Choice(CALIBRATIONS),
     default="percentile",
     show_default=True,
     help="int8 range calibration.",
@@ -75,11 +88,8 @@ def export(
     HU). Run it with `imtrans translate --backend onnx` or with onnxruntime
     alone (docs/deploy.md).
     """
-    from ..errors import ImtransError
-    from ..export import PRECISIONS, export_model, summary
+    from ..export import export_model, summary
 
-    if precision not in PRECISIONS:
-        raise ImtransError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
     if out is None:
         folder = model if model.is_dir() else model.parent
         out = folder / f"{direction}-{precision}.onnx"

@@ -97,29 +97,23 @@ def train(
     from ..training import train as run_training
 
     if resume is not None:
-        if preset or out:
-            used = "--preset" if preset else "--out"
-            raise ImtransError(
-                f"{used} applies to a new run; --resume {resume} continues the run where it is"
-            )
-        changes = {**(read_config_file(config_file) if config_file else {}), **cli_values}
-        if dry_run:
-            from ..training.runner import open_run
+        changes = _resume_changes(resume, preset, out, config_file, cli_values)
+        from ..training.runner import open_run
 
-            _, config = open_run(resume, changes)
-            _describe(config, check(config))
-            return
-        result = run_training(None, resume=resume, changes=changes)
+        _, config = open_run(resume, changes)
     else:
         config = resolve_config(cli_values, config_file, preset)
         changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
         if changed:
             click.echo(f"preset {config.preset} changes: {changed}")
-        resolved = check(config)
-        if dry_run:
-            _describe(config, resolved)
-            return
-        click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
+    resolved = check(config)
+    click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
+    if dry_run:
+        _describe(config)
+        return
+    if resume is not None:
+        result = run_training(None, resume=resume, changes=changes)
+    else:
         result = run_training(config, out=out)
     if result.status == "interrupted":
         click.echo(
@@ -131,11 +125,20 @@ def train(
     click.echo(f"finished {result.step} iterations; run directory: {result.run_dir}")
 
 
-def _describe(config: Any, resolved: dict[str, Any]) -> None:
-    """Print the resolved configuration, then build the data source and one of each network."""
+def _resume_changes(
+    resume: Path, preset: str | None, out: Path | None, config_file: Path | None, cli_values: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``--resume`` is asked to change: the config file's values, then the options given."""
+    if preset or out:
+        used = "--preset" if preset else "--out"
+        raise ImtransError(f"{used} applies to a new run; --resume {resume} continues the run where it is")
+    return {**(read_config_file(config_file) if config_file else {}), **cli_values}
+
+
+def _describe(config: Any) -> None:
+    """Build the data source and one of each network, and say what they are."""
     import imtrans_core as ic
 
-    click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
     source = ic.DATASETS.build(config.data)
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"

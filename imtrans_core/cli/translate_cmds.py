@@ -115,7 +115,7 @@ def translate(
         console.print(
             f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {runner.orientation} slices -> {out}"
         )
-        written = skipped = 0
+        counts = {"written": 0, "skipped": 0, "failed": 0}
         with _progress(console) as bar:
             volumes = bar.add_task("volumes", total=len(jobs), rate="")
             slices = bar.add_task("slices", total=None, rate="", visible=False)
@@ -124,12 +124,16 @@ def translate(
                 bar.reset(slices, total=n_slices, description=escape(job.input.name), visible=True, rate="")
                 return lambda n: bar.update(slices, advance=n, rate=_rate(bar, slices, "slice"))
 
-            for _, status, _seconds in translate_files(jobs, runner, batch, force, skip_existing, on_volume):
-                written += status == "written"
-                skipped += status == "skipped"
+            for outcome in translate_files(jobs, runner, batch, force, skip_existing, on_volume):
+                counts[outcome.status] += 1
+                if outcome.error:
+                    console.print(f"[red]failed:[/] {escape(outcome.error)}")
                 bar.update(volumes, advance=1, rate=_rate(bar, volumes, "volume"))
             bar.update(slices, visible=False)
-    click.echo(f"wrote {written} volume(s) to {out}" + (f" ({skipped} existing skipped)" if skipped else ""))
+    skipped = f" ({counts['skipped']} existing skipped)" if counts["skipped"] else ""
+    click.echo(f"wrote {counts['written']} volume(s) to {out}{skipped}")
+    if counts["failed"]:
+        raise ImtransError(f"{counts['failed']} of {len(jobs)} volume(s) failed (each is named above)")
 
 
 def _describe(runner: Any) -> str:
@@ -169,7 +173,7 @@ def _rate(bar: Progress, task_id: Any, unit: str) -> str:
 )
 @click.option(
     "--mi-bins",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, 1024),
     default=32,
     show_default=True,
     help="Histogram bins per image for MI.",
@@ -281,7 +285,7 @@ def evaluate(
 )
 @click.option(
     "--mesh",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 64),
     default=6,
     show_default=True,
     help="B-spline control-point intervals per axis.",

@@ -27,6 +27,8 @@ LARGEST_PROBE = 512  # sizes tried when looking for the smallest one the network
 def check(config: TrainConfig) -> dict[str, Any]:
     """Every check that needs the registries or the machine; returns the resolved specs."""
     resolved = resolve_specs(config)
+    for spec in config.log:  # built once now: a logger missing its package says so before any work
+        ic.LOGGERS.build(spec)
     check_size(config.gen, config.disc, config.size)
     resolve_amp(config.amp, training_device(config.device))
     return resolved

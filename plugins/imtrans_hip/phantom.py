@@ -344,16 +344,17 @@ def phantom(
     paired subjects for testing. ``cache``: a folder keeping renders across runs
     (in memory they are kept anyway, up to IMTRANS_PHANTOM_CACHE_MB, default 1024).
     """
-    for name, value, low in (
-        ("n_ct", n_ct, 0),
-        ("n_mr", n_mr, 0),
-        ("n_paired", n_paired, 0),
-        ("size", size, 16),
-        ("slices", slices, 4),
-        ("seed", seed, 0),
+    for name, value, low, high in (
+        ("n_ct", n_ct, 0, None),
+        ("n_mr", n_mr, 0, None),
+        ("n_paired", n_paired, 0, None),
+        ("size", size, 16, 2048),
+        ("slices", slices, 4, 1024),
+        ("seed", seed, 0, None),
     ):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ImtransError(f"phantom: {name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+            accepted = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ImtransError(f"phantom: {name} must be an integer {accepted}, got {value!r}")
     subject_seed(seed, "ct", max(n_ct - 1, 0))
     subject_seed(seed, "mr", max(n_mr - 1, 0))
     subject_seed(seed, "paired", max(n_paired - 1, 0))

@@ -27,14 +27,14 @@ import click
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=16),
+    type=click.IntRange(16, 2048),
     default=256,
     show_default=True,
     help="In-plane voxels over the 320 mm field of view (256: 1.25 mm, the paper's MR).",
 )
 @click.option(
     "--slices",
-    type=click.IntRange(min=4),
+    type=click.IntRange(4, 1024),
     default=38,
     show_default=True,
     help="Coronal slices over the 76 mm slab (38: 2 mm).",

@@ -118,6 +118,17 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(finished, tmp_path, ca
     assert not marker.exists(), "loading the checkpoint ran the code inside it"
 
 
+def test_checkpoints_of_v0_1_still_load(finished, tmp_path):
+    """v0.1 stored torch.__version__ (a TorchVersion, a str subclass) in each checkpoint."""
+    from torch.torch_version import TorchVersion
+
+    state = torch.load(finished / "checkpoints" / "ckpt-00000004.pt", weights_only=True)
+    state["versions"]["torch"] = TorchVersion(torch.__version__)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    assert load_file(old)["versions"]["torch"] == torch.__version__
+
+
 def test_training_warnings_name_each_file(tmp_path, capsys):
     """Two CTs that are not in HU: two warning lines, each naming its file (not one per source line)."""
     rng = np.random.default_rng(0)

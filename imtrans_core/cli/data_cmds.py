@@ -10,9 +10,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import ImtransError
 from ..io import read_volume
 from ..preprocess import SLICE_AXES, prepare_folder
 from ..volume import Volume
+from .types import FiniteFloatRange
 
 
 @click.group("data", help="Inspect and prepare CT/MR volumes (NIfTI, MHA/MHD/NRRD, DICOM series folders).")
@@ -36,7 +38,7 @@ def show(files: tuple[Path, ...]) -> None:
 @click.option("--size", type=click.IntRange(8, 2048), default=256, show_default=True, help="In-plane voxels.")
 @click.option(
     "--spacing",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=1.25,
     show_default=True,
     help="In-plane spacing (mm); 256 x 1.25 mm is the paper's 320 mm MR field of view.",
@@ -50,15 +52,13 @@ def show(files: tuple[Path, ...]) -> None:
 )
 @click.option(
     "--slice-spacing",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=None,
     help="Distance between slices (mm); default: the input's spacing across the plane.",
 )
 @click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias correction (MR only).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
-@click.pass_context
 def prepare(
-    ctx: click.Context,
     in_dir: Path,
     out_dir: Path,
     modality: str,
@@ -87,7 +87,8 @@ def prepare(
         console=Console(),
     )
     if report.failed:
-        ctx.exit(2)
+        total = len(report.done) + len(report.skipped) + len(report.failed)
+        raise ImtransError(f"{len(report.failed)} of {total} volume(s) failed (each is named above)")
 
 
 def volume_table(volume: Volume, title: str) -> Table:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.torch_version import TorchVersion
 
 from ..errors import ImtransError
 
@@ -106,7 +107,9 @@ def _load(path: Path, map_location: str | torch.device) -> Any:
     by imtrans as it is, and unpickling it could run whatever it carries.
     """
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        # v0.1 stored torch.__version__ itself, a str subclass: allowed, so old runs still load.
+        with torch.serialization.safe_globals([TorchVersion]):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         reason = str(err).strip().splitlines()
         detail = next((line for line in reason if "Unsupported global" in line), reason[0] if reason else "")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from imtrans_core.cli.types import FiniteFloatRange
 from imtrans_core.errors import ImtransError
 
 from .engine import SegmentConfig
@@ -81,7 +82,7 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 @_opt("lr", float, "Adam learning rate (the paper: 1e-4).")
 @_opt("size", click.IntRange(min=16), "Training crop size (slices are cropped or padded to it).")
 @_opt("batch", click.IntRange(min=1), "Slices per iteration.")
-@_opt("dice_loss", click.FloatRange(min=0), "Weight of a soft Dice loss added to the cross-entropy.")
+@_opt("dice_loss", FiniteFloatRange(min=0), "Weight of a soft Dice loss added to the cross-entropy.")
 @_opt("amp", _AMP, "Mixed precision (auto: bf16 where it is fast).")
 @_opt("device", _DEVICE, "Where to train.")
 @_opt("seed", int, "Random seed.")

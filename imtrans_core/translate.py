@@ -327,7 +327,7 @@ def translate_files(
     """Translate each job's volume and write it; yields an :class:`Outcome` after each one.
 
     Volumes stream one at a time (read, translate, write, release), so a folder larger than
-    memory is fine. A volume that cannot be used (unreadable, the wrong modality) is reported
+    memory is fine. A volume that cannot be used (unreadable, the wrong modality, too thin for the network) is reported
     as ``failed`` and the others go on. ``on_volume(job, n_slices)`` may return a per-batch
     progress callback.
     """
@@ -344,7 +344,14 @@ def translate_files(
             continue
         n_slices = volume.shape[Plane.of(volume, backend.orientation).axes[0]]
         callback = on_volume(job, n_slices) if on_volume is not None else None
-        translated = translate_volume(volume, backend, batch, callback)
+        try:
+            translated = translate_volume(volume, backend, batch, callback)
+        except RuntimeError as err:  # e.g. slices thinner than the network's padding
+            detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            yield Outcome(
+                job, "failed", time.perf_counter() - started, f"{job.input}: cannot translate it ({detail})"
+            )
+            continue
         del volume
         write_volume(translated, job.output)
         yield Outcome(job, "written", time.perf_counter() - started)

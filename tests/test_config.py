@@ -59,7 +59,7 @@ def one_error_line(capsys, args: list[str]) -> str:
         ("--workers", "-1", "--workers -1: must be >= 0"),
         ("--seed", "-5", "--seed -5: must be >= 0"),
         ("--beta1", "1", "--beta1 1.0: must be >= 0 and < 1"),
-        ("--decay-from", "50", "--decay-from 50: the decay must start within the run's 10 iterations"),
+        ("--decay-from", "50", "--decay-from 50 is past --iters 10: the decay must start within the run"),
     ],
 )
 def test_bad_values_fail_before_any_work(capsys, tmp_path, cache, option, value, words):
@@ -125,7 +125,7 @@ def test_every_option_is_typed_and_every_number_is_ranged():
         meta = spec.metadata
         assert meta["help"], name
         if str(spec.type).split()[0] in ("int", "float"):
-            assert meta["low"] is not None, f"{name} has no lower bound"
+            assert meta["low"] is not None and meta["high"] is not None, f"{name} is not bounded"
             assert describe_range(spec), name
     assert check_values({"log-every": "7"}, "x") == {"log_every": 7}
 
@@ -170,7 +170,59 @@ def test_dry_run_prints_the_resolved_configuration(capsys):
     assert "gen=resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=1" in out and "parameters each" in out
 
 
-def test_stored_config_round_trips(tmp_path):
+def test_stored_config_round_trips():
     config = TrainConfig(lr=1e-4, loss=["gc:0.3"], decay_from=10, iters=20)
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())), "config.json")
     assert again == config
+
+
+def test_out_that_is_a_file_fails_before_any_work(capsys, tmp_path, cache):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file")
+    for out in (blocker, blocker / "run"):
+        line = one_error_line(capsys, ["train", *TINY, "--iters", "1", "--out", str(out)])
+        assert f"{blocker} is a file; choose a folder" in line
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("name, content", [("c.yaml", b"\xff\xfe\x00bad"), ("ckpt.pt", b"x")])
+def test_unreadable_or_foreign_config_files_are_one_line(capsys, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    line = one_error_line(capsys, ["train", "--config", str(path), "--dry-run"])
+    assert f"--config {path}:" in line
+
+
+def test_a_runs_config_json_repeats_the_run(tmp_path, capsys):
+    """`--config RUN/config.json` takes the options and ignores the derived `resolved` specs."""
+    stored = {**TrainConfig(size=64, iters=5).to_dict(), "resolved": {"gen": "resnet9:..."}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(stored))
+    assert resolve_config({}, path, None) == TrainConfig(size=64, iters=5)
+
+
+def test_a_plugin_network_that_reads_values_is_probed_on_the_cpu(fresh_plugins):
+    """Code that looks at values cannot run on the meta device; the check falls back to the CPU."""
+    from torch import nn
+
+    import imtrans_core as ic
+
+    class Clamped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y.clamp(-1, 1) if float(y.abs().max()) > 1 else y  # needs real values
+
+    ic.GENERATORS.add("clamped", Clamped)
+    check_size("clamped", "patchgan:ndf=8", 64)
+    with pytest.raises(ImtransError, match=r"--size 8: .* the smallest size they accept is"):
+        check_size("clamped", "patchgan:ndf=8", 8)
+
+
+def test_networks_that_fit_no_size_are_not_blamed_on_the_size():
+    with pytest.raises(ImtransError, match=r"nor on 256 x 256 .*check their specs") as info:
+        check_size("resnet9:ngf=8,n_blocks=1,out_ch=2", "patchgan:ndf=8", 64)
+    assert "--size" not in str(info.value)

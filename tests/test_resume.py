@@ -77,7 +77,7 @@ def test_resume_extends_a_finished_run_exactly_as_one_long_run(finished, tmp_pat
     [
         (["--lr", "0.001"], "--lr 0.001: a resumed run keeps what it trains (lr=0.0002)"),
         (["--gen", "resnet9"], "--gen resnet9: a resumed run keeps what it trains"),
-        (["--size", "32"], "resuming may change only --iters, --decay-from, --device"),
+        (["--size", "32"], "resuming may change only --iters, --decay-from, --amp, --device"),
         (["--iters", "2", "--decay-from", "1"], "has already trained 4 iterations; give --iters 4 or more"),
         (["--out", "elsewhere"], "--out applies to a new run"),
         (["--preset", "cpu"], "--preset applies to a new run"),
@@ -155,3 +155,37 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert "continuing" in out and "4 iterations" in out, out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["iters"] == 4
     assert [m["iter"] for m in metrics(tmp_path / "run")][-1] == 4
+
+
+def test_extending_a_decayed_run_follows_the_new_schedule(tmp_path, capsys, caplog):
+    """A run whose rate reached 0 learns again: lr at step 4 of 8 with the decay from 4 is the base rate."""
+    path = tmp_path / "run"
+    train(TrainConfig(**TINY, iters=4), out=path)  # decays from 2 to 0 at 4
+    assert metrics(path)[-1]["lr"] == 0.0
+    with caplog.at_level("INFO", logger="imtrans"):
+        result = train(None, resume=path, changes={"iters": 8, "log_every": 1})
+    assert result.step == 8
+    assert "learning rate at iteration 4: 0.00e+00 -> 2.00e-04" in caplog.text
+    rates = {m["iter"]: m["lr"] for m in metrics(path)}
+    assert rates[5] == pytest.approx(2e-4 * 0.75) and rates[8] == 0.0
+
+
+def test_a_v0_1_run_with_keep_0_still_resumes(finished, tmp_path):
+    from imtrans_core.training.rundir import KEEP_ALL, RunDir
+
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    stored = json.loads((finished / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**stored, "keep": 0}))
+    assert RunDir.open(run_dir).config.keep == KEEP_ALL
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path):
+    from imtrans_core.training.checkpoint import load_latest
+
+    run_dir = tmp_path / "copy"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    good = finished / "checkpoints" / "ckpt-00000004.pt"
+    (run_dir / "checkpoints" / "ckpt-00000004.pt").write_bytes(good.read_bytes())
+    (run_dir / "checkpoints" / "ckpt-00000008.pt").write_bytes(good.read_bytes()[:200])  # cut short
+    assert load_latest(run_dir)["step"] == 4

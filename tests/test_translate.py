@@ -279,6 +279,23 @@ def test_one_bad_file_never_stops_the_others(tmp_path):
     assert "b.nii" in outcomes[1].error and jobs[2].output.exists()
 
 
+class ReflectPadded(torch.nn.Module):
+    """Like the ResNet's first layer: reflection padding, which needs slices wider than the pad."""
+
+    def forward(self, x):
+        return torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect")[..., 3:-3, 3:-3]
+
+
+def test_a_volume_too_thin_for_the_network_fails_alone(tmp_path):
+    mr = np.random.default_rng(2).uniform(0, 90, (8, 3, 8)).astype(np.float32)
+    write_volume(Volume(mr), tmp_path / "a.nii")
+    write_volume(Volume(mr[:, :, :2]), tmp_path / "thin.nii")  # 8 x 2 slices
+    jobs = plan_jobs([tmp_path / "thin.nii", tmp_path / "a.nii"], tmp_path / "out")
+    outcomes = list(translate_files(jobs, TorchBackend(ReflectPadded(), "mr2ct", "coronal", "cpu")))
+    assert [o.status for o in outcomes] == ["failed", "written"]
+    assert "thin.nii: cannot translate it" in outcomes[0].error
+
+
 # ----------------------------------------------------------------------------- the CLI on a trained run
 
 

@@ -52,7 +52,7 @@ def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint for ``step`` and delete all but the newest ``keep``."""
     path = checkpoint_path(run_dir, step)
     atomic_write(path, lambda f: torch.save(state, f))
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+    for old in list_checkpoints(run_dir)[:-keep]:  # keep >= 1: the configs refuse less
         old.unlink(missing_ok=True)
     return path
 
@@ -111,6 +111,8 @@ def _load(path: Path, map_location: str | torch.device) -> Any:
         with torch.serialization.safe_globals([TorchVersion]):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):  # a damaged file, not a refused one
+            raise
         reason = str(err).strip().splitlines()
         detail = next((line for line in reason if "Unsupported global" in line), reason[0] if reason else "")
         raise ImtransError(

@@ -7,10 +7,11 @@ naming the option and what it accepts, before any data is read or any folder
 is made.
 
 Precedence, lowest first: defaults (the paper) < ``--preset`` < ``--config FILE``
-< options given on the command line. The resolved configuration (every spec with
-its defaults filled in) is what a run directory stores and what ``--resume``
-reads back; the options marked ``on_resume`` may change when a run is resumed
-(how long, where and how it is watched), the others define what is trained.
+< options given on the command line. A run directory's ``config.json`` stores
+the options and, under ``resolved``, every spec with its defaults filled in;
+``--resume`` reads it back. The options marked ``on_resume`` may change when a
+run is resumed (how long, where, in which precision, how it is watched); the
+others define what is trained.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ AMP = ("off", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 ORIENTATIONS = ("coronal", "axial", "sagittal")
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_STEPS = 10**9  # iterations and intervals: beyond any run, below any overflow
 
 
 def option(
@@ -86,10 +88,15 @@ class TrainConfig:
         200_000,
         "Iterations in all (default 200000: half constant, then linear decay to 0).",
         low=1,
+        high=MAX_STEPS,
         on_resume=True,
     )
     decay_from: int | None = option(
-        None, "Iteration where the linear decay starts (default iters/2).", low=0, on_resume=True
+        None,
+        "Iteration where the linear decay starts (default iters/2).",
+        low=0,
+        high=MAX_STEPS,
+        on_resume=True,
     )
     lr: float = option(2e-4, "Adam learning rate (default 2e-4).", low=0, low_open=True, high=1)
     beta1: float = option(0.5, "Adam beta1 (default 0.5, the paper).", low=0, high=1, high_open=True)
@@ -98,7 +105,7 @@ class TrainConfig:
         50, "Image-pool size for the discriminator updates (default 50; 0 disables).", low=0, high=100_000
     )
     seed: int = option(0, "Random seed (default 0).", low=0, high=MAX_SEED)
-    amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP)
+    amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
     orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)
     workers: int = option(
@@ -107,10 +114,16 @@ class TrainConfig:
     log: list[str] = option(
         [], "Extra logger spec, repeatable (a JSONL log is always written).", on_resume=True, cli=False
     )
-    log_every: int = option(50, "Log metrics every N iterations.", low=1, on_resume=True)
-    sample_every: int = option(1000, "Write a sample image grid every N iterations.", low=1, on_resume=True)
-    ckpt_every: int = option(5000, "Write a checkpoint every N iterations.", low=1, on_resume=True)
-    keep: int = option(3, "Checkpoints to keep (the newest; at least 1).", low=1, on_resume=True)
+    log_every: int = option(50, "Log metrics every N iterations.", low=1, high=MAX_STEPS, on_resume=True)
+    sample_every: int = option(
+        1000, "Write a sample image grid every N iterations.", low=1, high=MAX_STEPS, on_resume=True
+    )
+    ckpt_every: int = option(
+        5000, "Write a checkpoint every N iterations.", low=1, high=MAX_STEPS, on_resume=True
+    )
+    keep: int = option(
+        3, "Checkpoints to keep (the newest; at least 1).", low=1, high=MAX_STEPS, on_resume=True
+    )
     preset: str = option("paper", "The preset the run started from.", cli=False)
 
     def __post_init__(self) -> None:
@@ -118,8 +131,8 @@ class TrainConfig:
             setattr(self, spec.name, check_value(spec, getattr(self, spec.name), f"--{flag(spec.name)}"))
         if self.decay_from is not None and self.decay_from > self.iters:
             raise ImtransError(
-                f"--decay-from {self.decay_from}: the decay must start within the run's {self.iters} iterations "
-                "(0 <= decay_from <= iters)"
+                f"--decay-from {self.decay_from} is past --iters {self.iters}: the decay must start "
+                "within the run (0 <= decay_from <= iters)"
             )
 
     @property
@@ -154,8 +167,10 @@ def check_values(data: dict[str, Any], source: str | None) -> dict[str, Any]:
         name = str(key).replace("-", "_")
         if name not in FIELDS:
             close = difflib.get_close_matches(name, list(FIELDS), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise ImtransError(f"{source}: unknown option '{key}'{hint} known: {', '.join(FIELDS)}")
+            hint = f"; did you mean {close[0]}?" if close else ";"
+            raise ImtransError(
+                f"{source or 'options'}: unknown option '{key}'{hint} known: {', '.join(FIELDS)}"
+            )
         where = f"--{flag(name)}" if source is None else f"{source}: {name} ="
         checked[name] = check_value(FIELDS[name], value, where)
     return checked
@@ -171,7 +186,7 @@ def check_value(spec: Field, value: Any, where: str) -> Any:
             return _string_list(value)
         typed = _typed(value, kind)
     except ValueError as err:
-        raise ImtransError(f"{where} {value!r}: {err}") from None
+        raise ImtransError(f"{where} {value!r}: {err}") from err
     meta = spec.metadata
     if meta["choices"] and typed not in meta["choices"]:
         raise ImtransError(f"{where} {typed}: choose one of {', '.join(meta['choices'])}")
@@ -276,9 +291,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """Options from a JSON, TOML or YAML file (the same names as the command line)."""
     if not path.is_file():
         raise ImtransError(f"--config {path}: no such file")
-    text = path.read_text()
     suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml", ".yaml", ".yml"):
+        raise ImtransError(f"--config {path}: use a .json, .toml, .yaml or .yml file")
     try:
+        text = path.read_text()
         if suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":
@@ -291,14 +308,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(text) or {}
-        else:
-            raise ImtransError(f"--config {path}: use a .json, .toml, .yaml or .yml file")
-    except ImtransError:
-        raise
-    except Exception as err:
+    except Exception as err:  # any parser's error, or a file that is not UTF-8 text
         raise ImtransError(f"--config {path}: cannot parse it: {' '.join(str(err).split())}") from err
     if not isinstance(data, dict):
         raise ImtransError(f"--config {path}: expected a mapping of option names to values")
+    data.pop("resolved", None)  # a run's config.json repeats a run: its resolved specs are derived
     return check_values(data, str(path))
 
 
@@ -319,17 +333,23 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
 def resume_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     """The stored config with ``changes`` applied, where resuming allows them.
 
-    What is trained (networks, losses, data, optimiser, seed, precision) is fixed
-    once a run has started: changing it halfway would make a run that no single
-    configuration describes. How long it runs, where, and how it is logged may
-    change; the new values are what ``config.json`` then records.
+    What is trained (networks, losses, data, slice size, optimiser, seed) is
+    fixed once a run has started: changing it halfway would make a run that no
+    single configuration describes. How long it runs, where, in which precision
+    and how it is logged may change; the new values are what ``config.json``
+    then records.
     """
     changes = check_values(changes, None)
     for name, value in changes.items():
         if value != getattr(stored, name) and not FIELDS[name].metadata["on_resume"]:
             allowed = ", ".join(f"--{flag(n)}" for n, f in FIELDS.items() if f.metadata["on_resume"])
             raise ImtransError(
-                f"--{flag(name)} {value}: a resumed run keeps what it trains ({name}={getattr(stored, name)}); "
-                f"resuming may change only {allowed}; start a new run with --out to change --{flag(name)}"
+                f"--{flag(name)} {_shown(value)}: a resumed run keeps what it trains "
+                f"({name}={_shown(getattr(stored, name))}); resuming may change only {allowed}; "
+                f"start a new run with --out to change --{flag(name)}"
             )
     return replace(stored, **changes)
+
+
+def _shown(value: Any) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value)

@@ -60,13 +60,20 @@ class Distributed:
 
 
 def pick_device(device: str, local_rank: int = 0) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ImtransError("--device cuda: no CUDA device is visible; use --device cpu")
+    """The device of this rank, made current (``cuda:LOCAL_RANK`` under torchrun)."""
+    kind = device_kind(device)
+    if kind == "cuda":
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    if device != "cpu":
+    return torch.device(kind)
+
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda`` for ``--device``, if this machine has it; no side effects."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ImtransError("--device cuda: no CUDA device is visible; use --device cpu")
+    if device not in ("cpu", "cuda"):
         raise ImtransError(f"--device {device}: choose auto, cpu or cuda")
-    return torch.device("cpu")
+    return device

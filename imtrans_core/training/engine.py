@@ -170,7 +170,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.pool_ct.load_state_dict(state["pool_ct"], self.device)
         self.pool_mr.load_state_dict(state["pool_mr"], self.device)
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the GPU
         self.step = int(state["step"])
         self._follow_schedule()
 
@@ -182,9 +182,16 @@ class Trainer:
         schedule from here on. Unchanged, this recomputes the saved value exactly.
         """
         factor = lr_factor(self.step, self.config.iters, self.config.turn)
+        saved = self.opt_g.param_groups[0]["lr"]
         for optimizer, scheduler in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
             for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
                 group["lr"] = base * factor
+        now = self.opt_g.param_groups[0]["lr"]
+        if now != saved:
+            log.info(
+                f"learning rate at iteration {self.step}: {saved:.2e} -> {now:.2e} (the schedule of "
+                f"--iters {self.config.iters}, decay from {self.config.turn})"
+            )
 
     def save(self) -> Path | None:
         """Checkpoint (rank 0 only) and tell the plugins."""

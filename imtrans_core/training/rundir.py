@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from ..errors import ImtransError
 from . import checkpoint
 from .checkpoint import atomic_write
 from .config import TrainConfig
+
+log = logging.getLogger("imtrans")
+KEEP_ALL = 1_000_000  # what keep=0 meant in v0.1
 
 
 def collect_versions(seed: int) -> dict[str, Any]:
@@ -48,40 +52,59 @@ class RunDir:
 
     @classmethod
     def create(cls, path: Path | None, config: TrainConfig, resolved: dict[str, Any], write: bool) -> RunDir:
-        """A new run directory (only rank 0 writes); refuses one that already holds checkpoints."""
-        path = path or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        if checkpoint.list_checkpoints(path):
-            raise ImtransError(
-                f"--out {path} already holds a run; continue it with --resume {path} or choose another --out"
-            )
-        run = cls(path, config, collect_versions(config.seed))
+        """A new run directory (only rank 0 writes); see :func:`new_run_path`."""
+        run = cls(new_run_path(path), config, collect_versions(config.seed))
         if write:
-            path.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_json(path / "config.json", {**config.to_dict(), "resolved": resolved})
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(resolved)
             checkpoint.write_json(path / "versions.json", run.versions)
         return run
 
-    def update(self, config: TrainConfig, resolved: dict[str, Any]) -> RunDir:
-        """Record a resumed run's new configuration (a longer schedule, another device, ...)."""
-        checkpoint.write_json(self.path / "config.json", {**config.to_dict(), "resolved": resolved})
-        return RunDir(self.path, config, self.versions)
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        """``config.json``: every option as given, plus each spec resolved with its defaults."""
+        checkpoint.write_json(self.path / "config.json", {**self.config.to_dict(), "resolved": resolved})
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
-        """An existing run, with the configuration it was started with."""
+        """An existing run, with the configuration it was last run with."""
         config_file = path / "config.json"
         if not config_file.is_file():
             raise ImtransError(f"--resume {path}: not a run directory (no config.json)")
-        try:
-            data = json.loads(config_file.read_text())
-        except json.JSONDecodeError as err:
-            raise ImtransError(f"--resume {path}: {config_file} is not valid JSON ({err})") from err
+        data = _read_json(config_file)
         if not isinstance(data, dict):
-            raise ImtransError(f"--resume {path}: {config_file} does not hold a configuration")
+            raise ImtransError(f"--resume {path}: {config_file} is damaged (not a JSON object of options)")
         data.pop("resolved", None)
-        versions_file = path / "versions.json"
-        versions = json.loads(versions_file.read_text()) if versions_file.is_file() else {}
+        if data.get("keep") == 0:  # v0.1 read keep=0 as "keep every checkpoint"
+            data["keep"] = KEEP_ALL
+        try:
+            versions = _read_json(path / "versions.json")
+        except ImtransError as err:  # only informative: the run resumes without it
+            log.warning(f"{err}; resuming without the recorded versions")
+            versions = {}
         return cls(path, TrainConfig.from_dict(data, source=str(config_file)), versions)
+
+
+def new_run_path(path: Path | None) -> Path:
+    """Where a new run goes (default ``runs/<time>``): not a file, not inside one, not an existing run."""
+    path = path or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ImtransError(f"--out {path}: {blocking} is a file; choose a folder for the run")
+    if checkpoint.list_checkpoints(path):
+        raise ImtransError(
+            f"--out {path} already holds a run; continue it with --resume {path} or choose another --out"
+        )
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file of the run ({} when absent); a damaged one is an error naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:  # bad JSON or not UTF-8
+        raise ImtransError(f"{path}: damaged, not JSON ({err})") from err
 
 
 def truncate_metrics(path: Path, step: int) -> None:

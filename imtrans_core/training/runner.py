@@ -20,7 +20,7 @@ from . import checkpoint
 from .config import TrainConfig, resume_config
 from .distributed import Distributed
 from .engine import Trainer
-from .rundir import RunDir
+from .rundir import RunDir, new_run_path
 from .validate import check
 
 log = logging.getLogger("imtrans")
@@ -49,6 +49,8 @@ def train(
     """
     if resume is not None:
         run_dir, config = open_run(resume, changes or {})
+    else:
+        out = new_run_path(out)
     assert config is not None, "give a config or a run directory to resume"
     resolved = check(config)
     dist = Distributed.setup(config.device)
@@ -56,8 +58,10 @@ def train(
         source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
         if resume is None:
             run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
-        elif dist.is_main and config != run_dir.config:
-            run_dir = run_dir.update(config, resolved)
+        elif config != run_dir.config:
+            run_dir = RunDir(run_dir.path, config, run_dir.versions)
+            if dist.is_main:
+                run_dir.write_config(resolved)
         dist.barrier()
         trainer = Trainer(config, run_dir, dist)
         state = checkpoint.load_latest(run_dir.path, map_location=dist.device) if resume is not None else None

@@ -10,6 +10,7 @@ costs a second, not a cached data set and an empty run directory.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -18,10 +19,11 @@ import imtrans_core as ic
 
 from ..errors import ImtransError
 from .config import TrainConfig
+from .distributed import device_kind
 from .objective import compose_loss_specs
 from .precision import resolve_amp
 
-LARGEST_PROBE = 512  # sizes tried when looking for the smallest one the networks accept
+REFERENCE_SIZE = 256  # the paper's slice size: networks that fail on it fail for another reason
 
 
 def check(config: TrainConfig) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def check(config: TrainConfig) -> dict[str, Any]:
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)
     check_size(config.gen, config.disc, config.size)
-    resolve_amp(config.amp, training_device(config.device))
+    resolve_amp(config.amp, torch.device(device_kind(config.device)))
     return resolved
 
 
@@ -45,53 +47,50 @@ def resolve_specs(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def training_device(device: str) -> torch.device:
-    """The device ``--device`` asks for, if this machine has it (no side effects, unlike set_device)."""
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ImtransError("--device cuda: no CUDA device is visible; use --device cpu")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def check_size(gen: str, disc: str, size: int) -> None:
     """Refuse a ``--size`` the networks cannot train on, naming the smallest they accept.
 
-    The networks are built on the ``meta`` device (shapes only, no memory, no
-    arithmetic) and run on a size x size slice: the generator must give back a
-    slice of the same size and the discriminator must accept it. Nothing about
-    the architectures is hard-coded, so a plugin's network is checked the same way.
+    The networks run once on a size x size slice: the generator must give back a
+    slice of the same shape and the discriminator must accept it. They are built
+    on the ``meta`` device first (shapes only: no memory, no arithmetic); what
+    fails there is tried again on the CPU, since code that looks at values (an
+    ``.item()``, an ``if`` on a tensor) cannot run on ``meta``. Nothing about the
+    architectures is hard-coded, so a plugin's network is checked the same way.
     """
-    with torch.device("meta"):
-        networks, device = (ic.GENERATORS.build(gen), ic.DISCRIMINATORS.build(disc)), "meta"
-    try:
-        problem = _probe(networks, size, device)
-    except NotImplementedError:  # an operation without a meta kernel: run them for real, on the CPU
-        networks, device = (ic.GENERATORS.build(gen), ic.DISCRIMINATORS.build(disc)), "cpu"
-        problem = _probe(networks, size, device)
+    problem = _probe(gen, disc, size, "meta") and _probe(gen, disc, size, "cpu")
     if problem is None:
         return
-    smallest = next((s for s in range(2, LARGEST_PROBE + 1) if _probe(networks, s, device) is None), None)
-    accepted = (
-        f"the smallest size they accept is {smallest}"
-        if smallest is not None
-        else f"they accept no size up to {LARGEST_PROBE}"
-    )
+    # Look for the smallest size where the networks run: on meta if they run there at all.
+    device = next((d for d in ("meta", "cpu") if _probe(gen, disc, REFERENCE_SIZE, d) is None), None)
+    if device is None:  # not the size: the networks themselves
+        raise ImtransError(
+            f"{gen} with {disc} cannot train on {size} x {size} slices, nor on {REFERENCE_SIZE} x "
+            f"{REFERENCE_SIZE} ({problem}); check their specs (in_ch, out_ch, ...)"
+        )
+    smallest = next(s for s in range(2, REFERENCE_SIZE + 1) if _probe(gen, disc, s, device) is None)
     raise ImtransError(
-        f"--size {size}: {gen} with {disc} cannot train on {size} x {size} slices ({problem}); {accepted}"
+        f"--size {size}: {gen} with {disc} cannot train on {size} x {size} slices ({problem}); "
+        f"the smallest size they accept is {smallest}"
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _networks(gen: str, disc: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    with torch.device(device):
+        return ic.GENERATORS.build(gen), ic.DISCRIMINATORS.build(disc)
 
 
 @torch.no_grad()
-def _probe(networks: tuple[torch.nn.Module, torch.nn.Module], size: int, device: str) -> str | None:
-    """None when both networks train on size x size slices, else the reason in a few words."""
-    generator, discriminator = networks
+def _probe(gen: str, disc: str, size: int, device: str) -> str | None:
+    """None when the networks train on size x size slices on ``device``, else the reason in a few words."""
+    generator, discriminator = _networks(gen, disc, device)
     x = torch.zeros(1, 1, size, size, device=device)
     try:
         y = generator(x)
         if tuple(y.shape) != tuple(x.shape):
-            return f"the generator returns {tuple(y.shape[-2:])} for {tuple(x.shape[-2:])}"
+            return f"the generator returns {tuple(y.shape)} for {tuple(x.shape)}"
         discriminator(y)
-    except (RuntimeError, ValueError, IndexError) as err:
-        return str(err).strip().splitlines()[0][:120]
+    except Exception as err:  # whatever a network raises on a slice it cannot take
+        text = str(err).strip()
+        return f"{type(err).__name__}: {text.splitlines()[0][:120]}" if text else type(err).__name__
     return None

@@ -245,3 +245,23 @@ def test_person_errors_are_one_line(resnet_run, tmp_path, capsys):
         make_backend(tmp_path / "notes.onnx")
     with pytest.raises(ImtransError, match="no such ONNX model file"):
         OnnxBackend.from_file(tmp_path / "missing.onnx")
+
+
+class Unexportable(torch.nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom inside the network")
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_exporter_errors_keep_their_cause(tmp_path, legacy):
+    """One line for the person, and the exporter's own exception behind it for --debug."""
+    from imtrans_core.export import export_graph
+
+    with pytest.raises(ImtransError, match="the ONNX exporter failed") as info:
+        export_graph(Unexportable(), tmp_path / "g.onnx", legacy=legacy)
+    causes = []
+    error: BaseException | None = info.value
+    while error is not None:
+        causes.append(str(error))
+        error = error.__cause__
+    assert any("boom inside the network" in c for c in causes[1:]), causes

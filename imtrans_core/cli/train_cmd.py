@@ -93,27 +93,24 @@ def train(
     for key in ("loss", "log"):
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             cli_values[key] = list(values[key])
-    from ..training import check
     from ..training import train as run_training
 
     if resume is not None:
         changes = _resume_changes(resume, preset, out, config_file, cli_values)
-        from ..training.runner import open_run
+        if dry_run:
+            from ..training.runner import open_run
 
-        _, config = open_run(resume, changes)
+            _describe(open_run(resume, changes)[1])
+            return
+        result = run_training(None, resume=resume, changes=changes)
     else:
         config = resolve_config(cli_values, config_file, preset)
         changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
         if changed:
             click.echo(f"preset {config.preset} changes: {changed}")
-    resolved = check(config)
-    click.echo("configuration: " + "  ".join(f"{k}={v}" for k, v in resolved.items() if v))
-    if dry_run:
-        _describe(config)
-        return
-    if resume is not None:
-        result = run_training(None, resume=resume, changes=changes)
-    else:
+        if dry_run:
+            _describe(config)
+            return
         result = run_training(config, out=out)
     if result.status == "interrupted":
         click.echo(
@@ -136,9 +133,12 @@ def _resume_changes(
 
 
 def _describe(config: Any) -> None:
-    """Build the data source and one of each network, and say what they are."""
+    """Check the configuration, print it resolved, then build the data source and one of each network."""
     import imtrans_core as ic
 
+    from ..training.validate import check, describe_resolved
+
+    click.echo("configuration: " + describe_resolved(check(config)))
     source = ic.DATASETS.build(config.data)
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"

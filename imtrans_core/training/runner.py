@@ -21,7 +21,7 @@ from .config import TrainConfig, resume_config
 from .distributed import Distributed
 from .engine import Trainer
 from .rundir import RunDir, new_run_path
-from .validate import check
+from .validate import check, describe_resolved
 
 log = logging.getLogger("imtrans")
 DEFAULT_LOGGERS = ("jsonl", "samples")
@@ -63,6 +63,7 @@ def train(
             if dist.is_main:
                 run_dir.write_config(resolved)
         dist.barrier()
+        log.info(f"configuration: {describe_resolved(resolved)}")  # every check passed: the run starts
         trainer = Trainer(config, run_dir, dist)
         state = checkpoint.load_latest(run_dir.path, map_location=dist.device) if resume is not None else None
         if state is not None:

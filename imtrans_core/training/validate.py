@@ -47,6 +47,11 @@ def resolve_specs(config: TrainConfig) -> dict[str, Any]:
     }
 
 
+def describe_resolved(resolved: dict[str, Any]) -> str:
+    """The resolved specs on one line, as ``train --dry-run`` prints them and a run logs them."""
+    return "  ".join(f"{k}={v}" for k, v in resolved.items() if v)
+
+
 def check_size(gen: str, disc: str, size: int) -> None:
     """Refuse a ``--size`` the networks cannot train on, naming the smallest they accept.
 

@@ -1,12 +1,15 @@
 """How patient-like is the phantom's CT? Its measures beside a real pelvis CT's, at the same voxel size.
 
-For each of ``--subjects`` paired phantom subjects (seed stream ``paired``), the CT
-and labels are brought to the real CT's 3 mm voxels (Gaussian partial volume, then
-linear resampling; see ``imtrans_hip.realism``) and measured like the real CT
-(``../shared/data/real/ts_example_ct.nii.gz`` with its TotalSegmentator labels):
-per-structure median and SD inside labels eroded by 2 voxels, neighbour correlation
-per patient axis, and the Wasserstein-1 distance of the body's HU distribution.
-The real femur is its right side only (the left holds a metal prosthesis).
+For each of ``--subjects`` paired phantom subjects (seed stream ``paired``), rendered
+with a field of view through the whole pelvis (``--thickness`` mm front to back, as
+the real CT covers the whole body; the defaults' 76 mm slab holds less fat and more
+bone), the CT and labels are brought to the real CT's 3 mm voxels (Gaussian
+partial volume, then linear resampling; see ``imtrans_hip.realism``) and measured
+like the real CT (``../shared/data/real/ts_example_ct.nii.gz`` with its
+TotalSegmentator labels): per-structure median and SD inside labels eroded by 2
+voxels, neighbour correlation per patient axis, and the Wasserstein-1 distance of
+the body's HU distribution over the same height below the iliac crest. The real
+femur is its right side only (the left holds a metal prosthesis).
 
     python benchmarks/phantom_realism.py                     # 3 subjects -> docs/results/phantom_realism.json
     python benchmarks/phantom_realism.py --subjects 5 --out /tmp/r.json
@@ -32,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=3, help="Paired phantom subjects to measure.")
     parser.add_argument("--seed", type=int, default=0, help="Phantom data-set seed.")
+    parser.add_argument("--thickness", type=float, default=256.0, help="Front-to-back field of view, mm.")
     parser.add_argument("--real", type=Path, default=REAL, help="Folder with the real CT and its labels.")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "phantom_realism.json")
     args = parser.parse_args()
@@ -47,11 +51,16 @@ def main() -> None:
     structures = {**realism.TOTALSEGMENTATOR_STRUCTURES, "femur": (76,)}  # the left femur holds metal
     subjects = []
     for index in range(args.subjects):
-        volumes = ph.render_subject(ph.subject_seed(args.seed, "paired", index), modalities=("ct", "labels"))
+        volumes = ph.render_subject(
+            ph.subject_seed(args.seed, "paired", index),
+            slices=round(args.thickness / 2.0),
+            modalities=("ct", "labels"),
+            scan=ph.Scan(thickness=args.thickness),
+        )
         subjects.append(realism.compare((volumes["ct"], volumes["labels"]), real, structures))
     result = {
         "what": "phantom CT against a real pelvis CT (TotalSegmentator example), same 3 mm voxels",
-        "phantom": {"seed": args.seed, "subjects": args.subjects},
+        "phantom": {"seed": args.seed, "subjects": args.subjects, "thickness_mm": args.thickness},
         "real": os.path.relpath(args.real / "ts_example_ct.nii.gz", REPO),
         "subjects": subjects,
     }

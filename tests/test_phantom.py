@@ -65,8 +65,9 @@ def test_grid_is_the_papers_coronal_mr(full, small):
 
 def test_tissue_values_in_both_modalities(full):
     """The contrasts that make the task hard: intensity alone cannot tell bone from air in MR."""
-    ct = {t: _median(full["ct"], _tissue(full, t)) for t in TISSUES}
-    mr = {t: _median(full["mr"], _tissue(full, t)) for t in TISSUES}
+    present = [t for t in TISSUES if t != "metal"]  # a prosthesis only when asked for (scan.metal)
+    ct = {t: _median(full["ct"], _tissue(full, t)) for t in present}
+    mr = {t: _median(full["mr"], _tissue(full, t)) for t in present}
     muscle_ct = _median(full["ct"], _label(full, *LABEL_GROUPS["muscle"]))
     muscle_mr = _median(full["mr"], _label(full, *LABEL_GROUPS["muscle"]))
     # CT, HU
@@ -76,7 +77,8 @@ def test_tissue_values_in_both_modalities(full):
     for m in LABEL_GROUPS["muscle"]:
         assert -15 < ct[m] < 75, m
     assert -5 < ct["urine"] < 30
-    assert 100 < ct["cancellous_pelvis"] < 400 and 100 < ct["cancellous_femur"] < 400
+    # cancellous bone: a real pelvis CT's interior is 92 HU (fatty marrow in an older patient)
+    assert 40 < ct["cancellous_pelvis"] < 400 and 40 < ct["cancellous_femur"] < 400
     assert 700 < ct["cortical"] < 1500
     # MR: fat and fatty marrow bright; muscle intermediate; cortical bone, air, urine dark
     assert mr["fat"] > 1.8 * muscle_mr and mr["marrow"] > 1.5 * muscle_mr
@@ -87,11 +89,11 @@ def test_tissue_values_in_both_modalities(full):
     assert ct["fat"] < muscle_ct - 80 and mr["fat"] > mr["iliopsoas"]
     assert ct["cortical"] > ct["cancellous_pelvis"] > muscle_ct and mr["cortical"] < mr["cancellous_pelvis"]
     assert abs(mr["cortical"] - mr["air"]) < 0.4 * muscle_mr and ct["cortical"] - ct["air"] > 1500
-    # noise: Gaussian in CT (10-20 HU; outside the body air is flat), Rician floor in MR air
+    # noise: correlated Gaussian in CT (20-40 HU at 1.25 mm; clipped at -1024 in air), Rician floor in MR air
     far = _tissue(full, "air")
     for shift in (-3, 3):  # at least 3 voxels from the body in-plane: no partial volume
         far = far & np.roll(far, shift, axis=0) & np.roll(far, shift, axis=2)
-    assert 7 < float(np.std(full["ct"].array[far])) < 22
+    assert 12 < float(np.std(full["ct"].array[far])) < 45
     assert float(np.min(full["mr"].array)) >= 0
 
 
@@ -154,15 +156,14 @@ def test_pools_come_from_disjoint_subjects():
     for i in range(len(maps)):
         for j in range(i):
             assert not np.array_equal(maps[i], maps[j])
-    # the pools hold what their seeds render; MR fields of view are shifted by a few mm, CT's are not
+    # the pools hold what their seeds render, each on its own archive's field of view
     ct0 = source.ct[0]
     assert ct0.modality == "ct"
-    assert np.array_equal(
-        ct0.array, ph.render_subject(seeds["ct"][0], modalities=("ct",), **SMALL)["ct"].array
-    )
-    nominal = np.asarray(ct0.origin)
-    shifts = np.array([np.asarray(vol.origin) - nominal for vol in source.mr])
-    assert np.all(np.abs(shifts) <= np.array([4, 2, 4]) + 1e-6) and np.any(np.abs(shifts) > 0.5)
+    fov = ph.fov_shift(seeds["ct"][0], "ct", ph.Scan())
+    alone = ph.render_subject(seeds["ct"][0], modalities=("ct",), fov=fov, **SMALL)["ct"]
+    assert np.array_equal(ct0.array, alone.array) and ct0.same_grid(alone)
+    nominal = np.asarray(ph.render_subject(0, modalities=("labels",), **SMALL)["labels"].origin)
+    assert np.allclose(np.asarray(ct0.origin) - nominal, fov)
     assert all(vol.modality == "mr" for vol in source.mr)
     with pytest.raises(ImtransError):
         source.ct.load("ct-0099")
@@ -177,8 +178,8 @@ def test_paired_subject_is_pixel_aligned(full):
         return 2 * (a & b).sum() / (a.sum() + b.sum())
 
     assert (bone & (ct > 300)).sum() / (ct > 300).sum() > 0.95  # bright CT voxels are labelled bone
-    aligned = dice(bone, ct > 100)
-    assert aligned > 0.75
+    aligned = dice(bone, ct > 100)  # cancellous bone with fatty marrow is partly below 100 HU
+    assert aligned > 0.55
     for axis in (0, 1, 2):
         for shift in (-2, 2):
             assert dice(np.roll(bone, shift, axis=axis), ct > 100) < aligned
@@ -208,11 +209,11 @@ def test_cache_memory_and_disk(tmp_path):
     first = source.ct[0]
     first.array[...] = 0  # the caller's copy: must not reach the cache
     again = source.ct[0]
-    assert np.array_equal(
-        again.array, ph.render_subject(ph.subject_seed(5, "ct", 0), modalities=("ct",), **SMALL)["ct"].array
-    )
+    seed = ph.subject_seed(5, "ct", 0)
+    fov = ph.fov_shift(seed, "ct", ph.Scan())
+    assert np.array_equal(again.array, ph.render_subject(seed, modalities=("ct",), fov=fov, **SMALL)["ct"].array)
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert any(f.endswith("-ct-shift0.npy") for f in files) and any(f.endswith(".json") for f in files)
+    assert any("-ct-" in f and f.endswith(".npy") for f in files) and any(f.endswith(".json") for f in files)
     pair = source.paired[0].load()
     ph._MEMORY.clear()
     from_disk = source.paired[0].load()
@@ -243,9 +244,9 @@ def test_write_phantom_command(tmp_path):
     ct = nib.load(out / "paired/pair-000/ct.nii.gz")
     labels = nib.load(out / "paired/pair-000/labels.nii.gz")
     assert ct.shape == (32, 6, 32) and np.allclose(ct.affine, labels.affine)
-    assert np.array_equal(
-        np.asarray(labels.dataobj), ph.render_subject(ph.subject_seed(0, "paired", 0), 32, 6)["labels"].array
-    )
+    pair = ph.subject_seed(0, "paired", 0)
+    fov = ph.fov_shift(pair, "paired", ph.Scan())
+    assert np.array_equal(np.asarray(labels.dataobj), ph.render_subject(pair, 32, 6, fov=fov)["labels"].array)
     import SimpleITK as sitk
 
     png = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "montage.png")))

@@ -6,11 +6,14 @@ a reference adult, then posed per subject: body scale, pelvic tilt / obliquity /
 yaw, and for each femur abduction, flexion and rotation about its head centre.
 Flexion moves the thigh across the coronal slices, as it does in a real scan.
 
-Painting is a painter's algorithm over a voxel grid: air, body (skin, fat),
-bowel, muscles (each voxel goes to the nearest muscle shape, with thin fat septa
-where two muscles meet), bladder, joint cartilage, then bones (cortical shell +
-cancellous or fatty-marrow interior). The result is a *tissue* map (what sets the
-intensities) and a *label* map (what a segmentation would call each voxel).
+Painting is a painter's algorithm over a voxel grid: air, body (skin, fat, the
+superficial fascia), muscles (each voxel goes to the nearest muscle shape, with
+thin fat septa where two muscles meet and fat strands along the fibres), bowel
+loops, vessels, bladder, joint cartilage, then bones (cortical shell + cancellous
+or fatty-marrow interior) and an optional hip prosthesis. The result is a
+*tissue* map (what sets the intensities) and a *label* map (what a segmentation
+would call each voxel); :attr:`Anatomy.texture` adds the smooth heterogeneity
+within a tissue (marrow fat, fatty infiltration) that both modalities see.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .shapes import (
     WorldNoise,
     cut,
     evaluate,
+    smooth_sample,
     rotation,
     subtract,
     tube,
@@ -94,6 +98,9 @@ TISSUES: tuple[str, ...] = (
     "cartilage",
     "bowel",
     "disc",
+    "fascia",
+    "vessel",
+    "metal",
 )
 T = {name: n for n, name in enumerate(TISSUES)}
 
@@ -106,6 +113,21 @@ MUSCLES = (
     "quadriceps",
     "other_muscle",
 )
+
+# How much of each muscle turns into fat strands along its fibres (for infiltration 1): the
+# half-width of the band |strand noise| < w, about 0.8 w of the muscle's voxels. The gluteus
+# maximus is the fattiest muscle of the hip in CT, the iliopsoas the leanest.
+STRANDS = {
+    "gluteus_maximus": 0.11,
+    "gluteus_medius": 0.06,
+    "gluteus_minimus": 0.05,
+    "iliopsoas": 0.04,
+    "adductors": 0.05,
+    "quadriceps": 0.04,
+    "other_muscle": 0.06,
+}
+FASCIA_DEPTH = 0.45  # the superficial fascia runs this far into the subcutaneous fat
+FASCIA_HALF_WIDTH = 0.7  # mm
 
 # Where the canonical hip centre sits in the world, relative to the nominal field-of-view centre
 # (mm): the 320 mm coronal field then spans the iliac crests to the proximal femoral shafts and the
@@ -132,27 +154,39 @@ class Subject:
     flexion: tuple[float, float]
     rotation: tuple[float, float]  # internal (+) / external (-) rotation of each femur
     bladder: float  # filling factor
+    infiltration: float  # fat strands in muscle (1 = typical adult; older, less active: more)
+    gas: float  # bowel gas (1 = typical)
+    implant: str = ""  # "left" or "right": a metal hip prosthesis in that femur
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> Subject:
+        """One body: habitus and pose spread like an adult patient population (tilt SD 8 degrees)."""
         u = rng.uniform
-        fat = float(u(6.0, 30.0))
+        fat = float(np.exp(rng.normal(np.log(16.0), 0.45)))  # subcutaneous fat, mm: 7-40 mm within 2 SD
         return cls(
             scale=float(u(0.80, 0.92)),
-            width=float(u(0.95, 1.06)),
+            width=float(u(0.93, 1.08)),
             fat=fat,
             fat_thigh=float(fat * u(0.6, 1.1)),
-            muscle=float(u(0.85, 1.15)),
+            muscle=float(u(0.78, 1.2)),
             head=float(u(0.93, 1.07)),
-            tilt=float(rng.normal(0.0, 4.0)),
-            obliquity=float(rng.normal(0.0, 2.0)),
-            yaw=float(rng.normal(0.0, 2.5)),
+            tilt=float(rng.normal(0.0, 8.0)),
+            obliquity=float(rng.normal(0.0, 3.0)),
+            yaw=float(rng.normal(0.0, 4.0)),
             shift=(float(rng.normal(0, 4.0)), float(rng.normal(0, 3.0)), float(rng.normal(0, 6.0))),
-            abduction=(float(u(-5.0, 10.0)), float(u(-5.0, 10.0))),
-            flexion=(float(u(-6.0, 8.0)), float(u(-6.0, 8.0))),
-            rotation=(float(u(-15.0, 20.0)), float(u(-15.0, 20.0))),
-            bladder=float(u(0.55, 1.2)),
+            abduction=(float(u(-8.0, 12.0)), float(u(-8.0, 12.0))),
+            flexion=(float(u(-10.0, 20.0)), float(u(-10.0, 20.0))),
+            rotation=(float(u(-25.0, 30.0)), float(u(-25.0, 30.0))),
+            bladder=float(u(0.25, 1.6)),
+            infiltration=float(np.exp(rng.normal(0.0, 0.35))),
+            gas=float(u(0.5, 1.6)),
         )
+
+    def diameter(self) -> float:
+        """Water-equivalent diameter of the body at the hips, mm (what sets a CT's noise)."""
+        lateral = (158.0 * self.width + self.fat / self.scale) * self.scale
+        depth = (120.0 + self.fat / self.scale) * self.scale
+        return float(2.0 * np.sqrt(lateral * depth))
 
 
 @dataclass
@@ -185,6 +219,10 @@ class Anatomy:
     joints: list[tuple[np.ndarray, float, float, np.ndarray]]  # centre, inner, outer radius, opening
     bones: list[Bone]
     disc: Shape
+    vessels: list[Shape]
+    strands: WorldNoise  # fat strands along the muscle fibres (stretched along z)
+    texture: WorldNoise  # smooth heterogeneity within tissues (marrow fat, infiltration), N(0, 1)
+    implant: list[Shape] = field(default_factory=list)  # a metal stem and head, if any
     skin: float = 2.0
 
 
@@ -266,6 +304,20 @@ MUSCLE_ELLIPSOIDS = {
 }
 # The thigh's soft tissue: radius factor x (62 mm of muscle x bulk + the thigh's fat).
 THIGH = ((F, 22, 5, -30, 1.0), (F, 12, 5, -160, 0.95), (F, -5, 5, -360, 0.8))
+# Vessels, one side: common and external iliac artery down the pelvic brim, under the inguinal
+# ligament medial to the iliopsoas, then the femoral artery down the thigh; the vein runs medial to it.
+ARTERY = (
+    (P, 6, -14, 172, 6),
+    (P, 30, -12, 130, 5),
+    (P, 52, -22, 72, 4.5),
+    (P, 58, -50, 8, 4.5),
+    (F, -18, -36, -150, 4),
+    (F, -10, -18, -330, 3.5),
+)
+VEIN = tuple((fr, x - 11, y + 6, z, r * 1.4) for fr, x, y, z, r in ARTERY)
+# A total hip prosthesis: ball, neck and a stem down the medullary canal (femur frame, radii in mm).
+PROSTHESIS = ((F, 0, 0, 0, 7), (F, 24, 5, -22, 8), (F, 36, 9, -50, 9), (F, 31, 10, -120, 6.5), (F, 25, 10, -180, 4))
+PROSTHESIS_HEAD = 0.65  # of the femoral head's radius: a 28-32 mm ball
 
 
 @dataclass(frozen=True)
@@ -360,6 +412,8 @@ def build(subject: Subject, rng: np.random.Generator) -> Anatomy:
     )
 
     femur_noise = WorldNoise.draw(rng, pelvis.t - 250, pelvis.t + 250, 20.0)
+    vessels: list[Shape] = []
+    implant: list[Shape] = []
     for n, (side, name) in enumerate(((+1, "left"), (-1, "right"))):
         mirror = np.array([side, 1.0, 1.0])
         hip = np.array([side * 85.0, 0.0, 0.0])
@@ -433,7 +487,11 @@ def build(subject: Subject, rng: np.random.Generator) -> Anatomy:
             muscles[muscle] += tubes(paths, sc * mb)
         for muscle, specs in MUSCLE_ELLIPSOIDS.items():
             muscles[muscle] += ellipsoids(specs, mb)
+        vessels += tubes((ARTERY, VEIN), sc)
+        if subject.implant == name:
+            implant += [ellipsoid(femur, (0, 0, 0), (PROSTHESIS_HEAD * RH,) * 3), *tubes((PROSTHESIS,), 1.0)]
 
+    lo, hi = union_bounds(body)
     return Anatomy(
         subject=subject,
         body=body,
@@ -446,7 +504,17 @@ def build(subject: Subject, rng: np.random.Generator) -> Anatomy:
         joints=joints,
         bones=bones,
         disc=disc,
+        vessels=vessels,
+        strands=WorldNoise.draw(rng, lo, hi, 3.0),
+        texture=WorldNoise.draw(rng, lo, hi, 3.0),
+        implant=implant,
     )
+
+
+def union_bounds(shapes: list[Shape]) -> tuple[np.ndarray, np.ndarray]:
+    """The world box (low, high corners) around ``shapes``."""
+    corners = [s.bounds() for s in shapes]
+    return np.min([c[0] for c in corners], axis=0), np.max([c[1] for c in corners], axis=0)
 
 
 def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -463,11 +531,12 @@ def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 
     # body: fat inside, skin band at the surface (at least most of a voxel wide so it survives coarse grids)
     skin = max(anatomy.skin, 0.8 * min(grid.spacing[0], grid.spacing[2]))
-    body = evaluate(grid, anatomy.body, margin=1.0, k=anatomy.body_k)
-    dbody = np.full(grid.shape, FAR, F32)
-    dbody[body.box] = body.d
-    put(body.box, body.d < 0, "fat", L["fat"])
-    put(body.box, (body.d < 0) & (body.d > -skin), "skin", L["skin"])
+    dbody = _body_distance(anatomy, grid)
+    everywhere = (slice(None),) * 3
+    put(everywhere, dbody < 0, "fat", L["fat"])
+    put(everywhere, (dbody < 0) & (dbody > -skin), "skin", L["skin"])
+    fascia = skin + FASCIA_DEPTH * min(sub.fat, sub.fat_thigh)
+    put(everywhere, np.abs(dbody + F32(fascia)) < FASCIA_HALF_WIDTH, "fascia", L["fat"])
     deep = min(sub.fat, sub.fat_thigh) * 0.7 + skin  # muscles and viscera stay under this much fat
 
     # muscles: each voxel near a muscle goes to the nearest one; a thin fat septum where two meet
@@ -476,7 +545,7 @@ def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     second = np.full(grid.shape, FAR, F32)
     owner = np.zeros(grid.shape, np.uint8)
     for m, name in enumerate(MUSCLES, start=1):
-        f = evaluate(grid, anatomy.muscles[name], margin=fill + septum, k=6.0 * sc)
+        f = evaluate(grid, anatomy.muscles[name], margin=fill + septum, k=6.0 * sc, smooth=True)
         if f is None:
             continue
         b, s2, o = best[f.box], second[f.box], owner[f.box]
@@ -486,13 +555,13 @@ def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         o[closer] = m
     zone = (best < fill) & (dbody < -deep)
     septa = zone & (second - best < septum) & (second < fill)
-    for m, name in enumerate(MUSCLES, start=1):
-        put((slice(None),) * 3, zone & ~septa & (owner == m), name, L[name])
-    put((slice(None),) * 3, septa, "fat", L["fat"])
+    _paint_muscles(anatomy, grid, zone & ~septa, owner, tissue, labels)
+    tissue[septa], labels[septa] = T["fat"], L["fat"]
 
     # bowel and rectum (over muscle fill, not muscle cores): gas, wall/content and mesenteric fat from
     # one world-fixed noise field
-    for shapes, gas_at, fat_at in (([anatomy.bowel], 1.0, -0.5), (anatomy.rectum, 0.6, -9.0)):
+    gas = 1.4 + 0.8 * (1.0 - sub.gas)  # more gas, a lower threshold (about 8 % of the bowel for gas = 1)
+    for shapes, gas_at, fat_at in (([anatomy.bowel], gas, -0.9), (anatomy.rectum, gas - 0.4, -9.0)):
         f = evaluate(grid, shapes, margin=0.0, k=4.0 * sc)
         if f is None:
             continue
@@ -518,6 +587,9 @@ def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     f = evaluate(grid, [anatomy.disc], margin=0.0)
     if f is not None:
         put(f.box, f.d < 0, "disc", L["soft_tissue"])
+    f = evaluate(grid, anatomy.vessels, margin=0.0)
+    if f is not None:
+        put(f.box, (f.d < 0) & (dbody[f.box] < -deep), "vessel", L["soft_tissue"])
 
     # bones: cortical shell, cancellous (or fatty marrow down the femoral shaft) inside
     for bone in anatomy.bones:
@@ -542,12 +614,44 @@ def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         box = f.box
         tissue[box][inside] = tissue_box[inside]
         labels[box][inside] = L[bone.label]
+    if anatomy.implant:
+        f = evaluate(grid, anatomy.implant, margin=0.0)
+        if f is not None:
+            put(f.box, f.d < 0, "metal", L[f"femur_{sub.implant}"])
     return tissue, labels
 
 
-def nominal_grid(size: int = 256, slices: int = 38, shift=(0.0, 0.0, 0.0)) -> Grid:
-    """The coronal field of view: 320 x 76 x 320 mm over ``size x slices x size`` voxels, centred (plus ``shift`` mm)."""
+def _body_distance(anatomy: Anatomy, grid: Grid) -> np.ndarray:
+    """Signed distance to the skin on ``grid`` (``FAR`` far outside)."""
+    body = evaluate(grid, anatomy.body, margin=1.0, k=anatomy.body_k, smooth=True)
+    d = np.full(grid.shape, FAR, F32)
+    if body is not None:
+        d[body.box] = body.d
+    return d
+
+
+def _paint_muscles(
+    anatomy: Anatomy, grid: Grid, where: np.ndarray, owner: np.ndarray, tissue: np.ndarray, labels: np.ndarray
+) -> None:
+    """Muscle voxels by owner (1-based index into ``MUSCLES``), some turned into fat strands along the fibres."""
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(where)) if where.any() else None
+    if box is None:
+        return
+    where, owner = where[box], owner[box]
+    strand_width = np.array([0.0, *(STRANDS[m] for m in MUSCLES)], F32) * F32(anatomy.subject.infiltration)
+    width = strand_width[owner]
+    noise = smooth_sample(grid.sub(box), lambda g: anatomy.strands.sample(g, g.everything()))
+    strand = np.abs(noise) < width
+    muscle_tissue = np.array([0, *(T[m] for m in MUSCLES)], np.uint8)
+    muscle_label = np.array([0, *(LABELS[m] for m in MUSCLES)], np.uint8)
+    tissue[box][where] = np.where(strand, np.uint8(T["fat"]), muscle_tissue[owner])[where]
+    labels[box][where] = muscle_label[owner][where]
+
+
+def nominal_grid(size: int = 256, slices: int = 38, shift=(0.0, 0.0, 0.0), thickness: float = FOV_MM[1]) -> Grid:
+    """The coronal field of view: 320 x ``thickness`` x 320 mm over ``size x slices x size`` voxels, centred (plus ``shift`` mm)."""
     shape = (int(size), int(slices), int(size))
-    spacing = tuple(FOV_MM[a] / shape[a] for a in range(3))
+    extent = (FOV_MM[0], float(thickness), FOV_MM[2])
+    spacing = tuple(extent[a] / shape[a] for a in range(3))
     origin = tuple(-(shape[a] - 1) / 2 * spacing[a] + float(shift[a]) for a in range(3))
     return Grid(shape, spacing, origin)

@@ -20,11 +20,15 @@ against a real pelvis CT (``tests/test_phantom.py`` compares the medians).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import asdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +37,9 @@ from imtrans_core.errors import ImtransError
 from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
 from imtrans_core.volume import Volume
 
+from . import ct, mr
 from .anatomy import LABEL_GROUPS, LABELS, TISSUES, Subject, build, nominal_grid, paint
-from .shapes import F32, Grid
+from .shapes import F32, Grid, WorldNoise, smooth_sample
 
 __all__ = [
     "LABELS",
@@ -47,106 +52,59 @@ __all__ = [
 ]
 
 # Bump when any rendered voxel changes: it is part of every fingerprint and cache key.
-PHANTOM_VERSION = "1"
+PHANTOM_VERSION = "2"
 
-# Per tissue: CT mean HU, its between-subject sd, within-tissue texture sd (per voxel, before the
-# partial-volume blur); then the same three for T1 MR (fat = about 95 before the global scale).
-# Muscle HU follow a real pelvis CT (gluteus maximus is the fattiest, iliopsoas the leanest).
-TISSUE_VALUES: dict[str, tuple[float, float, float, float, float, float]] = {
-    "air": (-1000, 0, 0, 0, 0, 0),
-    "gas": (-960, 15, 10, 0, 0, 0),
-    "fat": (-100, 8, 10, 95, 4, 3),
-    "skin": (40, 10, 10, 55, 5, 3),
-    "gluteus_maximus": (11, 4, 12, 42, 2, 3),
-    "gluteus_medius": (30, 4, 12, 37, 2, 3),
-    "gluteus_minimus": (36, 4, 12, 36, 2, 3),
-    "iliopsoas": (47, 4, 10, 33, 2, 3),
-    "adductors": (45, 4, 10, 34, 2, 3),
-    "quadriceps": (48, 4, 10, 33, 2, 3),
-    "other_muscle": (42, 4, 10, 35, 2, 3),
-    "urine": (10, 4, 5, 12, 3, 1),
-    "cortical": (1100, 80, 100, 5, 1, 1),
-    "cancellous_pelvis": (115, 20, 50, 68, 6, 8),
-    "cancellous_sacrum": (90, 25, 50, 62, 6, 8),
-    "cancellous_femur": (150, 20, 50, 80, 5, 8),
-    "marrow": (-30, 20, 20, 88, 4, 4),
-    "cartilage": (90, 10, 10, 45, 4, 3),
-    "bowel": (35, 10, 20, 38, 5, 6),
-    "disc": (80, 10, 10, 38, 4, 3),
-}
-_MUSCLE_TISSUES = [n for n, name in enumerate(TISSUES) if name in LABEL_GROUPS["muscle"]]
-CT_RANGE = (-1024.0, 3071.0)
+
+def _knob(default: float, low: float, high: float, help: str) -> float:
+    """A :class:`Scan` field with its accepted range and a line of help (shown by ``imtrans data phantom``)."""
+    return field(default=default, metadata={"range": (low, high), "help": help})
+
+
+@dataclass(frozen=True)
+class Scan:
+    """How the phantom's volumes are acquired: every knob of the ``phantom`` dataset spec beyond its size.
+
+    The defaults are the paper's protocol where it says (a 76 mm coronal slab, a
+    1.0 T spoiled gradient echo with TE 3.08 ms) and a typical scanner elsewhere.
+    """
+
+    thickness: float = _knob(76.0, 4.0, 320.0, "Front-to-back extent of the coronal slab, mm (256: the whole pelvis).")
+    ct_noise: float = _knob(1.0, 0.0, 10.0, "CT quantum noise, times the typical level (0: none).")
+    streaks: float = _knob(0.0, 0.0, 10.0, "CT beam-hardening and metal streaks (1: an uncorrected 120 kV scan).")
+    metal: float = _knob(0.0, 0.0, 1.0, "Share of subjects with a metal hip prosthesis.")
+    fat_phase: float = _knob(163.0, 0.0, 180.0, "MR fat-water phase at the echo time, degrees (0: in phase).")
+    fat_shift: float = _knob(0.5, -4.0, 4.0, "MR chemical shift of fat along the readout, voxels.")
+    coil: float = _knob(0.3, 0.0, 1.0, "MR receive-coil fall-off (0: flat sensitivity).")
+    ghosting: float = _knob(0.0, 0.0, 0.5, "MR motion ghosts, twice each copy's amplitude (0.05: mild).")
+    misregistration: float = _knob(0.0, 0.0, 10.0, "Paired subjects: RMS residual misregistration of CT to MR, mm.")
+    fov_sd: float = _knob(15.0, 0.0, 100.0, "Cranio-caudal SD of the field of view within an archive, mm.")
+    cohort_offset: float = _knob(25.0, -150.0, 150.0, "How much higher the MR archive frames the hip than the CT's, mm.")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low, high = f.metadata["range"]
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            if not number or not low <= value <= high:
+                raise ImtransError(f"phantom: {f.name} must be a number in {low:g}..{high:g}, got {value!r}")
+
+    def key(self) -> str:
+        """The settings that differ from the defaults, as ``name=value`` (``""`` for all defaults)."""
+        default = Scan()
+        return ",".join(
+            f"{f.name}={getattr(self, f.name):g}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        )
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent random streams of one subject, so rendering only CT leaves the MR unchanged."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ImtransError(f"phantom seed must be a non-negative integer, got {seed!r}")
-    children = np.random.SeedSequence([0x41B, int(seed)]).spawn(4)
-    return {
-        k: np.random.default_rng(c) for k, c in zip(("anatomy", "ct", "mr", "fov"), children, strict=True)
-    }
-
-
-def _tables(rng: np.random.Generator, modality: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-subject tissue means and texture sds (indexed by tissue id) for ``ct`` or ``mr``."""
-    col = 0 if modality == "ct" else 3
-    mean = np.array([TISSUE_VALUES[t][col] for t in TISSUES], np.float64)
-    sd_subject = np.array([TISSUE_VALUES[t][col + 1] for t in TISSUES], np.float64)
-    texture = np.array([TISSUE_VALUES[t][col + 2] for t in TISSUES], np.float64)
-    mean = mean + sd_subject * rng.standard_normal(len(TISSUES))
-    # muscles share most of their between-subject shift (fatty infiltration affects them all)
-    shared = rng.standard_normal() * (6.0 if modality == "ct" else 2.5)
-    mean[_MUSCLE_TISSUES] += shared
-    return mean.astype(F32), texture.astype(F32)
-
-
-def _blur(a: np.ndarray, w: tuple[float, float, float]) -> np.ndarray:
-    """Partial-volume blur: a [w, 1-2w, w] kernel along each axis (sigma = sqrt(2 w) voxels), edges replicated."""
-    for axis, wa in enumerate(w):
-        n = a.shape[axis]
-        if wa <= 0 or n < 3:
-            continue
-        a = np.moveaxis(a, axis, 0)
-        out = a * F32(1 - 2 * wa)
-        out[1:] += F32(wa) * a[:-1]
-        out[:-1] += F32(wa) * a[1:]
-        out[0] += F32(wa) * a[0]
-        out[-1] += F32(wa) * a[-1]
-        a = np.moveaxis(out, 0, axis)
-    return np.ascontiguousarray(a)
-
-
-def _bias_field(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-    """A smooth multiplicative MR bias field: exp of a random quadratic over the field of view (about +-25 %)."""
-    x, y, z = grid.coords(tuple(slice(None) for _ in range(3)))
-    half = [0.5 * grid.shape[a] * grid.spacing[a] for a in range(3)]
-    u, v, w = x / F32(half[0]), y / F32(half[1]), z / F32(half[2])
-    terms = (u, v, w, u * u, v * v, w * w, u * w, u * v)  # across slices (v) it varies little
-    sd = (0.12, 0.04, 0.12, 0.05, 0.02, 0.05, 0.05, 0.05)
-    log = sum(F32(c) * t for c, t in zip(rng.normal(0.0, 1.0, 8) * sd, terms, strict=True))
-    return np.exp(log.astype(F32))
-
-
-def _render_ct(tissue: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    mean, texture = _tables(rng, "ct")
-    img = mean[tissue] + texture[tissue] * rng.standard_normal(tissue.shape, dtype=F32)
-    img = _blur(img, (0.1, 0.08, 0.1))
-    img += F32(rng.uniform(10.0, 20.0)) * rng.standard_normal(tissue.shape, dtype=F32)
-    return np.clip(img, *CT_RANGE).astype(F32)
-
-
-def _render_mr(tissue: np.ndarray, grid: Grid, rng: np.random.Generator) -> np.ndarray:
-    mean, texture = _tables(rng, "mr")
-    img = mean[tissue] + texture[tissue] * rng.standard_normal(tissue.shape, dtype=F32)
-    img = np.maximum(_blur(img, (0.1, 0.08, 0.1)), 0)
-    img *= _bias_field(grid, rng) * F32(rng.uniform(0.75, 1.3))
-    sigma = F32(rng.uniform(1.5, 3.0))
-    n1 = rng.standard_normal(tissue.shape, dtype=F32)
-    n2 = rng.standard_normal(tissue.shape, dtype=F32)
-    img += sigma * n1
-    n2 *= sigma
-    return np.sqrt(img * img + n2 * n2)  # Rician: magnitude of a complex Gaussian
+    names = ("anatomy", "ct", "mr", "fov", "implant", "pairing")
+    children = np.random.SeedSequence([0x41B, int(seed)]).spawn(len(names))
+    return {k: np.random.default_rng(c) for k, c in zip(names, children, strict=True)}
 
 
 def _volume(array: np.ndarray, grid: Grid, modality: str, meta: dict) -> Volume:
@@ -158,17 +116,19 @@ def render_subject(
     size: int = 256,
     slices: int = 38,
     modalities: tuple[str, ...] = ("ct", "mr", "labels"),
-    mr_shift: float = 0.0,
+    scan: Scan = Scan(),
+    fov: tuple[float, float, float] = (0.0, 0.0, 0.0),
     tissue: bool = False,
 ) -> dict[str, Volume]:
     """Render one phantom subject as CT (HU), T1 MR and labels, on the same coronal grid.
 
     ``modalities`` picks what to render (any of ``ct``, ``mr``, ``labels``;
-    painting the anatomy is most of the cost). ``mr_shift`` > 0 shifts the MR
-    field of view by up to that many mm in-plane (half across slices), as
-    between an unpaired MR and CT; with 0 every volume overlays voxel for voxel
-    (paired ground truth). ``tissue=True`` adds the tissue map (``TISSUES``
-    indices) under key ``tissue``. Same seed, same voxels.
+    painting the anatomy is most of the cost). ``fov`` moves the field of view
+    by that many mm (x, y, z) over the body, as a different scan of the same
+    patient would. ``scan`` sets the imaging (:class:`Scan`); with
+    ``scan.misregistration`` > 0 the CT is rendered from a slightly deformed copy
+    of the anatomy, as a CT registered to its MR is. ``tissue=True`` adds the
+    tissue map (``TISSUES`` indices) under key ``tissue``. Same arguments, same voxels.
     """
     unknown = set(modalities) - {"ct", "mr", "labels"}
     if unknown:
@@ -177,26 +137,70 @@ def render_subject(
         raise ImtransError(f"phantom size must be >= 16 and slices >= 4, got size={size}, slices={slices}")
     rng = _streams(seed)
     subject = Subject.sample(rng["anatomy"])
+    if rng["implant"].uniform() < scan.metal:
+        subject = replace(subject, implant=str(rng["implant"].choice(["left", "right"])))
     anatomy = build(subject, rng["anatomy"])
     meta = {"seed": int(seed), "phantom_version": PHANTOM_VERSION, "subject": asdict(subject)}
-    grid = nominal_grid(size, slices)
-    shift = rng["fov"].uniform(-1.0, 1.0, 3) * np.array([1.0, 0.5, 1.0]) * float(mr_shift)
-    mr_grid = nominal_grid(size, slices, shift) if mr_shift > 0 else grid
+    if scan.key():
+        meta["scan"] = scan.key()
+    grid = nominal_grid(size, slices, fov, scan.thickness)
+    tissue_map, labels = paint(anatomy, grid)
+    texture = smooth_sample(grid, lambda g: anatomy.texture.sample(g, g.everything()))
 
-    out: dict[str, Volume] = {}
-    maps = None
-    if {"ct", "labels"} & set(modalities) or tissue or mr_grid is grid:
-        maps = paint(anatomy, grid)
+    renders = {}
     if "ct" in modalities:
-        out["ct"] = _volume(_render_ct(maps[0], rng["ct"]), grid, "ct", meta)
+        renders["ct"] = partial(_render_ct, tissue_map, texture, grid, subject, rng, scan)
     if "mr" in modalities:
-        mr_maps = maps if mr_grid is grid else paint(anatomy, mr_grid)
-        out["mr"] = _volume(_render_mr(mr_maps[0], mr_grid, rng["mr"]), mr_grid, "mr", meta)
+        knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
+        renders["mr"] = partial(mr.render, tissue_map, texture, grid, subject, rng["mr"], **knobs)
+    out = {m: _volume(array, grid, m, meta) for m, array in _run_together(renders).items()}
     if "labels" in modalities:
-        out["labels"] = _volume(maps[1], grid, "labels", {**meta, "label_names": dict(LABELS)})
+        out["labels"] = _volume(labels, grid, "labels", {**meta, "label_names": dict(LABELS)})
     if tissue:
-        out["tissue"] = _volume(maps[0], grid, "tissue", {**meta, "tissue_names": list(TISSUES)})
+        out["tissue"] = _volume(tissue_map, grid, "tissue", {**meta, "tissue_names": list(TISSUES)})
     return out
+
+
+def _render_ct(tissue_map, texture, grid, subject, rng, scan: Scan) -> np.ndarray:
+    """The CT of a subject, from a slightly deformed copy of the anatomy when ``scan.misregistration`` > 0."""
+    if scan.misregistration > 0:
+        warp = misregistration(grid, scan.misregistration, rng["pairing"])
+        tissue_map, texture = tissue_map[warp], texture[warp]
+    return ct.render(tissue_map, texture, grid, subject, rng["ct"], scan.ct_noise, scan.streaks)
+
+
+def _run_together(jobs: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.ndarray]:
+    """Run the render ``jobs`` (each with its own random stream, so the result is the same either way)
+    on two threads when there are several: numpy releases the GIL on big arrays, and CT and MR take
+    about as long each."""
+    if len(jobs) < 2:
+        return {m: job() for m, job in jobs.items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {m: pool.submit(job) for m, job in jobs.items()}
+        return {m: f.result() for m, f in futures.items()}
+
+
+def misregistration(grid: Grid, rms_mm: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Index arrays that resample a volume on ``grid`` through a smooth deformation of ``rms_mm`` RMS.
+
+    Half of the displacement's variance is one rigid translation, half a smooth
+    field (lattice step 40 mm): what is left after a rigid-plus-B-spline
+    registration of a CT to its MR. Nearest-neighbour, edges clamped.
+    """
+    per_axis = rms_mm / np.sqrt(3.0)
+    box = tuple(slice(None) for _ in range(3))
+    lo = np.array(grid.origin) - 1.0
+    hi = lo + np.array(grid.shape) * np.array(grid.spacing) + 2.0
+    index = []
+    for a in range(3):
+        smooth = WorldNoise.draw(rng, lo, hi, 40.0).sample(grid, box)
+        shift_mm = F32(per_axis / np.sqrt(2.0)) * (smooth + F32(rng.standard_normal()))
+        shape = [1, 1, 1]
+        shape[a] = grid.shape[a]
+        base = np.arange(grid.shape[a], dtype=F32).reshape(shape)
+        source = np.rint(base + shift_mm / F32(grid.spacing[a])).astype(np.int32)
+        index.append(np.clip(source, 0, grid.shape[a] - 1))
+    return tuple(index)
 
 
 # --- the dataset ---------------------------------------------------------------------------------
@@ -207,7 +211,21 @@ def render_subject(
 STREAMS = {"ct": 0, "mr": 40_000, "paired": 80_000}
 STREAM_SIZE = 40_000
 SEED_STRIDE = 100_000
-MR_SHIFT_MM = 4.0  # the unpaired MR pool's field of view is shifted by up to this much
+FOV_SD_LATERAL = (5.0, 3.0)  # left-right and anterior-posterior SD of a field of view's position, mm
+
+
+def fov_shift(seed: int, stream: str, scan: Scan) -> tuple[float, float, float]:
+    """Where subject ``seed``'s field of view sits (mm from the nominal one) in its archive.
+
+    Two hospitals' archives frame the hip differently: the MR archive (and the
+    paired subjects, which are MRs with a CT registered to them) is centred
+    ``scan.cohort_offset`` mm higher than the CT archive, and within an archive the
+    cranio-caudal position varies with SD ``scan.fov_sd``.
+    """
+    rng = _streams(seed)["fov"]
+    offset = scan.cohort_offset if stream in ("mr", "paired") else 0.0
+    sd = (*FOV_SD_LATERAL, scan.fov_sd)
+    return tuple(float(v) for v in rng.normal(0.0, 1.0, 3) * np.array(sd) + np.array([0.0, 0.0, offset]))
 
 
 def subject_seed(seed: int, stream: str, index: int) -> int:
@@ -258,9 +276,16 @@ class _Cache:
 _MEMORY = _Cache(int(float(os.environ.get("IMTRANS_PHANTOM_CACHE_MB", "1024")) * 2**20))
 
 
+def _key(seed: int, size: int, slices: int, modality: str, scan: Scan, fov) -> tuple:
+    """Cache key of one rendered volume (labels and MR do not depend on the CT's settings, but the
+    key is kept simple: any setting change renders again)."""
+    return (seed, size, slices, modality, scan.key(), tuple(round(v, 4) for v in fov))
+
+
 def _disk_name(key: tuple) -> str:
-    seed, size, slices, modality, mr_shift = key
-    return f"phantom-v{PHANTOM_VERSION}-{size}x{slices}-s{seed}-{modality}-shift{mr_shift:g}"
+    seed, size, slices, modality, scan_key, fov = key
+    digest = hashlib.sha1(repr((scan_key, fov)).encode()).hexdigest()[:12]
+    return f"phantom-v{PHANTOM_VERSION}-{size}x{slices}-s{seed}-{modality}-{digest}"
 
 
 def _disk_load(folder: Path, key: tuple) -> Volume | None:
@@ -293,14 +318,14 @@ def _disk_save(folder: Path, key: tuple, vol: Volume) -> None:
 
 
 def _load(
-    seed: int, size: int, slices: int, modalities: tuple[str, ...], mr_shift: float, cache: str
+    seed: int, size: int, slices: int, modalities: tuple[str, ...], scan: Scan, fov, cache: str
 ) -> dict[str, Volume]:
     """Volumes of one subject from the memory cache, the disk cache, or a fresh render (then cached)."""
     folder = Path(cache).expanduser() if cache else None
     out: dict[str, Volume] = {}
     missing = []
     for m in modalities:
-        key = (seed, size, slices, m, mr_shift if m == "mr" else 0.0)
+        key = _key(seed, size, slices, m, scan, fov)
         vol = _MEMORY.get(key)
         if vol is None and folder is not None:
             vol = _disk_load(folder, key)
@@ -311,9 +336,9 @@ def _load(
         else:
             out[m] = vol
     if missing:
-        fresh = render_subject(seed, size, slices, tuple(missing), mr_shift=mr_shift)
+        fresh = render_subject(seed, size, slices, tuple(missing), scan, fov)
         for m, vol in fresh.items():
-            key = (seed, size, slices, m, mr_shift if m == "mr" else 0.0)
+            key = _key(seed, size, slices, m, scan, fov)
             vol.array.flags.writeable = False
             _MEMORY.put(key, vol)
             if folder is not None:
@@ -334,15 +359,29 @@ def phantom(
     slices: int = 38,
     seed: int = 0,
     cache: str = "",
+    thickness: float = Scan.thickness,
+    ct_noise: float = Scan.ct_noise,
+    streaks: float = Scan.streaks,
+    metal: float = Scan.metal,
+    fat_phase: float = Scan.fat_phase,
+    fat_shift: float = Scan.fat_shift,
+    coil: float = Scan.coil,
+    ghosting: float = Scan.ghosting,
+    misregistration: float = Scan.misregistration,
+    fov_sd: float = Scan.fov_sd,
+    cohort_offset: float = Scan.cohort_offset,
 ) -> VolumeSource:
-    """Procedural hip phantom: unpaired CT and T1-MR pools plus pixel-aligned paired test subjects.
+    """Procedural hip phantom: unpaired CT and T1-MR pools plus paired test subjects.
 
     Coronal volumes like the paper's MR (``size`` x ``size`` in-plane over 320 mm,
-    ``slices`` slices over 76 mm). CT, MR and paired subjects come from three
-    disjoint seed streams; the MR pool's field of view is shifted by a few mm.
-    The defaults are the paper's first experiment: 20 CT + 20 MR for training and 3
-    paired subjects for testing. ``cache``: a folder keeping renders across runs
-    (in memory they are kept anyway, up to IMTRANS_PHANTOM_CACHE_MB, default 1024).
+    ``slices`` slices over a ``thickness`` mm slab). CT, MR and paired subjects
+    come from three disjoint seed streams, and the two archives frame the hip
+    differently (``cohort_offset``, ``fov_sd``). The defaults are the paper's
+    first experiment: 20 CT + 20 MR for training and 3 paired subjects for
+    testing. The imaging knobs (``ct_noise`` ... ``misregistration``) are
+    :class:`Scan`'s, documented in docs/data.md. ``cache``: a folder keeping
+    renders across runs (in memory they are kept anyway, up to
+    IMTRANS_PHANTOM_CACHE_MB, default 1024).
     """
     for name, value, low, high in (
         ("n_ct", n_ct, 0, None),
@@ -359,23 +398,27 @@ def phantom(
     subject_seed(seed, "mr", max(n_mr - 1, 0))
     subject_seed(seed, "paired", max(n_paired - 1, 0))
     size, slices = int(size), int(slices)
+    knobs = dict(locals())
+    paired_scan = Scan(**{f.name: knobs[f.name] for f in fields(Scan)})
+    scan = replace(paired_scan, misregistration=0.0)  # only a pair can be misregistered
 
     def pool(stream: str, n: int) -> VolumePool:
         seeds = {f"{stream}-{i:04d}": subject_seed(seed, stream, i) for i in range(n)}
-        shift = MR_SHIFT_MM if stream == "mr" else 0.0
 
         def load(volume_id: str) -> Volume:
             if volume_id not in seeds:
                 raise ImtransError(
                     f"phantom: no {stream} volume {volume_id!r}; ids run {stream}-0000..{stream}-{n - 1:04d}"
                 )
-            return _load(seeds[volume_id], size, slices, (stream,), shift, cache)[stream]
+            s = seeds[volume_id]
+            return _load(s, size, slices, (stream,), scan, fov_shift(s, stream, scan), cache)[stream]
 
         return VolumePool(list(seeds), load)
 
     def paired_loader(s: int):
         def load() -> dict[str, Volume]:
-            vols = _load(s, size, slices, ("ct", "mr", "labels"), 0.0, cache)
+            fov = fov_shift(s, "paired", scan)
+            vols = _load(s, size, slices, ("ct", "mr", "labels"), paired_scan, fov, cache)
             vols["mask"] = vols["labels"].with_array((vols["labels"].array > 0).astype(np.uint8), "mask")
             return vols
 
@@ -388,7 +431,7 @@ def phantom(
     fingerprint = (
         f"phantom-v{PHANTOM_VERSION}:n_ct={n_ct},n_mr={n_mr},n_paired={n_paired},"
         f"size={size},slices={slices},seed={seed}"
-    )
+    ) + (f",{paired_scan.key()}" if paired_scan.key() else "")
     source = VolumeSource(pool("ct", n_ct), pool("mr", n_mr), paired, dict(LABELS), fingerprint)
     source.label_groups = {k: list(v) for k, v in LABEL_GROUPS.items()}  # read by consumers that merge labels
     return source

@@ -10,8 +10,12 @@ and its label map the measures are:
 - per structure and patient axis, the correlation of neighbouring voxels' values
   inside the eroded label: the texture of the noise (a scanner's noise is
   spatially correlated; white noise gives 0);
-- the HU distribution of the whole body, compared between two CTs by the
-  Wasserstein-1 distance (the mean shift of their quantiles, in HU).
+- the HU distribution of the body, compared between two CTs by the
+  Wasserstein-1 distance (the mean shift of their quantiles, in HU). Two CTs
+  rarely cover the same stretch of the body, and the mix of tissues changes fast
+  along it (abdomen, pelvis, thighs), so both are cut to the same height below
+  the top of the pelvic bones (the iliac crest): as far down as the shorter of
+  the two reaches.
 
 Both CTs are compared at the same voxel size: the finer one is smoothed with a
 Gaussian whose FWHM makes up the difference to the coarser spacing per axis (what a
@@ -116,10 +120,40 @@ def patient_axes(volume: Volume) -> list[str]:
     return [names[int(np.argmax(np.abs(np.asarray(volume.direction)[:, a])))] for a in range(3)]
 
 
-def body_values(ct: Volume) -> np.ndarray:
-    """The HU of every voxel inside the body (threshold, largest component, holes filled)."""
+def body_values(ct: Volume, rows: np.ndarray | None = None) -> np.ndarray:
+    """The HU of every voxel inside the body (threshold, largest component, holes filled).
+
+    ``rows``: a boolean per position along the inferior-superior axis to keep (all by default).
+    """
     body = body_mask(ct).array > 0
+    if rows is not None:
+        axis = patient_axes(ct).index("I-S")
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        body &= rows.reshape(shape)
     return np.asarray(ct.array, dtype=np.float64)[body]
+
+
+def _keep_rows(labels: Volume, rows: np.ndarray) -> Volume:
+    """``labels`` with every position along the inferior-superior axis outside ``rows`` cleared."""
+    axis = patient_axes(labels).index("I-S")
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    return labels.with_array(np.where(rows.reshape(shape), labels.array, 0).astype(labels.array.dtype))
+
+
+def below_crest(ct: Volume, labels: Volume, pelvis: Sequence[int]) -> np.ndarray:
+    """Distance (mm) of each position along the inferior-superior axis below the top of the pelvis label.
+
+    Negative above the iliac crest. Positions are taken from the grid's world
+    coordinates, so a flipped axis measures the same.
+    """
+    axis = patient_axes(ct).index("I-S")
+    height = (np.asarray(ct.origin) + np.outer(np.arange(ct.shape[axis]) * ct.spacing[axis], np.asarray(ct.direction)[:, axis]))[:, 2]
+    present = np.isin(labels.array, list(pelvis)).any(axis=tuple(a for a in range(3) if a != axis))
+    if not present.any():
+        raise ValueError("no pelvis voxels in the labels: cannot place the iliac crest")
+    return height[present].max() - height
 
 
 def wasserstein1(a: np.ndarray, b: np.ndarray) -> float:
@@ -162,13 +196,20 @@ def compare(
 ) -> dict:
     """The measures of a phantom (CT, labels) beside a real CT's, at the real CT's voxel size by default.
 
-    Returns JSON-ready values: per structure both sides' statistics, and the
-    Wasserstein-1 distance between the two bodies' HU distributions.
+    Both are measured over the same height below the iliac crest (as far as the
+    shorter reaches). Returns JSON-ready values: per structure both sides'
+    statistics, and the Wasserstein-1 distance between the two bodies' HU
+    distributions.
     """
     spacing = tuple(real[0].spacing) if spacing is None else tuple(spacing)
     phantom = at_spacing(*phantom, spacing)
-    ours = measure(*phantom, PHANTOM_STRUCTURES)
-    theirs = measure(*real, real_structures)
+    depth_ours = below_crest(*phantom, PHANTOM_STRUCTURES["pelvis"])
+    depth_theirs = below_crest(*real, real_structures["pelvis"])
+    reach = min(depth_ours.max(), depth_theirs.max())
+    rows_ours = (depth_ours >= 0) & (depth_ours <= reach)
+    rows_theirs = (depth_theirs >= 0) & (depth_theirs <= reach)
+    ours = measure(phantom[0], _keep_rows(phantom[1], rows_ours), PHANTOM_STRUCTURES)
+    theirs = measure(real[0], _keep_rows(real[1], rows_theirs), real_structures)
     return {
         "spacing_mm": list(spacing),
         "structures": {
@@ -176,5 +217,8 @@ def compare(
             for name in PHANTOM_STRUCTURES
             if name in ours and name in theirs
         },
-        "body_wasserstein1_hu": wasserstein1(body_values(phantom[0]), body_values(real[0])),
+        "body_mm_below_crest": float(reach),
+        "body_wasserstein1_hu": wasserstein1(
+            body_values(phantom[0], rows_ours), body_values(real[0], rows_theirs)
+        ),
     }

@@ -88,7 +88,8 @@ def test_tissue_values_in_both_modalities(full):
     # the reversals: fat dark in CT / bright in MR, cortical bone bright in CT / dark in MR like air
     assert ct["fat"] < muscle_ct - 80 and mr["fat"] > mr["iliopsoas"]
     assert ct["cortical"] > ct["cancellous_pelvis"] > muscle_ct and mr["cortical"] < mr["cancellous_pelvis"]
-    assert abs(mr["cortical"] - mr["air"]) < 0.4 * muscle_mr and ct["cortical"] - ct["air"] > 1500
+    # (the 1.5-2 mm cortex takes some signal from marrow and fat beside it: the MR's own blur)
+    assert abs(mr["cortical"] - mr["air"]) < 0.6 * muscle_mr and ct["cortical"] - ct["air"] > 1500
     # noise: correlated Gaussian in CT (20-40 HU at 1.25 mm; clipped at -1024 in air), Rician floor in MR air
     far = _tissue(full, "air")
     for shift in (-3, 3):  # at least 3 voxels from the body in-plane: no partial volume
@@ -211,7 +212,9 @@ def test_cache_memory_and_disk(tmp_path):
     again = source.ct[0]
     seed = ph.subject_seed(5, "ct", 0)
     fov = ph.fov_shift(seed, "ct", ph.Scan())
-    assert np.array_equal(again.array, ph.render_subject(seed, modalities=("ct",), fov=fov, **SMALL)["ct"].array)
+    assert np.array_equal(
+        again.array, ph.render_subject(seed, modalities=("ct",), fov=fov, **SMALL)["ct"].array
+    )
     files = sorted(p.name for p in tmp_path.iterdir())
     assert any("-ct-" in f and f.endswith(".npy") for f in files) and any(f.endswith(".json") for f in files)
     pair = source.paired[0].load()

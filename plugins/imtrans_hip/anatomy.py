@@ -35,8 +35,8 @@ from .shapes import (
     WorldNoise,
     cut,
     evaluate,
-    smooth_sample,
     rotation,
+    smooth_sample,
     subtract,
     tube,
     unit,
@@ -316,7 +316,13 @@ ARTERY = (
 )
 VEIN = tuple((fr, x - 11, y + 6, z, r * 1.4) for fr, x, y, z, r in ARTERY)
 # A total hip prosthesis: ball, neck and a stem down the medullary canal (femur frame, radii in mm).
-PROSTHESIS = ((F, 0, 0, 0, 7), (F, 24, 5, -22, 8), (F, 36, 9, -50, 9), (F, 31, 10, -120, 6.5), (F, 25, 10, -180, 4))
+PROSTHESIS = (
+    (F, 0, 0, 0, 7),
+    (F, 24, 5, -22, 8),
+    (F, 36, 9, -50, 9),
+    (F, 31, 10, -120, 6.5),
+    (F, 25, 10, -180, 4),
+)
 PROSTHESIS_HEAD = 0.65  # of the femoral head's radius: a 28-32 mm ball
 
 
@@ -648,7 +654,9 @@ def _paint_muscles(
     labels[box][where] = muscle_label[owner][where]
 
 
-def nominal_grid(size: int = 256, slices: int = 38, shift=(0.0, 0.0, 0.0), thickness: float = FOV_MM[1]) -> Grid:
+def nominal_grid(
+    size: int = 256, slices: int = 38, shift=(0.0, 0.0, 0.0), thickness: float = FOV_MM[1]
+) -> Grid:
     """The coronal field of view: 320 x ``thickness`` x 320 mm over ``size x slices x size`` voxels, centred (plus ``shift`` mm)."""
     shape = (int(size), int(slices), int(size))
     extent = (FOV_MM[0], float(thickness), FOV_MM[2])

@@ -5,9 +5,9 @@ From a tissue map, in order:
 1. **values**: each tissue's mean HU for this subject, plus the anatomy's smooth
    texture field times a per-tissue gain (marrow fat lowers bone HU, fatty
    infiltration lowers muscle HU; the MR sees the same field) and a fine grain;
-2. **partial volume**: a Gaussian blur of the system's resolution (1 mm FWHM
-   in-plane, the 2 mm axial slice profile of the paper's CT along the body axis),
-   combined with the voxel it is sampled on;
+2. **partial volume**: a Gaussian blur of the system's resolution (1.3 mm FWHM
+   in-plane: the paper's 0.7 mm CT pixels resized to the MR's 1.25 mm; the axial
+   slice profile along the body axis);
 3. **quantum noise** with a CT noise-power spectrum: ramp-shaped in the axial
    plane (filtered back-projection suppresses low frequencies, the
    reconstruction kernel the highest), correlated along the body axis by the slice
@@ -59,7 +59,7 @@ CT_VALUES: dict[str, tuple[float, float, float, float]] = {
 CT_RANGE = (-1024.0, 3071.0)
 _MUSCLES = [n for n, t in enumerate(TISSUES) if t in LABEL_GROUPS["muscle"]]
 
-PSF_FWHM_MM = (1.0, 1.0, 1.5)  # in-plane resolution (x, y) and the axial slice profile (z)
+PSF_FWHM_MM = (1.3, 1.3, 1.5)  # in-plane: 0.7 mm pixels resized to the MR's 1.25; z: the slice profile
 NPS_PEAK = 0.12  # cycles/mm: where the noise-power spectrum of a standard body kernel peaks
 NOISE_HU = (22.0, 32.0)  # noise SD at the reference diameter, per subject (before the 1 mm blur)
 REFERENCE_DIAMETER = 280.0  # mm

@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from imtrans_core.volume import Volume
 
 from . import ct, mr
 from .anatomy import LABEL_GROUPS, LABELS, TISSUES, Subject, build, nominal_grid, paint
+from .scan import Scan
 from .shapes import F32, Grid, WorldNoise, smooth_sample
 
 __all__ = [
@@ -53,49 +54,6 @@ __all__ = [
 
 # Bump when any rendered voxel changes: it is part of every fingerprint and cache key.
 PHANTOM_VERSION = "2"
-
-
-def _knob(default: float, low: float, high: float, help: str) -> float:
-    """A :class:`Scan` field with its accepted range and a line of help (shown by ``imtrans data phantom``)."""
-    return field(default=default, metadata={"range": (low, high), "help": help})
-
-
-@dataclass(frozen=True)
-class Scan:
-    """How the phantom's volumes are acquired: every knob of the ``phantom`` dataset spec beyond its size.
-
-    The defaults are the paper's protocol where it says (a 76 mm coronal slab, a
-    1.0 T spoiled gradient echo with TE 3.08 ms) and a typical scanner elsewhere.
-    """
-
-    thickness: float = _knob(76.0, 4.0, 320.0, "Front-to-back extent of the coronal slab, mm (256: the whole pelvis).")
-    ct_noise: float = _knob(1.0, 0.0, 10.0, "CT quantum noise, times the typical level (0: none).")
-    streaks: float = _knob(0.0, 0.0, 10.0, "CT beam-hardening and metal streaks (1: an uncorrected 120 kV scan).")
-    metal: float = _knob(0.0, 0.0, 1.0, "Share of subjects with a metal hip prosthesis.")
-    fat_phase: float = _knob(163.0, 0.0, 180.0, "MR fat-water phase at the echo time, degrees (0: in phase).")
-    fat_shift: float = _knob(0.5, -4.0, 4.0, "MR chemical shift of fat along the readout, voxels.")
-    coil: float = _knob(0.3, 0.0, 1.0, "MR receive-coil fall-off (0: flat sensitivity).")
-    ghosting: float = _knob(0.0, 0.0, 0.5, "MR motion ghosts, twice each copy's amplitude (0.05: mild).")
-    misregistration: float = _knob(0.0, 0.0, 10.0, "Paired subjects: RMS residual misregistration of CT to MR, mm.")
-    fov_sd: float = _knob(15.0, 0.0, 100.0, "Cranio-caudal SD of the field of view within an archive, mm.")
-    cohort_offset: float = _knob(25.0, -150.0, 150.0, "How much higher the MR archive frames the hip than the CT's, mm.")
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            low, high = f.metadata["range"]
-            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            if not number or not low <= value <= high:
-                raise ImtransError(f"phantom: {f.name} must be a number in {low:g}..{high:g}, got {value!r}")
-
-    def key(self) -> str:
-        """The settings that differ from the defaults, as ``name=value`` (``""`` for all defaults)."""
-        default = Scan()
-        return ",".join(
-            f"{f.name}={getattr(self, f.name):g}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        )
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -162,11 +120,11 @@ def render_subject(
 
 
 def _render_ct(tissue_map, texture, grid, subject, rng, scan: Scan) -> np.ndarray:
-    """The CT of a subject, from a slightly deformed copy of the anatomy when ``scan.misregistration`` > 0."""
+    """The CT of a subject; resampled through a small deformation when ``scan.misregistration`` > 0."""
+    image = ct.render(tissue_map, texture, grid, subject, rng["ct"], scan.ct_noise, scan.streaks)
     if scan.misregistration > 0:
-        warp = misregistration(grid, scan.misregistration, rng["pairing"])
-        tissue_map, texture = tissue_map[warp], texture[warp]
-    return ct.render(tissue_map, texture, grid, subject, rng["ct"], scan.ct_noise, scan.streaks)
+        image = resample(image, misregistration(grid, scan.misregistration, rng["pairing"]))
+    return image
 
 
 def _run_together(jobs: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.ndarray]:
@@ -180,27 +138,44 @@ def _run_together(jobs: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.nda
         return {m: f.result() for m, f in futures.items()}
 
 
-def misregistration(grid: Grid, rms_mm: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Index arrays that resample a volume on ``grid`` through a smooth deformation of ``rms_mm`` RMS.
+def misregistration(grid: Grid, rms_mm: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Where each voxel of a registered CT samples the original (voxel coordinates per axis).
 
-    Half of the displacement's variance is one rigid translation, half a smooth
-    field (lattice step 40 mm): what is left after a rigid-plus-B-spline
-    registration of a CT to its MR. Nearest-neighbour, edges clamped.
+    A deformation of ``rms_mm`` RMS: half of its variance one rigid translation,
+    half a smooth field (lattice step 40 mm), what is left after a
+    rigid-plus-B-spline registration of a CT to its MR.
     """
     per_axis = rms_mm / np.sqrt(3.0)
-    box = tuple(slice(None) for _ in range(3))
     lo = np.array(grid.origin) - 1.0
     hi = lo + np.array(grid.shape) * np.array(grid.spacing) + 2.0
-    index = []
+    source = []
     for a in range(3):
-        smooth = WorldNoise.draw(rng, lo, hi, 40.0).sample(grid, box)
+        smooth = WorldNoise.draw(rng, lo, hi, 40.0).sample(grid, grid.everything())
         shift_mm = F32(per_axis / np.sqrt(2.0)) * (smooth + F32(rng.standard_normal()))
         shape = [1, 1, 1]
         shape[a] = grid.shape[a]
-        base = np.arange(grid.shape[a], dtype=F32).reshape(shape)
-        source = np.rint(base + shift_mm / F32(grid.spacing[a])).astype(np.int32)
-        index.append(np.clip(source, 0, grid.shape[a] - 1))
-    return tuple(index)
+        source.append(np.arange(grid.shape[a], dtype=F32).reshape(shape) + shift_mm / F32(grid.spacing[a]))
+    return source
+
+
+def resample(image: np.ndarray, source: list[np.ndarray]) -> np.ndarray:
+    """``image`` sampled at voxel coordinates ``source`` (one array per axis): trilinear, edges clamped.
+
+    How a registration tool writes a CT onto its MR's grid.
+    """
+    lower, weight = [], []
+    for a, coordinate in enumerate(source):
+        c = np.clip(coordinate, 0, image.shape[a] - 1)
+        i0 = np.minimum(np.floor(c).astype(np.intp), image.shape[a] - 2)
+        lower.append(i0)
+        weight.append((c - i0).astype(F32))
+    out = np.zeros(np.broadcast_shapes(*(c.shape for c in source)), F32)
+    for corner in np.ndindex(2, 2, 2):
+        w = np.ones((), F32)
+        for a in range(3):
+            w = w * (weight[a] if corner[a] else 1 - weight[a])
+        out += w * image[tuple(lower[a] + corner[a] for a in range(3))]
+    return out
 
 
 # --- the dataset ---------------------------------------------------------------------------------
@@ -476,11 +451,12 @@ def write_phantom(
     size: int = 256,
     slices: int = 38,
     seed: int = 0,
+    scan: Scan = Scan(),
 ) -> Path:
     """Write a phantom data set as NIfTI in a SynthRAD-like layout; returns ``out_dir``.
 
     ``ct/ct-0000.nii.gz ...``, ``mr/mr-0000.nii.gz ...`` (unpaired pools),
-    ``paired/pair-000/{ct,mr,labels,mask}.nii.gz`` (pixel-aligned test subjects),
+    ``paired/pair-000/{ct,mr,labels,mask}.nii.gz`` (test subjects on one grid),
     ``labels.json`` (structure name -> label value) and ``montage.png`` (mid-coronal
     CT | MR | labels of up to four subjects) to look at.
     """
@@ -490,7 +466,7 @@ def write_phantom(
     from imtrans_core.io import write_volume
 
     out = Path(out_dir)
-    source = phantom(n_ct, n_mr, n_paired, size, slices, seed)
+    source = phantom(n_ct, n_mr, n_paired, size, slices, seed, **asdict(scan))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

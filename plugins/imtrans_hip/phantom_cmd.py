@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import click
+
+from imtrans_core.cli.types import FiniteFloatRange
+
+from .scan import Scan
+
+
+def scan_options(command):
+    """One ``--name`` option per :class:`Scan` knob, with its range and help (the spec's parameters)."""
+    for f in reversed(fields(Scan)):
+        low, high = f.metadata["range"]
+        option = click.option(
+            f"--{f.name.replace('_', '-')}",
+            type=FiniteFloatRange(low, high),
+            default=f.default,
+            show_default=True,
+            help=f.metadata["help"],
+        )
+        command = option(command)
+    return command
 
 
 @click.command("phantom")
@@ -37,7 +57,7 @@ import click
     type=click.IntRange(4, 1024),
     default=38,
     show_default=True,
-    help="Coronal slices over the 76 mm slab (38: 2 mm).",
+    help="Coronal slices over the --thickness slab (38 over 76 mm: 2 mm).",
 )
 @click.option(
     "--seed",
@@ -46,12 +66,17 @@ import click
     show_default=True,
     help="Data set seed; the same seed writes the same voxels.",
 )
-def phantom(out_dir: Path, n_ct: int, n_mr: int, n_paired: int, size: int, slices: int, seed: int) -> None:
+@scan_options
+def phantom(
+    out_dir: Path, n_ct: int, n_mr: int, n_paired: int, size: int, slices: int, seed: int, **knobs: float
+) -> None:
     """Write a procedural hip phantom data set (CT, T1 MR, labels) as NIfTI.
 
     Layout: OUT/ct/ct-0000.nii.gz, OUT/mr/mr-0000.nii.gz (unpaired pools, disjoint
-    subjects), OUT/paired/pair-000/{ct,mr,labels,mask}.nii.gz (pixel-aligned test
-    subjects), OUT/labels.json and OUT/montage.png to look at.
+    subjects), OUT/paired/pair-000/{ct,mr,labels,mask}.nii.gz (test subjects: the
+    same body in both modalities on one grid), OUT/labels.json and OUT/montage.png
+    to look at. The scanner options are the ``phantom`` dataset spec's
+    (docs/data.md).
     """
     from .phantom import write_phantom
 
@@ -59,7 +84,9 @@ def phantom(out_dir: Path, n_ct: int, n_mr: int, n_paired: int, size: int, slice
         from imtrans_core.errors import ImtransError
 
         raise ImtransError(f"--out {out_dir}: is a file, not a folder; pass a folder to write into")
-    out = write_phantom(out_dir, n_ct, n_mr, n_paired, size=size, slices=slices, seed=seed)
+    out = write_phantom(
+        out_dir, n_ct, n_mr, n_paired, size=size, slices=slices, seed=seed, scan=Scan(**knobs)
+    )
     click.echo(
         f"wrote {n_ct} CT, {n_mr} MR and {n_paired} paired subjects to {out} (see {out / 'montage.png'})"
     )

@@ -149,7 +149,10 @@ def below_crest(ct: Volume, labels: Volume, pelvis: Sequence[int]) -> np.ndarray
     coordinates, so a flipped axis measures the same.
     """
     axis = patient_axes(ct).index("I-S")
-    height = (np.asarray(ct.origin) + np.outer(np.arange(ct.shape[axis]) * ct.spacing[axis], np.asarray(ct.direction)[:, axis]))[:, 2]
+    height = (
+        np.asarray(ct.origin)
+        + np.outer(np.arange(ct.shape[axis]) * ct.spacing[axis], np.asarray(ct.direction)[:, axis])
+    )[:, 2]
     present = np.isin(labels.array, list(pelvis)).any(axis=tuple(a for a in range(3) if a != axis))
     if not present.any():
         raise ValueError("no pelvis voxels in the labels: cannot place the iliac crest")

@@ -1,0 +1,64 @@
+"""How the phantom's volumes are acquired: the knobs of the ``phantom`` dataset spec beyond its size.
+
+Kept apart from the renderer so that the command line can list them (names,
+ranges, help) without importing numpy's rendering code or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from numbers import Real
+
+from imtrans_core.errors import ImtransError
+
+
+def _knob(default: float, low: float, high: float, help: str) -> float:
+    """A :class:`Scan` field with its accepted range and a line of help (shown by ``imtrans data phantom``)."""
+    return field(default=default, metadata={"range": (low, high), "help": help})
+
+
+@dataclass(frozen=True)
+class Scan:
+    """How the phantom's volumes are acquired: every knob of the ``phantom`` dataset spec beyond its size.
+
+    The defaults are the paper's protocol where it says (a 76 mm coronal slab, a
+    1.0 T spoiled gradient echo with TE 3.08 ms) and a typical scanner elsewhere.
+    """
+
+    thickness: float = _knob(
+        76.0, 4.0, 320.0, "Front-to-back extent of the coronal slab, mm (256: the whole pelvis)."
+    )
+    ct_noise: float = _knob(1.0, 0.0, 10.0, "CT quantum noise, times the typical level (0: none).")
+    streaks: float = _knob(
+        0.0, 0.0, 10.0, "CT beam-hardening and metal streaks (1: an uncorrected 120 kV scan)."
+    )
+    metal: float = _knob(0.0, 0.0, 1.0, "Share of subjects with a metal hip prosthesis.")
+    fat_phase: float = _knob(163.0, 0.0, 180.0, "MR fat-water phase at the echo time, degrees (0: in phase).")
+    fat_shift: float = _knob(0.5, -4.0, 4.0, "MR chemical shift of fat along the readout, voxels.")
+    coil: float = _knob(0.3, 0.0, 1.0, "MR receive-coil fall-off (0: flat sensitivity).")
+    ghosting: float = _knob(0.0, 0.0, 0.5, "MR motion ghosts, twice each copy's amplitude (0.05: mild).")
+    misregistration: float = _knob(
+        0.0, 0.0, 10.0, "Paired subjects: RMS residual misregistration of CT to MR, mm."
+    )
+    fov_sd: float = _knob(15.0, 0.0, 100.0, "Cranio-caudal SD of the field of view within an archive, mm.")
+    cohort_offset: float = _knob(
+        25.0, -150.0, 150.0, "How much higher the MR archive frames the hip than the CT's, mm."
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low, high = f.metadata["range"]
+            number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not low <= value <= high:
+                raise ImtransError(f"phantom: {f.name} must be a number in {low:g}..{high:g}, got {value!r}")
+
+    def key(self) -> str:
+        """The settings that differ from the defaults, as ``name=value`` (``""`` for all defaults)."""
+        default = Scan()
+        return ",".join(
+            f"{f.name}={getattr(self, f.name):g}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        )

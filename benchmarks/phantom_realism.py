@@ -11,6 +11,9 @@ voxels, neighbour correlation per patient axis, and the Wasserstein-1 distance o
 the body's HU distribution over the same height below the iliac crest. The real
 femur is its right side only (the left holds a metal prosthesis).
 
+It also times rendering one subject (CT, MR and labels) at the paper's grid,
+256 x 38 x 256, with the default scan: the median over ``--timings`` subjects.
+
     python benchmarks/phantom_realism.py                     # 3 subjects -> docs/results/phantom_realism.json
     python benchmarks/phantom_realism.py --subjects 5 --out /tmp/r.json
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Phantom data-set seed.")
     parser.add_argument("--thickness", type=float, default=256.0, help="Front-to-back field of view, mm.")
     parser.add_argument("--real", type=Path, default=REAL, help="Folder with the real CT and its labels.")
+    parser.add_argument("--timings", type=int, default=7, help="Subjects to time at the paper's grid.")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "phantom_realism.json")
     args = parser.parse_args()
 
@@ -63,9 +68,26 @@ def main() -> None:
         "phantom": {"seed": args.seed, "subjects": args.subjects, "thickness_mm": args.thickness},
         "real": os.path.relpath(args.real / "ts_example_ct.nii.gz", REPO),
         "subjects": subjects,
+        "render_seconds_256x38x256": render_times(args.timings),
     }
     print_table("phantom (mean over subjects) / real CT", rows(subjects))
     write_json(args.out, result)
+
+
+def render_times(n: int) -> dict:
+    """Wall seconds to render CT, MR and labels of one subject at 256 x 38 x 256 (after one warm-up)."""
+    from imtrans_hip import phantom as ph
+
+    ph.render_subject(ph.subject_seed(0, "mr", 0))
+    seconds = []
+    for index in range(n):
+        start = time.perf_counter()
+        ph.render_subject(ph.subject_seed(0, "mr", 1 + index))
+        seconds.append(time.perf_counter() - start)
+    print(
+        f"render 256 x 38 x 256: median {np.median(seconds):.2f} s, max {max(seconds):.2f} s over {n} subjects"
+    )
+    return {"median": float(np.median(seconds)), "each": seconds, "cores": os.cpu_count()}
 
 
 def rows(subjects: list[dict]) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data() -> Path:
     """The folder of real public CT/MR volumes; the test skips where it is absent."""
     if not REAL_DATA.is_dir():

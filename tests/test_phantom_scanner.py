@@ -57,8 +57,9 @@ def test_ct_noise_grows_with_body_size():
     sds = []
     for fat in (5.0, 45.0):
         subject = replace(_subject(), fat=fat)
-        image = ct.render(tissue, texture, grid, subject, np.random.default_rng(5))
-        quiet = ct.render(tissue, texture, grid, subject, np.random.default_rng(5), noise=0.0)
+        fields = ct.draw_noise(grid, np.random.default_rng(6))
+        image = ct.render(tissue, texture, grid, subject, np.random.default_rng(5), fields)
+        quiet = ct.render(tissue, texture, grid, subject, np.random.default_rng(5), fields, noise=0.0)
         sds.append(float((image - quiet).std()))
         assert float(quiet.std()) < 0.5 * sds[-1]  # without noise: the tissue's fine grain only
     thin, thick = (replace(_subject(), fat=f).diameter() for f in (5.0, 45.0))
@@ -123,7 +124,10 @@ def _fat_muscle(fat_phase: float, fat_shift: float = 0.0) -> np.ndarray:
     tissue = _uniform("gluteus_medius", grid.shape)
     tissue[:32] = TISSUES.index("fat")
     texture = np.zeros(grid.shape, np.float32)
-    image = mr.render(tissue, texture, grid, _subject(), np.random.default_rng(2), fat_phase, fat_shift, 0.0)
+    fields = mr.draw_noise(grid, np.random.default_rng(3))
+    image = mr.render(
+        tissue, texture, grid, _subject(), np.random.default_rng(2), fields, fat_phase, fat_shift, 0.0
+    )
     return image.mean(axis=(1, 2))
 
 

@@ -93,3 +93,53 @@ def test_compare_puts_the_phantom_beside_the_real_ct(real_ct):
     muscle = result["structures"]["gluteus_maximus"]
     assert abs(muscle["phantom"]["median"] - muscle["real"]["median"]) < 40
     assert 0 < result["body_wasserstein1_hu"] < 300
+
+
+@pytest.fixture(scope="module")
+def realism_against_real(real_data):
+    """The benchmark's comparison: three paired subjects through the whole pelvis against the real CT."""
+    real = (
+        read_volume(real_data / "ts_example_ct.nii.gz"),
+        read_volume(real_data / "ts_example_seg_fast_force_split.nii.gz"),
+    )
+    structures = {**realism.TOTALSEGMENTATOR_STRUCTURES, "femur": (76,)}  # the left femur holds metal
+    results = []
+    for index in range(3):
+        volumes = ph.render_subject(
+            ph.subject_seed(0, "paired", index),
+            slices=128,
+            modalities=("ct", "labels"),
+            scan=ph.Scan(thickness=256.0),
+        )
+        results.append(realism.compare((volumes["ct"], volumes["labels"]), real, structures))
+    return results
+
+
+def _mean(results: list[dict], name: str, side: str, key: str) -> float:
+    values = [r["structures"][name][side][key] for r in results]
+    if key == "neighbour_correlation":
+        values = [np.mean(list(v.values())) for v in values]
+    return float(np.mean(values))
+
+
+def test_phantom_body_tissue_is_distributed_like_a_patients(realism_against_real):
+    """#14: Wasserstein-1 distance of body HU to the real CT <= 40 HU, over the same height below the crest."""
+    distances = [r["body_wasserstein1_hu"] for r in realism_against_real]
+    assert np.mean(distances) <= 40, distances
+    assert all(r["body_mm_below_crest"] > 150 for r in realism_against_real)
+
+
+@pytest.mark.parametrize("muscle", ["gluteus_maximus", "gluteus_medius", "iliopsoas"])
+def test_phantom_muscle_texture_is_within_30_percent_of_a_patients(realism_against_real, muscle):
+    """#14: neighbour correlation (mean over the three axes) within 30 % of the real CT's at 3 mm voxels."""
+    ours = _mean(realism_against_real, muscle, "phantom", "neighbour_correlation")
+    theirs = _mean(realism_against_real, muscle, "real", "neighbour_correlation")
+    assert abs(ours - theirs) <= 0.3 * theirs, (ours, theirs)
+
+
+@pytest.mark.parametrize("bone", ["pelvis", "sacrum", "femur"])
+def test_phantom_bone_interior_is_as_heterogeneous_as_a_patients(realism_against_real, bone):
+    """#14: SD inside the bone (eroded 2 voxels) within 30 % of the real CT's at 3 mm voxels."""
+    ours = _mean(realism_against_real, bone, "phantom", "sd")
+    theirs = _mean(realism_against_real, bone, "real", "sd")
+    assert abs(ours - theirs) <= 0.3 * theirs, (ours, theirs)

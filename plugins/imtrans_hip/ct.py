@@ -75,27 +75,38 @@ def tables(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return mean.astype(F32), grain.astype(F32), gain.astype(F32)
 
 
+def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The random fields of one CT on ``grid``: white grain and quantum noise, both unit SD.
+
+    They need no anatomy, so they can be drawn while the anatomy is painted.
+    """
+    return rng.standard_normal(grid.shape, dtype=F32), correlated_noise(grid.shape, grid, rng)
+
+
 def render(
     tissue: np.ndarray,
     texture: np.ndarray,
     grid: Grid,
     subject: Subject,
     rng: np.random.Generator,
+    fields: tuple[np.ndarray, np.ndarray],
     noise: float = 1.0,
     streaks: float = 0.0,
 ) -> np.ndarray:
     """CT in HU of a tissue map on ``grid`` (``texture``: the anatomy's field, N(0, 1), same shape).
 
-    ``noise`` scales the quantum noise (0: none), ``streaks`` the beam-hardening
-    and metal streaks (0: none, 1: like a standard 120 kV scan without correction).
+    ``fields`` come from :func:`draw_noise`; ``noise`` scales the quantum noise (0:
+    none), ``streaks`` the beam-hardening and metal streaks (0: none, 1: like a
+    standard 120 kV scan without correction).
     """
+    white, quantum = fields
     mean, grain, gain = tables(rng)
     img = mean[tissue] + gain[tissue] * texture
-    img += grain[tissue] * rng.standard_normal(tissue.shape, dtype=F32)
+    img += grain[tissue] * white
     img = gaussian(img, grid, PSF_FWHM_MM)
     sd = rng.uniform(*NOISE_HU) * np.exp(0.25 * MU_WATER * (subject.diameter() - REFERENCE_DIAMETER))
     if noise > 0:
-        img += F32(noise * sd) * correlated_noise(tissue.shape, grid, rng)
+        img += F32(noise * sd) * quantum
     if streaks > 0:
         img += F32(streaks) * beam_hardening(img, grid)
     return np.clip(img, *CT_RANGE).astype(F32)

@@ -71,23 +71,36 @@ def tables(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.maximum(mean, 0).astype(F32), grain.astype(F32), gain.astype(F32)
 
 
+def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random fields of one MR on ``grid``: white grain and the two channels of complex noise.
+
+    They need no anatomy, so they can be drawn while the anatomy is painted.
+    """
+    return tuple(rng.standard_normal(grid.shape, dtype=F32) for _ in range(3))
+
+
 def render(
     tissue: np.ndarray,
     texture: np.ndarray,
     grid: Grid,
     subject: Subject,
     rng: np.random.Generator,
+    fields: tuple[np.ndarray, np.ndarray, np.ndarray],
     fat_phase: float = 163.0,
     fat_shift: float = 0.5,
     coil: float = 0.3,
     ghosting: float = 0.0,
 ) -> np.ndarray:
-    """T1 MR (about [0, 100]) of a tissue map on ``grid``; the keyword arguments are the scanner's knobs."""
+    """T1 MR (about [0, 100]) of a tissue map on ``grid``; the keyword arguments are the scanner's knobs.
+
+    ``fields`` come from :func:`draw_noise`.
+    """
     from .ct import gaussian
 
+    white, n1, n2 = fields
     mean, grain, gain = tables(rng)
     magnitude = mean[tissue] + gain[tissue] * texture
-    magnitude += grain[tissue] * rng.standard_normal(tissue.shape, dtype=F32)
+    magnitude += grain[tissue] * white
     np.maximum(magnitude, 0, out=magnitude)
     fat = np.where(_FAT[tissue], magnitude, F32(0))
     water = magnitude - fat
@@ -101,11 +114,9 @@ def render(
     img = np.sqrt(real * real + imag * imag)
     img *= sensitivity(grid, subject, coil) * bias_field(grid, rng) * F32(rng.uniform(0.75, 1.3))
     sigma = F32(rng.uniform(1.5, 3.0))
-    n1 = rng.standard_normal(tissue.shape, dtype=F32)
-    n2 = rng.standard_normal(tissue.shape, dtype=F32)
     img += sigma * n1
-    n2 *= sigma
-    return np.sqrt(img * img + n2 * n2)  # Rician: magnitude of a complex Gaussian
+    imag = sigma * n2
+    return np.sqrt(img * img + imag * imag)  # Rician: magnitude of a complex Gaussian
 
 
 def _shift(a: np.ndarray, voxels: float, axis: int) -> np.ndarray:

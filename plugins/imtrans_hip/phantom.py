@@ -1,23 +1,25 @@
 """The procedural hip phantom: seeded CT / T1-MR / label volumes of the hip, and the ``phantom`` dataset.
 
 The paper's volumes are private, so this is the embedded default data and the
-test data. Each subject is one seeded anatomy (:mod:`.anatomy`) rendered on a
-coronal grid like the paper's MR (256 x 256 in-plane at 1.25 mm, 38 slices of
-2 mm; array ``[i, j, k]`` = left-right, anterior-posterior, inferior-superior,
-identity direction, so coronal slices are ``array[:, j, :]``) as
+test data. Each subject is one seeded body (:mod:`.anatomy`) rendered on a
+coronal grid like the paper's MR (256 x 256 in-plane at 1.25 mm, 38 slices over a
+76 mm slab; array ``[i, j, k]`` = left-right, anterior-posterior,
+inferior-superior, identity direction, so coronal slices are ``array[:, j, :]``) as
 
-* CT in HU: air -1000, fat about -100, muscle 15-50, urine 10, cancellous bone
-  130-250, cortical bone about 1250, slight partial-volume blur, Gaussian noise;
-* T1-weighted MR (arbitrary scale, about [0, 100]): fat and fatty marrow bright,
-  muscle intermediate, cortical bone, air and urine dark; a smooth multiplicative
-  bias field, a random global scale and Rician noise;
+* CT in HU (:mod:`.ct`): tissue values with texture, the scanner's blur,
+  correlated quantum noise, optional streaks and a metal prosthesis;
+* T1-weighted MR (:mod:`.mr`, about [0, 100]): fat and water signal at the
+  paper's nearly opposed phase, chemical shift, coil sensitivity, bias field,
+  optional ghosts, Rician noise;
 * labels (``LABELS``).
 
-What makes the task hard is kept: cortical bone and air are both dark in MR but
-opposite in CT, fat is bright in MR and dark in CT. Tissue values are calibrated
-against a real pelvis CT (``tests/test_phantom.py`` compares the medians).
+Coarse grids are rendered at twice the resolution and averaged (partial volume).
+The knobs of the imaging live in :class:`.scan.Scan`; the dataset frames the CT
+and MR archives differently (:func:`fov_shift`). What makes the task hard is
+kept: cortical bone and air are both dark in MR but opposite in CT, fat is bright
+in MR and dark in CT. How patient-like the CT is, is measured against a real
+pelvis CT (:mod:`.realism`, ``tests/test_realism.py``).
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -25,10 +27,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent random streams of one subject, so rendering only CT leaves the MR unchanged."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ImtransError(f"phantom seed must be a non-negative integer, got {seed!r}")
-    names = ("anatomy", "ct", "mr", "fov", "implant", "pairing")
+    names = ("anatomy", "ct", "mr", "fov", "implant", "pairing", "ct_noise", "mr_noise")
     children = np.random.SeedSequence([0x41B, int(seed)]).spawn(len(names))
     return {k: np.random.default_rng(c) for k, c in zip(names, children, strict=True)}
 
@@ -102,16 +102,30 @@ def render_subject(
     if scan.key():
         meta["scan"] = scan.key()
     grid = nominal_grid(size, slices, fov, scan.thickness)
-    tissue_map, labels = paint(anatomy, grid)
-    texture = smooth_sample(grid, lambda g: anatomy.texture.sample(g, g.everything()))
-
-    renders = {}
-    if "ct" in modalities:
-        renders["ct"] = partial(_render_ct, tissue_map, texture, grid, subject, rng, scan)
-    if "mr" in modalities:
-        knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
-        renders["mr"] = partial(mr.render, tissue_map, texture, grid, subject, rng["mr"], **knobs)
-    out = {m: _volume(array, grid, m, meta) for m, array in _run_together(renders).items()}
+    factor = supersampling(grid) if {"ct", "mr"} & set(modalities) else (1, 1, 1)
+    fine = refine(grid, factor)
+    knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
+    # two threads: numpy releases the GIL on big arrays; each image has its own random streams,
+    # so the voxels are the same whatever runs when
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fields = {
+            m: pool.submit(module.draw_noise, fine, rng[f"{m}_noise"])
+            for m, module in _SCANNERS.items()
+            if m in modalities
+        }
+        tissue_map, labels = paint(anatomy, fine)
+        texture = smooth_sample(fine, lambda g: anatomy.texture.sample(g, g.everything()))
+        jobs = {}
+        if "ct" in modalities:
+            jobs["ct"] = pool.submit(
+                _render_ct, tissue_map, texture, fine, subject, rng, fields["ct"].result(), scan
+            )
+        if "mr" in modalities:
+            args = (tissue_map, texture, fine, subject, rng["mr"], fields["mr"].result())
+            jobs["mr"] = pool.submit(mr.render, *args, **knobs)
+        out = {m: _volume(block_mean(job.result(), factor), grid, m, meta) for m, job in jobs.items()}
+    if fine != grid and ("labels" in modalities or tissue):
+        tissue_map, labels = paint(anatomy, grid)  # what lies at each voxel's centre
     if "labels" in modalities:
         out["labels"] = _volume(labels, grid, "labels", {**meta, "label_names": dict(LABELS)})
     if tissue:
@@ -119,23 +133,41 @@ def render_subject(
     return out
 
 
-def _render_ct(tissue_map, texture, grid, subject, rng, scan: Scan) -> np.ndarray:
+# Grids coarser than this (mm) are rendered at twice the resolution along that axis and averaged:
+# a big voxel integrates the tissues inside it (partial volume) instead of showing the one at its
+# centre, which would alias thin structures (fascia, fat strands, cortex) into dashes.
+SUPERSAMPLE_ABOVE_MM = 2.2
+
+
+def supersampling(grid: Grid) -> tuple[int, int, int]:
+    """Sub-voxels per voxel along each axis: 2 where the spacing exceeds ``SUPERSAMPLE_ABOVE_MM``."""
+    return tuple(2 if s > SUPERSAMPLE_ABOVE_MM else 1 for s in grid.spacing)
+
+
+def refine(grid: Grid, factor: tuple[int, int, int]) -> Grid:
+    """The grid of ``factor`` sub-voxels per voxel, each voxel's sub-voxels centred on it."""
+    spacing = tuple(s / f for s, f in zip(grid.spacing, factor, strict=True))
+    origin = tuple(o - (f - 1) / 2 * s for o, f, s in zip(grid.origin, factor, spacing, strict=True))
+    return Grid(tuple(n * f for n, f in zip(grid.shape, factor, strict=True)), spacing, origin)
+
+
+def block_mean(array: np.ndarray, factor: tuple[int, int, int]) -> np.ndarray:
+    """The mean of each ``factor`` block: sub-voxels back to voxels."""
+    if factor == (1, 1, 1):
+        return array
+    shape = [d for n, f in zip(array.shape, factor, strict=True) for d in (n // f, f)]
+    return array.reshape(shape).mean(axis=(1, 3, 5), dtype=F32)
+
+
+_SCANNERS = {"ct": ct, "mr": mr}
+
+
+def _render_ct(tissue_map, texture, grid, subject, rng, fields, scan: Scan) -> np.ndarray:
     """The CT of a subject; resampled through a small deformation when ``scan.misregistration`` > 0."""
-    image = ct.render(tissue_map, texture, grid, subject, rng["ct"], scan.ct_noise, scan.streaks)
+    image = ct.render(tissue_map, texture, grid, subject, rng["ct"], fields, scan.ct_noise, scan.streaks)
     if scan.misregistration > 0:
         image = resample(image, misregistration(grid, scan.misregistration, rng["pairing"]))
     return image
-
-
-def _run_together(jobs: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.ndarray]:
-    """Run the render ``jobs`` (each with its own random stream, so the result is the same either way)
-    on two threads when there are several: numpy releases the GIL on big arrays, and CT and MR take
-    about as long each."""
-    if len(jobs) < 2:
-        return {m: job() for m, job in jobs.items()}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {m: pool.submit(job) for m, job in jobs.items()}
-        return {m: f.result() for m, f in futures.items()}
 
 
 def misregistration(grid: Grid, rms_mm: float, rng: np.random.Generator) -> list[np.ndarray]:

@@ -387,11 +387,18 @@ def smooth_sample(grid: Grid, sample: Callable[[Grid], np.ndarray]) -> np.ndarra
 
 
 def _upsample(a: np.ndarray, axis: int, n: int) -> np.ndarray:
-    """``a`` on twice as many points along ``axis`` (linear, the old points kept), cut to ``n``."""
-    a = np.moveaxis(a, axis, 0)
-    out = np.empty((2 * a.shape[0] - 1, *a.shape[1:]), F32)
-    out[0::2] = a
-    out[1::2] = F32(0.5) * (a[:-1] + a[1:])
-    if out.shape[0] < n:
-        out = np.concatenate([out, out[-1:]])
-    return np.ascontiguousarray(np.moveaxis(out[:n], 0, axis))
+    """``a`` (``ceil(n / 2)`` points along ``axis``) on ``n`` points: the old ones kept, linear between."""
+
+    def along(sl: slice) -> tuple[slice, ...]:
+        return tuple(sl if ax == axis else slice(None) for ax in range(a.ndim))
+
+    m = a.shape[axis]
+    out = np.empty(tuple(n if ax == axis else d for ax, d in enumerate(a.shape)), F32)
+    out[along(slice(0, n, 2))] = a[along(slice(0, (n + 1) // 2))]
+    between = min(n // 2, m - 1)
+    out[along(slice(1, 2 * between, 2))] = a[along(slice(0, between))]
+    out[along(slice(1, 2 * between, 2))] += a[along(slice(1, between + 1))]
+    out[along(slice(1, 2 * between, 2))] *= F32(0.5)
+    if n // 2 > between:  # an even n: the last point lies past the last sample
+        out[along(slice(n - 1, n))] = a[along(slice(m - 1, m))]
+    return out

@@ -20,6 +20,7 @@ kept: cortical bone and air are both dark in MR but opposite in CT, fat is brigh
 in MR and dark in CT. How patient-like the CT is, is measured against a real
 pelvis CT (:mod:`.realism`, ``tests/test_realism.py``).
 """
+
 from __future__ import annotations
 
 import hashlib

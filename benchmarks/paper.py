@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,10 +50,16 @@ def phantom(pool: dict[str, int], size: int, n_paired: int, seed: int = 0) -> st
     return f"phantom:n_ct={pool['n_ct']},n_mr={pool['n_mr']},n_paired={n_paired},size={size},seed={seed}"
 
 
+def run_name(pool: str, losses: list[str]) -> str:
+    """The folder of one CycleGAN: its pool and its GC spec (``small-nogc``, ``large-gc-0.3-abs-true``)."""
+    if not losses:
+        return f"{pool}-nogc"
+    return f"{pool}-" + re.sub(r"[^0-9A-Za-z.]+", "-", ",".join(losses)).strip("-")
+
+
 def train_cyclegan(out: Path, pool: str, gc: str, args: argparse.Namespace) -> Path:
-    run = out / f"{pool}-{'gc' if GC[gc] else 'nogc'}"
-    if (run / "checkpoints" / f"ckpt-{args.iters:08d}.pt").exists():
-        return run
+    """Train (or finish, or reuse) the CycleGAN of one pool and one GC setting."""
+    run = out / run_name(pool, GC[gc])
     config = resolve_config(
         {
             "data": phantom(POOLS[pool], args.size, 0),
@@ -65,6 +72,14 @@ def train_cyclegan(out: Path, pool: str, gc: str, args: argparse.Namespace) -> P
         None,
         "cpu",
     )
+    if (run / "config.json").exists():
+        stored = json.loads((run / "config.json").read_text())
+        wanted = json.loads(json.dumps(config.to_dict()))
+        different = [k for k in ("data", "size", "loss") if stored.get(k) != wanted[k]]
+        if different:
+            sys.exit(f"error: {run} was trained with other {', '.join(different)}; pass another --out")
+        if (run / "checkpoints" / f"ckpt-{args.iters:08d}.pt").exists():
+            return run
     resume = run if (run / "config.json").exists() else None
     train(config if resume is None else None, out=run, resume=resume)
     return run

@@ -8,6 +8,7 @@ Each step uses the same library functions as the individual commands.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
             report.rows.append({"id": subject["id"], **scores})
         report.pictures["metrics"] = box_plot({"CycleGAN + GC": report.rows}, METRICS, out / "metrics.png")
         mean = summarize(report.rows)
+        iterations = json.loads((run_dir / "config.json").read_text())["iters"]
+        scores = {"data": config.data, "iterations": iterations, "subjects": report.rows, "mean_sd": mean}
+        (out / "scores.json").write_text(json.dumps(scores, indent=2, default=float) + "\n")
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"
 
     def export() -> str:

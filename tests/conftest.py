@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 # be installed; a test that wants one says so.
 os.environ["IMTRANS_PLUGINS"] = "imtrans"
 os.environ.pop("IMTRANS_DISABLE_PLUGINS", None)
+# Slices and checkpoints cut by tests go to a folder of this session, never the user's cache: a
+# cache left by another version of the code must not change what a test sees.
+os.environ["IMTRANS_CACHE"] = tempfile.mkdtemp(prefix="imtrans-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"

@@ -155,6 +155,9 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert "continuing" in out and "4 iterations" in out, out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["iters"] == 4
     assert [m["iter"] for m in metrics(tmp_path / "run")][-1] == 4
+    scores = json.loads((tmp_path / "scores.json").read_text())  # the table, for scripts and docs
+    assert scores["iterations"] == 4 and [s["id"] for s in scores["subjects"]] == ["pair-000", "pair-001"]
+    assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"}
 
 
 def test_extending_a_decayed_run_follows_the_new_schedule(tmp_path, capsys, caplog):

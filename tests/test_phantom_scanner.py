@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from imtrans_core.errors import ImtransError
 from imtrans_hip import ct, mr
 from imtrans_hip import phantom as ph
-from imtrans_hip.anatomy import LABELS, TISSUES, Subject, nominal_grid
+from imtrans_hip.anatomy import LABELS, TISSUES, Painted, Subject, nominal_grid
 from imtrans_hip.phantom_cmd import phantom as phantom_cmd
 from imtrans_hip.shapes import Grid
 
@@ -58,8 +58,9 @@ def test_ct_noise_grows_with_body_size():
     for fat in (5.0, 45.0):
         subject = replace(_subject(), fat=fat)
         fields = ct.draw_noise(grid, np.random.default_rng(6))
-        image = ct.render(tissue, texture, grid, subject, np.random.default_rng(5), fields)
-        quiet = ct.render(tissue, texture, grid, subject, np.random.default_rng(5), fields, noise=0.0)
+        body = Painted(tissue, texture, grid, subject)
+        image = ct.render(body, np.random.default_rng(5), fields)
+        quiet = ct.render(body, np.random.default_rng(5), fields, noise=0.0)
         sds.append(float((image - quiet).std()))
         assert float(quiet.std()) < 0.5 * sds[-1]  # without noise: the tissue's fine grain only
     thin, thick = (replace(_subject(), fat=f).diameter() for f in (5.0, 45.0))
@@ -125,9 +126,8 @@ def _fat_muscle(fat_phase: float, fat_shift: float = 0.0) -> np.ndarray:
     tissue[:32] = TISSUES.index("fat")
     texture = np.zeros(grid.shape, np.float32)
     fields = mr.draw_noise(grid, np.random.default_rng(3))
-    image = mr.render(
-        tissue, texture, grid, _subject(), np.random.default_rng(2), fields, fat_phase, fat_shift, 0.0
-    )
+    body = Painted(tissue, texture, grid, _subject())
+    image = mr.render(body, np.random.default_rng(2), fields, fat_phase, fat_shift, 0.0)
     return image.mean(axis=(1, 2))
 
 

@@ -137,6 +137,31 @@ FOV_MM = (320.0, 76.0, 320.0)
 
 
 @dataclass(frozen=True)
+class Painted:
+    """A body painted on a grid: what a scanner images."""
+
+    tissue: np.ndarray  # tissue ids (``TISSUES``)
+    texture: np.ndarray  # the anatomy's texture field on the grid, N(0, 1)
+    grid: Grid
+    subject: Subject
+
+
+def tissue_tables(
+    values: dict[str, tuple], rng: np.random.Generator, muscle_sd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One subject's mean, grain SD and texture gain per tissue id, from a modality's table.
+
+    ``values`` maps each tissue to (mean, between-subject SD, grain SD, texture gain,
+    ...). The muscles also share one shift of SD ``muscle_sd``: fatty infiltration
+    changes them all.
+    """
+    mean, sd, grain, gain = (np.array([values[t][c] for t in TISSUES], np.float64) for c in range(4))
+    mean = mean + sd * rng.standard_normal(len(TISSUES))
+    mean[[T[m] for m in MUSCLES]] += rng.standard_normal() * muscle_sd
+    return mean.astype(F32), grain.astype(F32), gain.astype(F32)
+
+
+@dataclass(frozen=True)
 class Subject:
     """The sampled knobs of one body (degrees and mm)."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import LABEL_GROUPS, TISSUES, Subject
+from .anatomy import Painted, tissue_tables
 from .shapes import F32, Grid
 
 # Per tissue: mean HU, its between-subject SD, a fine grain SD (per voxel, before the blur) and
@@ -57,22 +57,13 @@ CT_VALUES: dict[str, tuple[float, float, float, float]] = {
     "metal": (3071, 0, 0, 0),
 }
 CT_RANGE = (-1024.0, 3071.0)
-_MUSCLES = [n for n, t in enumerate(TISSUES) if t in LABEL_GROUPS["muscle"]]
 
 PSF_FWHM_MM = (1.3, 1.3, 1.5)  # in-plane: 0.7 mm pixels resized to the MR's 1.25; z: the slice profile
 NPS_PEAK = 0.12  # cycles/mm: where the noise-power spectrum of a standard body kernel peaks
-NOISE_HU = (22.0, 32.0)  # noise SD at the reference diameter, per subject (before the 1 mm blur)
+NOISE_HU = (22.0, 32.0)  # noise SD at the reference diameter and 1.25 mm voxels, per subject
 REFERENCE_DIAMETER = 280.0  # mm
 MU_WATER = 0.019  # 1/mm at about 70 keV
 STREAK_ANGLES = 60
-
-
-def tables(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This subject's mean HU, grain SD and texture gain per tissue id."""
-    mean, sd, grain, gain = (np.array([CT_VALUES[t][c] for t in TISSUES], np.float64) for c in range(4))
-    mean = mean + sd * rng.standard_normal(len(TISSUES))
-    mean[_MUSCLES] += rng.standard_normal() * 6.0  # muscles share most of their between-subject shift
-    return mean.astype(F32), grain.astype(F32), gain.astype(F32)
 
 
 def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -84,27 +75,25 @@ def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 
 
 def render(
-    tissue: np.ndarray,
-    texture: np.ndarray,
-    grid: Grid,
-    subject: Subject,
+    body: Painted,
     rng: np.random.Generator,
     fields: tuple[np.ndarray, np.ndarray],
     noise: float = 1.0,
     streaks: float = 0.0,
 ) -> np.ndarray:
-    """CT in HU of a tissue map on ``grid`` (``texture``: the anatomy's field, N(0, 1), same shape).
+    """CT in HU of a painted body.
 
     ``fields`` come from :func:`draw_noise`; ``noise`` scales the quantum noise (0:
     none), ``streaks`` the beam-hardening and metal streaks (0: none, 1: like a
     standard 120 kV scan without correction).
     """
     white, quantum = fields
-    mean, grain, gain = tables(rng)
-    img = mean[tissue] + gain[tissue] * texture
+    mean, grain, gain = tissue_tables(CT_VALUES, rng, muscle_sd=6.0)
+    tissue, grid = body.tissue, body.grid
+    img = mean[tissue] + gain[tissue] * body.texture
     img += grain[tissue] * white
     img = gaussian(img, grid, PSF_FWHM_MM)
-    sd = rng.uniform(*NOISE_HU) * np.exp(0.25 * MU_WATER * (subject.diameter() - REFERENCE_DIAMETER))
+    sd = rng.uniform(*NOISE_HU) * np.exp(0.25 * MU_WATER * (body.subject.diameter() - REFERENCE_DIAMETER))
     if noise > 0:
         img += F32(noise * sd) * quantum
     if streaks > 0:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import LABEL_GROUPS, TISSUES, Subject
+from .anatomy import TISSUES, Painted, Subject, tissue_tables
 from .shapes import F32, Grid
 
 # Per tissue: T1 brightness (fat about 95 before the global scale), between-subject SD, grain SD,
@@ -55,20 +55,11 @@ MR_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
     "vessel": (15, 4, 4, 0, False),  # flowing blood: dark on a spoiled gradient echo without contrast
     "metal": (0, 0, 0, 0, False),  # signal void
 }
-_MUSCLES = [n for n, t in enumerate(TISSUES) if t in LABEL_GROUPS["muscle"]]
 _FAT = np.array([MR_VALUES[t][4] for t in TISSUES])
 
 PSF_FWHM_MM = (1.9, 2.4, 1.9)  # 1.5 of the paper's 1.25 mm pixels in-plane (k-space filtering); 2 mm slices
 COILS = 8  # receive elements spaced around the body
 COIL_REACH = 0.45  # an element's sensitivity halves at this fraction of the body's half-width
-
-
-def tables(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This subject's brightness, grain SD and texture gain per tissue id."""
-    mean, sd, grain, gain = (np.array([MR_VALUES[t][c] for t in TISSUES], np.float64) for c in range(4))
-    mean = mean + sd * rng.standard_normal(len(TISSUES))
-    mean[_MUSCLES] += rng.standard_normal() * 2.5  # fatty infiltration affects all muscles
-    return np.maximum(mean, 0).astype(F32), grain.astype(F32), gain.astype(F32)
 
 
 def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,10 +71,7 @@ def draw_noise(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 
 
 def render(
-    tissue: np.ndarray,
-    texture: np.ndarray,
-    grid: Grid,
-    subject: Subject,
+    body: Painted,
     rng: np.random.Generator,
     fields: tuple[np.ndarray, np.ndarray, np.ndarray],
     fat_phase: float = 163.0,
@@ -91,15 +79,17 @@ def render(
     coil: float = 0.3,
     ghosting: float = 0.0,
 ) -> np.ndarray:
-    """T1 MR (about [0, 100]) of a tissue map on ``grid``; the keyword arguments are the scanner's knobs.
+    """T1 MR (about [0, 100]) of a painted body; the keyword arguments are the scanner's knobs.
 
     ``fields`` come from :func:`draw_noise`.
     """
     from .ct import gaussian
 
     white, n1, n2 = fields
-    mean, grain, gain = tables(rng)
-    magnitude = mean[tissue] + gain[tissue] * texture
+    mean, grain, gain = tissue_tables(MR_VALUES, rng, muscle_sd=2.5)
+    np.maximum(mean, 0, out=mean)
+    tissue, grid = body.tissue, body.grid
+    magnitude = mean[tissue] + gain[tissue] * body.texture
     magnitude += grain[tissue] * white
     np.maximum(magnitude, 0, out=magnitude)
     fat = np.where(_FAT[tissue], magnitude, F32(0))
@@ -112,7 +102,7 @@ def render(
     if ghosting > 0:
         real, imag = (_ghosts(c, ghosting, rng) for c in (real, imag))
     img = np.sqrt(real * real + imag * imag)
-    img *= sensitivity(grid, subject, coil) * bias_field(grid, rng) * F32(rng.uniform(0.75, 1.3))
+    img *= sensitivity(grid, body.subject, coil) * bias_field(grid, rng) * F32(rng.uniform(0.75, 1.3))
     sigma = F32(rng.uniform(1.5, 3.0))
     img += sigma * n1
     imag = sigma * n2

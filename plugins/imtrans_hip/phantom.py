@@ -39,7 +39,7 @@ from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
 from imtrans_core.volume import Volume
 
 from . import ct, mr
-from .anatomy import LABEL_GROUPS, LABELS, TISSUES, Subject, build, nominal_grid, paint
+from .anatomy import LABEL_GROUPS, LABELS, TISSUES, Anatomy, Painted, Subject, build, nominal_grid, paint
 from .scan import Scan
 from .shapes import F32, Grid, WorldNoise, smooth_sample
 
@@ -105,26 +105,8 @@ def render_subject(
     grid = nominal_grid(size, slices, fov, scan.thickness)
     factor = supersampling(grid) if {"ct", "mr"} & set(modalities) else (1, 1, 1)
     fine = refine(grid, factor)
-    knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
-    # two threads: numpy releases the GIL on big arrays; each image has its own random streams,
-    # so the voxels are the same whatever runs when
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        fields = {
-            m: pool.submit(module.draw_noise, fine, rng[f"{m}_noise"])
-            for m, module in _SCANNERS.items()
-            if m in modalities
-        }
-        tissue_map, labels = paint(anatomy, fine)
-        texture = smooth_sample(fine, lambda g: anatomy.texture.sample(g, g.everything()))
-        jobs = {}
-        if "ct" in modalities:
-            jobs["ct"] = pool.submit(
-                _render_ct, tissue_map, texture, fine, subject, rng, fields["ct"].result(), scan
-            )
-        if "mr" in modalities:
-            args = (tissue_map, texture, fine, subject, rng["mr"], fields["mr"].result())
-            jobs["mr"] = pool.submit(mr.render, *args, **knobs)
-        out = {m: _volume(block_mean(job.result(), factor), grid, m, meta) for m, job in jobs.items()}
+    images, (tissue_map, labels) = _scan(anatomy, fine, modalities, scan, rng)
+    out = {m: _volume(block_mean(array, factor), grid, m, meta) for m, array in images.items()}
     if fine != grid and ("labels" in modalities or tissue):
         tissue_map, labels = paint(anatomy, grid)  # what lies at each voxel's centre
     if "labels" in modalities:
@@ -160,14 +142,39 @@ def block_mean(array: np.ndarray, factor: tuple[int, int, int]) -> np.ndarray:
     return array.reshape(shape).mean(axis=(1, 3, 5), dtype=F32)
 
 
-_SCANNERS = {"ct": ct, "mr": mr}
+def _scan(
+    anatomy: Anatomy, grid: Grid, modalities: tuple[str, ...], scan: Scan, rng: dict[str, np.random.Generator]
+) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Paint the body on ``grid`` and image it in the requested modalities; also the tissue and label maps.
+
+    Two threads: the noise of each image is drawn while the body is painted, then CT
+    and MR are rendered side by side (numpy releases the GIL on big arrays). Each has
+    its own random streams, so the voxels are the same whatever runs when.
+    """
+    scanners = {"ct": ct, "mr": mr}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fields = {
+            m: pool.submit(scanners[m].draw_noise, grid, rng[f"{m}_noise"])
+            for m in scanners
+            if m in modalities
+        }
+        tissue_map, labels = paint(anatomy, grid)
+        texture = smooth_sample(grid, lambda g: anatomy.texture.sample(g, g.everything()))
+        body = Painted(tissue_map, texture, grid, anatomy.subject)
+        jobs = {}
+        if "ct" in fields:
+            jobs["ct"] = pool.submit(_render_ct, body, rng, fields["ct"].result(), scan)
+        if "mr" in fields:
+            knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
+            jobs["mr"] = pool.submit(mr.render, body, rng["mr"], fields["mr"].result(), **knobs)
+        return {m: job.result() for m, job in jobs.items()}, (tissue_map, labels)
 
 
-def _render_ct(tissue_map, texture, grid, subject, rng, fields, scan: Scan) -> np.ndarray:
+def _render_ct(body: Painted, rng: dict[str, np.random.Generator], fields, scan: Scan) -> np.ndarray:
     """The CT of a subject; resampled through a small deformation when ``scan.misregistration`` > 0."""
-    image = ct.render(tissue_map, texture, grid, subject, rng["ct"], fields, scan.ct_noise, scan.streaks)
+    image = ct.render(body, rng["ct"], fields, scan.ct_noise, scan.streaks)
     if scan.misregistration > 0:
-        image = resample(image, misregistration(grid, scan.misregistration, rng["pairing"]))
+        image = resample(image, misregistration(body.grid, scan.misregistration, rng["pairing"]))
     return image
 
 

@@ -187,7 +187,13 @@ def main() -> None:
     dice_keys = [f"dice_{k}" for k in STRUCTURES]
     box_plot(segmentation, dice_keys, args.out / "dice.png", title="segmentation through synthesis (Fig. 6)")
     summary = {
-        "settings": {**vars(args), "out": str(args.out), "pools": POOLS, "preset": "cpu"},
+        "settings": {
+            **vars(args),
+            "out": str(args.out),
+            "pools": POOLS,
+            "preset": "cpu",
+            "phantom": phantom_version(),
+        },
         "synthesis": synthesis,
         "segmentation": segmentation,
         "means": {n: {**summarize(synthesis[n]), **summarize(segmentation[n])} for n in synthesis},
@@ -196,6 +202,13 @@ def main() -> None:
         "machine": describe_machine(),
     }
     write_json(args.out / "paper.json", json.loads(json.dumps(summary, default=_plain)))
+
+
+def phantom_version() -> str:
+    """The phantom's version: its voxels, and so every score here, change with it."""
+    from imtrans_hip.phantom import PHANTOM_VERSION
+
+    return PHANTOM_VERSION
 
 
 def _plain(value: Any) -> Any:

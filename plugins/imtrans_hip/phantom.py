@@ -147,8 +147,8 @@ def _scan(
 ) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Paint the body on ``grid`` and image it in the requested modalities; also the tissue and label maps.
 
-    Two threads: the noise of each image is drawn while the body is painted, then CT
-    and MR are rendered side by side (numpy releases the GIL on big arrays). Each has
+    Two threads: the noise of each image and the texture field are drawn while the
+    body is painted, then CT and MR are rendered side by side (numpy releases the GIL on big arrays). Each has
     its own random streams, so the voxels are the same whatever runs when.
     """
     scanners = {"ct": ct, "mr": mr}
@@ -158,9 +158,9 @@ def _scan(
             for m in scanners
             if m in modalities
         }
+        texture = pool.submit(smooth_sample, grid, lambda g: anatomy.texture.sample(g, g.everything()))
         tissue_map, labels = paint(anatomy, grid)
-        texture = smooth_sample(grid, lambda g: anatomy.texture.sample(g, g.everything()))
-        body = Painted(tissue_map, texture, grid, anatomy.subject)
+        body = Painted(tissue_map, texture.result(), grid, anatomy.subject)
         jobs = {}
         if "ct" in fields:
             jobs["ct"] = pool.submit(_render_ct, body, rng, fields["ct"].result(), scan)

@@ -8,7 +8,7 @@ Flexion moves the thigh across the coronal slices, as it does in a real scan.
 
 Painting is a painter's algorithm over a voxel grid: air, body (skin, fat, the
 superficial fascia), muscles (each voxel goes to the nearest muscle shape, with
-thin fat septa where two muscles meet and fat strands along the fibres), bowel
+thin fat septa where two muscles meet and thin sheets of fat inside), bowel
 loops, vessels, bladder, joint cartilage, then bones (cortical shell + cancellous
 or fatty-marrow interior) and an optional hip prosthesis. The result is a
 *tissue* map (what sets the intensities) and a *label* map (what a segmentation
@@ -114,8 +114,8 @@ MUSCLES = (
     "other_muscle",
 )
 
-# How much of each muscle turns into fat strands along its fibres (for infiltration 1): the
-# half-width of the band |strand noise| < w, about 0.8 w of the muscle's voxels. The gluteus
+# How much of each muscle turns into fat strands (for infiltration 1): thin sheets where a smooth
+# random field crosses zero, |strand noise| < w, about 0.8 w of the muscle's voxels. The gluteus
 # maximus is the fattiest muscle of the hip in CT, the iliopsoas the leanest.
 STRANDS = {
     "gluteus_maximus": 0.11,
@@ -245,7 +245,7 @@ class Anatomy:
     bones: list[Bone]
     disc: Shape
     vessels: list[Shape]
-    strands: WorldNoise  # fat strands along the muscle fibres (stretched along z)
+    strands: WorldNoise  # where fat strands run inside the muscles
     texture: WorldNoise  # smooth heterogeneity within tissues (marrow fat, infiltration), N(0, 1)
     implant: list[Shape] = field(default_factory=list)  # a metal stem and head, if any
     skin: float = 2.0
@@ -664,7 +664,7 @@ def _body_distance(anatomy: Anatomy, grid: Grid) -> np.ndarray:
 def _paint_muscles(
     anatomy: Anatomy, grid: Grid, where: np.ndarray, owner: np.ndarray, tissue: np.ndarray, labels: np.ndarray
 ) -> None:
-    """Muscle voxels by owner (1-based index into ``MUSCLES``), some turned into fat strands along the fibres."""
+    """Muscle voxels by owner (1-based index into ``MUSCLES``), some turned into fat strands."""
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(where)) if where.any() else None
     if box is None:
         return

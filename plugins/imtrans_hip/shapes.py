@@ -325,9 +325,8 @@ class Intersection(Shape):
 class WorldNoise:
     """A smooth Gaussian random field fixed in world coordinates (so every grid sees the same one).
 
-    Coefficients on a lattice of ``step`` mm (one value, or one per axis for a
-    field stretched along an axis, like muscle fibres) over ``[lo, hi]`` are
-    blended with Gaussian weights along each axis; each row of weights has unit
+    Coefficients on a lattice of ``step`` mm (per axis, or one for all) over
+    ``[lo, hi]`` are blended with Gaussian weights along each axis; each row of weights has unit
     norm, so the field is N(0, 1) at every point. Anatomy that comes from noise
     (bowel gas, the marrow boundary, fat strands) must look the same on the CT and
     the shifted MR grid.

@@ -135,11 +135,12 @@ def _convolve(img: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
 
 
 def correlated_noise(shape: tuple[int, ...], grid: Grid, rng: np.random.Generator) -> np.ndarray:
-    """Unit-SD noise with a CT noise-power spectrum: f exp(-(f / f_peak)^2 / 2)... in the axial plane.
+    """Unit-SD noise with a CT noise-power spectrum in the axial plane, correlated along the body axis.
 
-    The axial plane of the coronal grid is (i, j); the noise is shaped by
-    ``NPS(f) ~ f exp(-f^2 / (2 f_peak^2))`` (peaking at ``NPS_PEAK``) there and
-    blurred by the slice profile along k.
+    The axial plane of the coronal grid is (i, j); white noise is shaped there to
+    ``NPS(f) ~ f exp(-f^2 / (2 f_peak^2))`` (the ramp of filtered back-projection
+    rolled off by the kernel, peaking at ``f_peak = NPS_PEAK``) and blurred along k
+    by the slice profile.
     """
     white = rng.standard_normal(shape, dtype=F32)
     fi = np.fft.fftfreq(shape[0], grid.spacing[0])[:, None]

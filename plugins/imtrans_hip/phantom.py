@@ -85,8 +85,8 @@ def render_subject(
     painting the anatomy is most of the cost). ``fov`` moves the field of view
     by that many mm (x, y, z) over the body, as a different scan of the same
     patient would. ``scan`` sets the imaging (:class:`Scan`); with
-    ``scan.misregistration`` > 0 the CT is rendered from a slightly deformed copy
-    of the anatomy, as a CT registered to its MR is. ``tissue=True`` adds the
+    ``scan.misregistration`` > 0 the CT is resampled through a small deformation,
+    as a CT registered to its MR is. ``tissue=True`` adds the
     tissue map (``TISSUES`` indices) under key ``tissue``. Same arguments, same voxels.
     """
     unknown = set(modalities) - {"ct", "mr", "labels"}

@@ -1,0 +1,82 @@
+"""Baselines on a data set's paired test subjects, beside a model's scores: one JSON for the docs.
+
+A score means little alone. With the same metric functions and the same body
+masks as ``imtrans evaluate``, this scores
+
+- **constant**: one value everywhere, the median HU of the real CT in the mask
+  (what a model that learned nothing but the mean tissue would write);
+- **noise floor**: the same subject's CT rendered again without quantum noise (the
+  anatomy, texture and scanner blur are all correct; only the noise, which no model
+  can predict from an MR, differs). Phantom data only;
+
+and, with ``--demo``, the scores ``imtrans demo`` wrote (``DEMO/scores.json``), on
+the demo's own data set.
+
+    imtrans demo --out runs/demo
+    python benchmarks/baselines.py --demo runs/demo --out docs/results/demo.json
+    python benchmarks/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 --out b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import print_table, write_json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--demo", type=Path, help="The folder `imtrans demo --out` wrote.")
+    source.add_argument("--data", help="A phantom data spec whose paired subjects to score.")
+    parser.add_argument("--out", type=Path, required=True, help="JSON to write.")
+    args = parser.parse_args()
+
+    from imtrans_hip import phantom as ph
+
+    demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
+    spec = demo["data"] if demo else args.data
+    rows = baselines(spec)
+    if demo:
+        rows["demo model"] = demo["subjects"]
+    from imtrans_core.evaluate import summarize
+
+    result = {
+        "data": spec,
+        "phantom": ph.PHANTOM_VERSION,
+        "iterations": demo["iterations"] if demo else None,
+        "rows": rows,
+        "means": {name: summarize(r) for name, r in rows.items()},
+    }
+    table = [
+        {"variant": name, **{k: f"{m[k][0]:.3f}" for k in ("mae", "psnr", "ssim", "mae_hu")}}
+        for name, m in result["means"].items()
+    ]
+    print_table(f"{spec}: baselines", table)
+    write_json(args.out, json.loads(json.dumps(result, default=float)))
+
+
+def baselines(spec: str) -> dict[str, list[dict]]:
+    """Per paired subject of ``spec``: the scores of a constant image and of the noise-free CT."""
+    import imtrans_core as ic
+    from imtrans_core.evaluate import evaluate_pair
+
+    quiet = ic.DATASETS.build(f"{spec},ct_noise=0")
+    rows: dict[str, list[dict]] = {"constant": [], "noise floor": []}
+    for subject, without_noise in zip(ic.DATASETS.build(spec).paired, quiet.paired, strict=True):
+        vols = subject.load()
+        ct, mask = vols["ct"], vols["mask"]
+        constant = ct.with_array(np.full(ct.shape, np.median(ct.array[mask.array > 0]), np.float32))
+        for name, image in (("constant", constant), ("noise floor", without_noise.load()["ct"])):
+            rows[name].append({"id": subject.id, **evaluate_pair(image, ct, mask=mask, source=vols["mr"])})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

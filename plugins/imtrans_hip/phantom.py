@@ -48,6 +48,8 @@ __all__ = [
     "LABEL_GROUPS",
     "PHANTOM_VERSION",
     "TISSUES",
+    "Scan",
+    "fov_shift",
     "phantom",
     "render_subject",
     "write_phantom",

@@ -69,6 +69,18 @@ def test_patient_axes_follow_the_direction():
     assert realism.patient_axes(volume) == ["P-A", "I-S", "L-R"]
 
 
+def test_below_crest_measures_down_from_the_top_of_the_pelvis_in_world_mm():
+    labels = np.zeros((4, 4, 10), np.uint8)
+    labels[:, :, 6] = 1  # the crest: the highest pelvis voxel
+    labels[:, :, 2:5] = 1
+    up = Volume(labels, (1.0, 1.0, 2.0))
+    assert list(realism.below_crest(up, up, (1,))) == [12, 10, 8, 6, 4, 2, 0, -2, -4, -6]
+    flipped = Volume(labels[:, :, ::-1].copy(), (1.0, 1.0, 2.0), direction=np.diag([1.0, 1.0, -1.0]))
+    assert list(realism.below_crest(flipped, flipped, (1,))) == [-6, -4, -2, 0, 2, 4, 6, 8, 10, 12]
+    with pytest.raises(ValueError):
+        realism.below_crest(up, up, (9,))
+
+
 @pytest.fixture
 def real_ct(real_data):
     return read_volume(real_data / "ts_example_ct.nii.gz"), read_volume(

@@ -127,19 +127,21 @@ def body_values(ct: Volume, rows: np.ndarray | None = None) -> np.ndarray:
     """
     body = body_mask(ct).array > 0
     if rows is not None:
-        axis = patient_axes(ct).index("I-S")
-        shape = [1, 1, 1]
-        shape[axis] = -1
-        body &= rows.reshape(shape)
+        body &= _along_body_axis(ct, rows)
     return np.asarray(ct.array, dtype=np.float64)[body]
+
+
+def _along_body_axis(volume: Volume, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (one value per position along the inferior-superior axis) shaped to broadcast over ``volume``."""
+    shape = [1, 1, 1]
+    shape[patient_axes(volume).index("I-S")] = -1
+    return rows.reshape(shape)
 
 
 def _keep_rows(labels: Volume, rows: np.ndarray) -> Volume:
     """``labels`` with every position along the inferior-superior axis outside ``rows`` cleared."""
-    axis = patient_axes(labels).index("I-S")
-    shape = [1, 1, 1]
-    shape[axis] = -1
-    return labels.with_array(np.where(rows.reshape(shape), labels.array, 0).astype(labels.array.dtype))
+    kept = np.where(_along_body_axis(labels, rows), labels.array, 0)
+    return labels.with_array(kept.astype(labels.array.dtype))
 
 
 def below_crest(ct: Volume, labels: Volume, pelvis: Sequence[int]) -> np.ndarray:

@@ -12,7 +12,8 @@ the body's HU distribution over the same height below the iliac crest. The real
 femur is its right side only (the left holds a metal prosthesis).
 
 It also times rendering one subject (CT, MR and labels) at the paper's grid,
-256 x 38 x 256, with the default scan: the median over ``--timings`` subjects.
+256 x 38 x 256, with the default scan and with ``streaks=1`` (CT only, the
+streaks' own cost): the median over ``--timings`` subjects.
 
     python benchmarks/phantom_realism.py                     # 3 subjects -> docs/results/phantom_realism.json
     python benchmarks/phantom_realism.py --subjects 5 --out /tmp/r.json
@@ -68,25 +69,26 @@ def main() -> None:
         "phantom": {"seed": args.seed, "subjects": args.subjects, "thickness_mm": args.thickness},
         "real": os.path.relpath(args.real / "ts_example_ct.nii.gz", REPO),
         "subjects": subjects,
-        "render_seconds_256x38x256": render_times(args.timings),
+        "render_seconds_256x38x256": render_times(args.timings, ("ct", "mr", "labels"), ph.Scan()),
+        "render_seconds_ct_256x38x256": render_times(args.timings, ("ct",), ph.Scan()),
+        "render_seconds_ct_streaks_256x38x256": render_times(args.timings, ("ct",), ph.Scan(streaks=1.0)),
     }
     print_table("phantom (mean over subjects) / real CT", rows(subjects))
     write_json(args.out, result)
 
 
-def render_times(n: int) -> dict:
-    """Wall seconds to render CT, MR and labels of one subject at 256 x 38 x 256 (after one warm-up)."""
+def render_times(n: int, modalities: tuple[str, ...], scan) -> dict:
+    """Wall seconds to render ``modalities`` of one subject at 256 x 38 x 256 (after one warm-up)."""
     from imtrans_hip import phantom as ph
 
-    ph.render_subject(ph.subject_seed(0, "mr", 0))
+    ph.render_subject(ph.subject_seed(0, "mr", 0), modalities=modalities, scan=scan)
     seconds = []
     for index in range(n):
         start = time.perf_counter()
-        ph.render_subject(ph.subject_seed(0, "mr", 1 + index))
+        ph.render_subject(ph.subject_seed(0, "mr", 1 + index), modalities=modalities, scan=scan)
         seconds.append(time.perf_counter() - start)
-    print(
-        f"render 256 x 38 x 256: median {np.median(seconds):.2f} s, max {max(seconds):.2f} s over {n} subjects"
-    )
+    what = f"{'+'.join(modalities)} {scan.key() or 'default scan'}"
+    print(f"render {what}: median {np.median(seconds):.2f} s, max {max(seconds):.2f} s over {n} subjects")
     return {"median": float(np.median(seconds)), "each": seconds, "cores": os.cpu_count()}
 
 

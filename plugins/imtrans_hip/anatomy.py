@@ -39,6 +39,7 @@ from .shapes import (
     smooth_sample,
     subtract,
     tube,
+    union_bounds,
     unit,
 )
 
@@ -422,11 +423,7 @@ def build(subject: Subject, rng: np.random.Generator) -> Anatomy:
     bowel = ellipsoid(pelvis, (0, -35, 118), (95, 70, 62))
     rectum_path = ((0, 42, -48), (0, 52, -15), (8, 50, 30), (22, 35, 70))
     rectum = tube([pelvis.point(p) for p in rectum_path], [r * sc for r in (10, 15, 14, 13)])
-    lo, hi = bowel.bounds()
-    for s in rectum:
-        a, b = s.bounds()
-        lo, hi = np.minimum(lo, a), np.maximum(hi, b)
-    gut_noise = WorldNoise.draw(rng, lo, hi, 9.0 * sc)
+    gut_noise = WorldNoise.draw(rng, *union_bounds([bowel, *rectum]), 9.0 * sc)
     muscles["other_muscle"].append(ellipsoid(pelvis, (0, 15, -55), (40, 32, 7)))  # pelvic floor
 
     # --- soft-tissue envelope: the torso (thighs below) ---------------------------------------------
@@ -540,12 +537,6 @@ def build(subject: Subject, rng: np.random.Generator) -> Anatomy:
         texture=WorldNoise.draw(rng, lo, hi, 3.0),
         implant=implant,
     )
-
-
-def union_bounds(shapes: list[Shape]) -> tuple[np.ndarray, np.ndarray]:
-    """The world box (low, high corners) around ``shapes``."""
-    corners = [s.bounds() for s in shapes]
-    return np.min([c[0] for c in corners], axis=0), np.max([c[1] for c in corners], axis=0)
 
 
 def paint(anatomy: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:

@@ -251,12 +251,14 @@ class Field:
     d: np.ndarray
 
 
+def union_bounds(shapes: list[Shape]) -> tuple[np.ndarray, np.ndarray]:
+    """The world box (low, high corners) around ``shapes``."""
+    corners = [s.bounds() for s in shapes]
+    return np.min([c[0] for c in corners], axis=0), np.max([c[1] for c in corners], axis=0)
+
+
 def union_box(grid: Grid, shapes: list[Shape], margin: float):
-    lo = np.full(3, np.inf)
-    hi = np.full(3, -np.inf)
-    for s in shapes:
-        a, b = s.bounds()
-        lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+    lo, hi = union_bounds(shapes)
     return grid.box(lo - margin, hi + margin)
 
 
@@ -325,28 +327,26 @@ class Intersection(Shape):
 class WorldNoise:
     """A smooth Gaussian random field fixed in world coordinates (so every grid sees the same one).
 
-    Coefficients on a lattice of ``step`` mm (per axis, or one for all) over
-    ``[lo, hi]`` are blended with Gaussian weights along each axis; each row of weights has unit
+    Coefficients on a lattice of ``step`` mm over ``[lo, hi]`` are blended with Gaussian weights along each axis; each row of weights has unit
     norm, so the field is N(0, 1) at every point. Anatomy that comes from noise
     (bowel gas, the marrow boundary, fat strands) must look the same on the CT and
     the shifted MR grid.
     """
 
     lo: np.ndarray
-    step: np.ndarray
+    step: float
     coef: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, lo, hi, step) -> WorldNoise:
-        step = np.broadcast_to(np.asarray(step, dtype=np.float64), (3,)).copy()
+    def draw(cls, rng: np.random.Generator, lo, hi, step: float) -> WorldNoise:
         lo = np.asarray(lo, dtype=np.float64) - 2 * step
         n = np.ceil((np.asarray(hi, dtype=np.float64) + 2 * step - lo) / step).astype(int) + 1
-        return cls(lo, step, rng.standard_normal(tuple(n), dtype=F32))
+        return cls(lo, float(step), rng.standard_normal(tuple(n), dtype=F32))
 
     def _weights(self, a: int, coords: np.ndarray) -> tuple[slice, np.ndarray]:
         """Blending weights (points x nodes) over the nodes within 4 steps of ``coords``."""
         c = coords.astype(np.float64)
-        step = self.step[a]
+        step = self.step
         n0 = max(int(np.floor((c.min() - self.lo[a]) / step)) - 4, 0)
         n1 = min(int(np.ceil((c.max() - self.lo[a]) / step)) + 5, self.coef.shape[a])
         n1 = max(n1, n0 + 1)

@@ -1,7 +1,7 @@
 """Baselines on a data set's paired test subjects, beside a model's scores: one JSON for the docs.
 
 A score means little alone. With the same metric functions and the same body
-masks as ``imtrans evaluate``, this scores
+masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 
 - **constant**: one value everywhere, the median HU of the real CT in the mask
   (what a model that learned nothing but the mean tissue would write);
@@ -24,8 +24,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 
@@ -38,11 +36,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")
     args = parser.parse_args()
 
+    from imtrans_core.demo import baseline_rows
     from imtrans_hip import phantom as ph
 
     demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
     spec = demo["data"] if demo else args.data
-    rows = baselines(spec)
+    rows = baseline_rows(spec)
     if demo:
         rows["demo model"] = demo["subjects"]
     from imtrans_core.evaluate import summarize
@@ -60,22 +59,6 @@ def main() -> None:
     ]
     print_table(f"{spec}: baselines", table)
     write_json(args.out, json.loads(json.dumps(result, default=float)))
-
-
-def baselines(spec: str) -> dict[str, list[dict]]:
-    """Per paired subject of ``spec``: the scores of a constant image and of the noise-free CT."""
-    import imtrans_core as ic
-    from imtrans_core.evaluate import evaluate_pair
-
-    quiet = ic.DATASETS.build(f"{spec},ct_noise=0")
-    rows: dict[str, list[dict]] = {"constant": [], "noise floor": []}
-    for subject, without_noise in zip(ic.DATASETS.build(spec).paired, quiet.paired, strict=True):
-        vols = subject.load()
-        ct, mask = vols["ct"], vols["mask"]
-        constant = ct.with_array(np.full(ct.shape, np.median(ct.array[mask.array > 0]), np.float32))
-        for name, image in (("constant", constant), ("noise floor", without_noise.load()["ct"])):
-            rows[name].append({"id": subject.id, **evaluate_pair(image, ct, mask=mask, source=vols["mr"])})
-    return rows
 
 
 if __name__ == "__main__":

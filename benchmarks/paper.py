@@ -12,8 +12,9 @@ four CycleGANs:
   labelled phantom CT, applied to test MR + synthetic CT; Dice of pelvis, femur,
   gluteus medius and gluteus minimus.
 
-Every run uses the same test subjects and the same labelled CT. Results go to
-``OUT/paper.json``, a Table-1-shaped markdown table and box plots.
+Every run uses the same test subjects and the same labelled CT; Table 1 shows a
+constant image and the noise floor beside the four (``imtrans_core.demo.baseline_rows``).
+Results go to ``OUT/paper.json``, a Table-1-shaped markdown table and box plots.
 
     python benchmarks/paper.py --out runs/paper               # about an hour on 2 idle cores
     python benchmarks/paper.py --out runs/paper-q --quick     # minutes: a smoke test
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, write_json
 
 import imtrans_core as ic
+from imtrans_core.demo import baseline_rows
 from imtrans_core.evaluate import evaluate_pair, summarize
 from imtrans_core.plots import box_plot
 from imtrans_core.training import resolve_config, train
@@ -179,7 +181,8 @@ def main() -> None:
                 f"({seconds[name]:.0f} s)",
                 flush=True,
             )
-    markdown = table_one(synthesis)
+    baselines = baseline_rows(phantom({"n_ct": 0, "n_mr": 0}, args.size, args.test))
+    markdown = table_one({**synthesis, **baselines})
     print(markdown)
     box_plot(
         synthesis, ["mae", "psnr", "mi"], args.out / "synthesis.png", title="synthetic CT (Table 1, Fig. 4)"
@@ -195,6 +198,7 @@ def main() -> None:
             "phantom": phantom_version(),
         },
         "synthesis": synthesis,
+        "baselines": baselines,
         "segmentation": segmentation,
         "means": {n: {**summarize(synthesis[n]), **summarize(segmentation[n])} for n in synthesis},
         "seconds": seconds,

@@ -19,7 +19,7 @@ import numpy as np
 
 import imtrans_core as ic
 
-from .evaluate import evaluate_pair, summarize
+from .evaluate import constant_baseline, evaluate_pair, summarize
 from .io import write_volume
 from .plots import box_plot
 from .training import resolve_config, train
@@ -35,6 +35,7 @@ class DemoReport:
     out: Path
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # (step, seconds, result)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    baselines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pictures: dict[str, Path] = field(default_factory=dict)
 
     def step(self, name: str, run: Callable[[], str]) -> str:
@@ -42,6 +43,26 @@ class DemoReport:
         result = run()
         self.steps.append((name, time.perf_counter() - start, result))
         return result
+
+
+def baseline_rows(spec: str) -> dict[str, list[dict[str, Any]]]:
+    """Per paired subject of phantom data ``spec``: a constant image and the noise floor, scored.
+
+    - ``constant image``: the real CT's median HU in the body mask everywhere
+      (what a model that learned nothing but the typical tissue writes);
+    - ``noise floor``: the subject's CT rendered again without quantum noise
+      (anatomy, texture and scanner blur all right; only the noise, which no
+      model can predict from an MR, differs): the best a model can score.
+    """
+    quiet = ic.DATASETS.build(f"{spec},ct_noise=0").paired
+    rows: dict[str, list[dict[str, Any]]] = {"constant image": [], "noise floor": []}
+    for subject, without_noise in zip(ic.DATASETS.build(spec).paired, quiet, strict=True):
+        vols = subject.load()
+        ct, mask = vols["ct"], vols["mask"]
+        rows["constant image"].append({"id": subject.id, **constant_baseline(ct, mask)})
+        floor = evaluate_pair(without_noise.load()["ct"], ct, mask=mask, source=vols["mr"])
+        rows["noise floor"].append({"id": subject.id, **floor})
+    return rows
 
 
 def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = print) -> DemoReport:
@@ -78,10 +99,17 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
         for subject in subjects:
             scores = evaluate_pair(subject["sct"], subject["ct"], mask=subject["mask"], source=subject["mr"])
             report.rows.append({"id": subject["id"], **scores})
+        report.baselines = baseline_rows(config.data)
         report.pictures["metrics"] = box_plot({"CycleGAN + GC": report.rows}, METRICS, out / "metrics.png")
         mean = summarize(report.rows)
         iterations = json.loads((run_dir / "config.json").read_text())["iters"]
-        scores = {"data": config.data, "iterations": iterations, "subjects": report.rows, "mean_sd": mean}
+        scores = {
+            "data": config.data,
+            "iterations": iterations,
+            "subjects": report.rows,
+            "mean_sd": mean,
+            "baselines": report.baselines,
+        }
         (out / "scores.json").write_text(json.dumps(scores, indent=2, default=float) + "\n")
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"
 

@@ -61,7 +61,7 @@ PROTOCOLS: dict[str, list[tuple[str, str, str]]] = {
 }
 LABELS = {key: label for rows in PROTOCOLS.values() for key, _, label in rows} | {"mi": "MI [nats]"}
 # What names a row rather than scores it.
-INFO_KEYS = ("id", "pred", "ref", "mask", "source", "voxels")
+INFO_KEYS = ("id", "pred", "ref", "mask", "source", "voxels", "baseline")
 
 # In a folder laid out like SynthRAD2023 (one folder per subject), the file each role reads.
 SUBJECT_FILES = {"pred": "sct", "ref": "ct", "mask": "mask", "source": "mr"}
@@ -134,6 +134,26 @@ def evaluate_pair(
         scores["mi"] = ic.METRICS.build(spec)(pred.array, source.array, region_mi)
     scores["voxels"] = int(region.sum())
     return scores
+
+
+def constant_baseline(
+    ref: Volume, mask: Volume | str | None = None, scale: str = "paper", resample: bool = False
+) -> dict[str, float]:
+    """The scores of a constant image, REF's median HU inside the mask: the least a model must beat.
+
+    A synthetic CT that has learned nothing but the typical tissue value scores
+    this; a score near it means the model has not learned the anatomy, however
+    good the number looks alone.
+    """
+    region = np.ones(ref.shape, dtype=bool)
+    if isinstance(mask, Volume):
+        region = _on_grid(mask, ref, "--mask", resample, "nearest", default=0.0).array != 0
+    elif mask == "fov":
+        region = ref.array != CT_PADDING
+    level = float(np.median(ref.array[region])) if region.any() else 0.0
+    constant = ref.with_array(np.full(ref.shape, level, dtype=np.float32))
+    scores = evaluate_pair(constant, ref, mask, scale=scale, resample=resample)
+    return {k: v for k, v in scores.items() if k != "voxels"}
 
 
 # ----------------------------------------------------------------------------- folders
@@ -214,6 +234,8 @@ def iter_evaluate(
         source = read_volume(subject.source) if subject.source else None
         scores = evaluate_pair(pred, ref, mask, source, scale=scale, **options)
         row: dict[str, Any] = {"id": subject.id}
+        if ref is not None:
+            row["baseline"] = constant_baseline(ref, mask, scale, options.get("resample", False))
         row.update(
             {
                 k: str(getattr(subject, k)) if getattr(subject, k) else ""
@@ -284,10 +306,26 @@ def write_json(
     }
     payload = {
         "settings": settings or {},
-        "rows": [{k: _finite(v) for k, v in row.items()} for row in rows],
+        "rows": [{k: _finite(v) for k, v in row.items() if k != "baseline"} for row in rows],
         "summary": summary,
     }
+    if rows and "baseline" in rows[0]:
+        payload["baselines"] = {"constant": _baseline_means(rows)}
     _write(path, lambda f: json.dump(payload, f, indent=2, allow_nan=False))
+
+
+def baseline_line(rows: Sequence[dict[str, Any]]) -> str:
+    """One line for under the results table: what a constant image scores on the same subjects."""
+    if not rows or "baseline" not in rows[0]:
+        return ""
+    means = _baseline_means(rows)
+    scores = ", ".join(f"{LABELS.get(k, k)} {_format(v)}" for k, v in means.items())
+    return f"baseline, a constant image (each REF's median HU in the mask): {scores}"
+
+
+def _baseline_means(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    keys = list(rows[0]["baseline"])
+    return {k: _finite(float(np.mean([row["baseline"][k] for row in rows]))) for k in keys}
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:

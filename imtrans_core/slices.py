@@ -11,8 +11,10 @@ Training data: every volume of the CT and MR pools is windowed to [-1, 1] once,
 stored as a float16 ``.npy`` in a cache folder and memory-mapped, so a pool far
 larger than RAM streams from disk and worker processes share pages. Sample
 ``i`` is a pure function of ``(seed, i)``: an unpaired CT slice and MR slice,
-randomly cropped (or padded) to ``size`` and flipped left-right; a resumed run
-therefore sees exactly the data an uninterrupted one would.
+randomly cropped (or padded) to ``size`` and flipped left-right, and where the
+objective has a paired term the same slice of one aligned CT/MR pair, cropped
+and flipped alike; a resumed run therefore sees exactly the data an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -107,13 +109,16 @@ class SliceStacks:
         progress: bool = False,
     ):
         self.modality = modality
+        self.ids = list(pool.ids)
         key = hashlib.sha1(f"{fingerprint}|{modality}|{orientation}|v1".encode()).hexdigest()[:20]
         self.folder = cache_root() / "slices" / key if fingerprint else None
         self.paths: list[Path] = []
         self.arrays: list[np.ndarray] = []  # used when the source gives no fingerprint to cache by
         counts = []
+        self.shapes: list[tuple[int, ...]] = []  # (slices, rows, cols) of each volume
         for volume_id in _iterate(pool.ids, f"caching {modality} slices", progress):
             stack = self._stack(pool, volume_id, orientation)
+            self.shapes.append(tuple(stack.shape))
             counts.append(_foreground_slices(stack, min_foreground))
         self.index = [(v, s) for v, slices in enumerate(counts) for s in slices]
         if not self.index:
@@ -146,7 +151,10 @@ class SliceStacks:
 
     def slice(self, n: int) -> np.ndarray:
         """The ``n``-th usable slice, (rows, cols) float16 in [-1, 1]."""
-        volume, index = self.index[n]
+        return self.at(*self.index[n])
+
+    def at(self, volume: int, index: int) -> np.ndarray:
+        """Slice ``index`` of the pool's ``volume``-th volume."""
         if self.folder is None:
             return self.arrays[volume][index]
         if volume not in self._open:  # opened lazily: each worker process maps its own
@@ -172,16 +180,20 @@ def _iterate(ids: list[str], label: str, progress: bool) -> Iterator[str]:
 
 
 def fit_to(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Crop (random offset, or centred without ``rng``) or pad with background to ``size`` x ``size``."""
+    """Crop (random offset, or centred without ``rng``) or pad with background to ``size`` x ``size``.
+
+    Works on the last two axes, so images stacked along a first axis (a CT and
+    its MR) are cropped alike.
+    """
     out = image
-    for axis in (0, 1):
+    for axis in (-2, -1):
         extent = out.shape[axis]
         if extent > size:
             start = int(rng.integers(0, extent - size + 1)) if rng is not None else (extent - size) // 2
             out = np.take(out, range(start, start + size), axis=axis)
         elif extent < size:
             before = (size - extent) // 2
-            pad = [(0, 0), (0, 0)]
+            pad = [(0, 0)] * out.ndim
             pad[axis] = (before, size - extent - before)
             out = np.pad(out, pad, constant_values=BACKGROUND)
     return out
@@ -211,6 +223,55 @@ class UnpairedSlices:
                 image = image[:, ::-1]
             out[name] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         return out
+
+
+class PairedSlices:
+    """Map-style dataset of aligned pairs: item ``i`` is ``{"pair_ct": (1, S, S), "pair_mr": (1, S, S)}``.
+
+    ``ct`` and ``mr`` hold the same subjects in the same order, each pair on
+    one grid; an item is one slice of one pair (where both show enough body),
+    cropped and flipped alike, drawn from ``rng(seed, i, 1)`` (a stream apart
+    from the unpaired draws of the same iteration).
+    """
+
+    def __init__(self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True):
+        for pair_id, ct_shape, mr_shape in zip(ct.ids, ct.shapes, mr.shapes, strict=True):
+            if ct_shape != mr_shape:
+                raise ImtransError(
+                    f"training pair {pair_id}: its CT stack is {ct_shape} and its MR stack {mr_shape}; "
+                    "a pair must share one grid (resample the CT onto the MR, e.g. with imtrans register)"
+                )
+        self.index = sorted(set(ct.index) & set(mr.index))
+        if not self.index:
+            raise ImtransError(f"no slice of the {len(ct.ids)} training pairs shows body in both CT and MR")
+        self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        rng = np.random.default_rng([self.seed, index, 1])
+        volume, n = self.index[int(rng.integers(len(self.index)))]
+        pair = fit_to(np.stack([self.ct.at(volume, n), self.mr.at(volume, n)]), self.size, rng)
+        if self.flip and rng.random() < 0.5:
+            pair = pair[:, :, ::-1]
+        pair = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
+        return {"pair_ct": pair[:1], "pair_mr": pair[1:]}
+
+
+class TrainingSlices:
+    """Item ``i`` of each part merged into one dict: unpaired and paired slices of one iteration."""
+
+    def __init__(self, *parts: UnpairedSlices | PairedSlices):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, index: int) -> dict:
+        return {key: value for part in self.parts for key, value in part[index].items()}
 
 
 class StepSampler:

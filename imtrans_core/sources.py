@@ -51,7 +51,8 @@ class PairedSubject:
 class VolumeSource:
     """Unpaired CT and MR pools for training plus paired subjects for testing.
 
-    ``label_names`` maps structure names (``pelvis``, ``femur``, ...) to label
+    ``train_pairs``: aligned subjects for supervised or hybrid training (a
+    paired loss), never the test subjects. ``label_names`` maps structure names (``pelvis``, ``femur``, ...) to label
     values in the ``labels`` volumes; ``fingerprint`` identifies the content
     (for caches): two sources with equal fingerprints hold equal voxels.
     """
@@ -61,3 +62,9 @@ class VolumeSource:
     paired: list[PairedSubject] = field(default_factory=list)
     label_names: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
+    train_pairs: list[PairedSubject] = field(default_factory=list)
+
+    def pair_pool(self, modality: str) -> VolumePool:
+        """One modality of the training pairs as a pool, in the pairs' order."""
+        by_id = {pair.id: pair for pair in self.train_pairs}
+        return VolumePool(list(by_id), lambda pair_id: by_id[pair_id].load()[modality])

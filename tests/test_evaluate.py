@@ -239,6 +239,10 @@ def test_evaluate_cli_on_a_synthetic_ct_and_its_paired_phantom_ct(phantom_subjec
         lines = list(csv.DictReader(f))
     assert len(lines) == 1 and float(lines[0]["mae"]) == pytest.approx(row["mae"])
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # beside the model: a constant image, REF's median in the mask, scored the same way
+    constant = np.abs(paper(np.median(c[inside])) - paper(c)[inside]).mean()
+    assert result["baselines"]["constant"]["mae"] == pytest.approx(constant, rel=1e-9)
+    assert "baseline, a constant image" in out and f"{constant:.2f}"[:4] in out
 
 
 def test_evaluate_cli_unpaired_mi_and_one_line_errors(tmp_path, capsys):

@@ -89,6 +89,30 @@ def test_resnet9_options_change_the_network():
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) for m in plain.modules())
 
 
+def test_resize_upsampling_has_no_checkerboard_where_the_transposed_conv_has_one():
+    """A flat feature map, upsampled: the transposed conv's odd and even pixels differ, resize's do not."""
+    from imtrans_cyclegan.networks import _upsample
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 8, 8, 8)
+    for up, checkerboard in (("transpose", True), ("resize", False)):
+        layer = nn.Sequential(*_upsample(up, 8, 4, bias=False))
+        interior = layer(flat)[..., 2:-2, 2:-2]  # away from the border's padding
+        assert interior.shape[-2:] == (12, 12)
+        odd_even = (interior[..., ::2, ::2] - interior[..., 1::2, 1::2]).abs().max().item()
+        assert (odd_even > 1e-3) == checkerboard, up
+
+
+def test_resize_upsampling_keeps_the_layer_layout_and_size():
+    net = resnet9(ngf=4, n_blocks=2, up="resize")
+    reference = resnet9(ngf=4, n_blocks=2)
+    assert len(net.model) == len(reference.model)
+    assert net(torch.randn(1, 1, 30, 26)).shape == (1, 1, 30, 26)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+    with pytest.raises(ValueError, match="up must be transpose or resize"):
+        resnet9(up="bilinear")
+
+
 def test_instance_norm_is_the_references():
     norms = [m for m in resnet9(ngf=4, n_blocks=1).modules() if isinstance(m, nn.InstanceNorm2d)]
     assert norms and all(not m.affine and not m.track_running_stats for m in norms)

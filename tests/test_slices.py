@@ -7,6 +7,7 @@ import pytest
 
 from imtrans_core.errors import ImtransError
 from imtrans_core.slices import (
+    PairedSlices,
     Plane,
     SliceStacks,
     StepSampler,
@@ -91,6 +92,36 @@ def test_unpaired_samples_are_deterministic_and_independent(tmp_path, monkeypatc
         mr_levels.append(float(item["mr"][0, 4, 4]))
     assert len(set(ct_levels)) == 4 and len(set(mr_levels)) == 4  # every volume is drawn
     assert abs(np.corrcoef(ct_levels, mr_levels)[0, 1]) < 0.2  # CT and MR drawn independently
+
+
+def _ramp_pool(n: int, shape: tuple[int, int, int], offset: float) -> VolumePool:
+    """Volumes whose every voxel differs: value = offset + 100 * volume + a ramp over the voxels."""
+    ramp = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) % 97
+    return VolumePool([f"p{i}" for i in range(n)], lambda i: Volume(offset + 100.0 * int(i[1:]) + ramp))
+
+
+def test_paired_samples_show_one_subjects_slice_cropped_and_flipped_alike(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    ct = SliceStacks(_ramp_pool(3, (12, 5, 12), 0.0), "ct", "coronal", fingerprint="pct")
+    mr = SliceStacks(_ramp_pool(3, (12, 5, 12), 0.0), "ct", "coronal", fingerprint="pmr")  # same voxels
+    data = PairedSlices(ct, mr, size=8, seed=1)
+    seen = set()
+    for i in range(40):
+        item = data[i]
+        assert item["pair_ct"].shape == (1, 8, 8)
+        assert (item["pair_ct"] == item["pair_mr"]).all()  # one slice, one crop, one flip
+        assert (data[i]["pair_ct"] == item["pair_ct"]).all()  # a pure function of (seed, index)
+        seen.add(float(item["pair_ct"][0, 0, 0]))
+    assert len(seen) > 10  # crops, slices and subjects vary
+    assert not (PairedSlices(ct, mr, size=8, seed=2)[0]["pair_ct"] == data[0]["pair_ct"]).all()
+
+
+def test_a_pair_on_two_grids_is_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    ct = SliceStacks(_ramp_pool(2, (12, 5, 12), 0.0), "ct", "coronal", fingerprint="gct")
+    mr = SliceStacks(_ramp_pool(2, (12, 6, 12), 0.0), "ct", "coronal", fingerprint="gmr")
+    with pytest.raises(ImtransError, match=r"training pair p0: its CT stack is .* must share one grid"):
+        PairedSlices(ct, mr, size=8)
 
 
 def test_step_sampler_gives_each_rank_its_own_indices():

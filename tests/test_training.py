@@ -42,7 +42,10 @@ def test_tiny_run_writes_everything(tmp_path):
     run = result.run_dir
     assert (result.step, result.status) == (20, "finished")
     config = json.loads((run / "config.json").read_text())
-    assert config["resolved"]["gen"] == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0"
+    assert (
+        config["resolved"]["gen"]
+        == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0,up=transpose"
+    )
     assert "gc:weight=0.3,op=sobel,abs=false" in config["resolved"]["loss"]
     versions = json.loads((run / "versions.json").read_text())
     assert (
@@ -122,7 +125,7 @@ def test_generator_terms_follow_eq_3_and_5():
         def forward(self, a, b):
             return torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.5)
 
-    terms = objective.generator_terms(ct, mr, out, Half())
+    terms = objective.generator_terms({"ct": ct, "mr": mr}, out, Half())
     assert float(terms["g_ct"]) == pytest.approx(0.25)  # lsgan: (0.5 - 1)^2
     expected_cycle = (out["rec_ct"] - ct).abs().mean() + (out["rec_mr"] - mr).abs().mean()
     assert float(terms["cycle"]) == pytest.approx(float(expected_cycle))
@@ -131,6 +134,46 @@ def test_generator_terms_follow_eq_3_and_5():
         + (1 - gradient_correlation(mr, out["fake_ct"])).mean()
     )
     assert float(terms["gc"]) == pytest.approx(float(expected_gc), rel=1e-5)
+
+
+def test_paired_term_is_l1_both_ways_and_stands_alone_without_a_discriminator():
+    """paired:1 lsgan:0 cycle:0 is supervised L1: |G_CT(mr') - ct'| + |G_MR(ct') - mr'|, no adversarial term."""
+    objective = Objective.from_losses(compose_losses(["paired:2", "lsgan:0", "cycle:0"], ic.LOSSES))
+    assert objective.adversarial is None and not objective.uses_unpaired and objective.uses_pairs
+    assert objective.weights() == {"paired": 2.0}
+    torch.manual_seed(0)
+    batch = {"pair_ct": torch.rand(2, 1, 8, 8), "pair_mr": torch.rand(2, 1, 8, 8)}
+    out = {"pair_fake_ct": torch.rand(2, 1, 8, 8), "pair_fake_mr": torch.rand(2, 1, 8, 8)}
+    terms = objective.generator_terms(batch, out, discriminators=None)
+    expected = (out["pair_fake_ct"] - batch["pair_ct"]).abs().mean() + (
+        out["pair_fake_mr"] - batch["pair_mr"]
+    ).abs().mean()
+    assert set(terms) == {"paired"} and float(terms["paired"]) == pytest.approx(float(expected))
+    hybrid = Objective.from_losses(compose_losses(["paired:10"], ic.LOSSES))
+    assert hybrid.uses_unpaired and hybrid.uses_pairs and hybrid.adversarial is not None
+
+
+def test_removing_the_adversarial_loss_without_a_paired_one_is_refused():
+    with pytest.raises(ic.SpecError, match="add --loss paired for supervised training"):
+        compose_losses(["lsgan:0"], ic.LOSSES)
+
+
+def test_supervised_run_trains_no_discriminator(tmp_path):
+    config = {**TINY, "data": TINY["data"] + ",n_train_pairs=2", "loss": ["paired:1", "lsgan:0", "cycle:0"]}
+    run = train(TrainConfig(**config), out=tmp_path / "run").run_dir
+    state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)
+    initial = ic.DISCRIMINATORS.build(TINY["disc"])
+    assert state["step"] == TINY["iters"]
+    logged = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "paired" in logged and "d_ct" not in logged and "g_ct" not in logged
+    assert not state["opt_d"]["state"]  # Adam never stepped the discriminators
+    assert state["models"]["d_ct"].keys() == initial.state_dict().keys()
+
+
+def test_paired_loss_without_training_pairs_fails_before_the_run_directory(tmp_path):
+    with pytest.raises(ic.ImtransError, match=r"--loss paired trains on aligned CT/MR pairs.*n_train_pairs"):
+        train(TrainConfig(**{**TINY, "loss": ["paired:1"]}), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 KILLER = """

@@ -37,6 +37,7 @@ def demo(out: Path, iters: int | None) -> None:
     console = Console()
     report = run_demo(out, iters, echo=lambda text: console.print(f"[bold]>[/] {text}"))
     console.print(results_table(report.rows, title="synthetic CT vs real CT (paired phantom subjects)"))
+    console.print(_beside_baselines(report))
     table = Table(title="imtrans demo", title_justify="left")
     for column in ("step", "seconds", "result"):
         table.add_column(column)
@@ -45,3 +46,20 @@ def demo(out: Path, iters: int | None) -> None:
     console.print(table)
     for name, path in report.pictures.items():
         console.print(f"{name}: {path}")
+
+
+def _beside_baselines(report) -> Table:
+    """The model's mean scores between the least it must beat and the best it could reach."""
+    from ..evaluate import LABELS, summarize
+
+    keys = ("mae", "psnr", "ssim")
+    table = Table(title="the model beside its baselines (mean over subjects)", title_justify="left")
+    table.add_column("")
+    for key in keys:
+        table.add_column(LABELS[key], justify="right")
+    rows = {"constant image (must beat)": report.baselines["constant image"], "this model": report.rows}
+    rows["noise floor (best possible)"] = report.baselines["noise floor"]
+    for name, scored in rows.items():
+        means = summarize(scored)
+        table.add_row(name, *(f"{means[k][0]:.2f}" for k in keys))
+    return table

@@ -219,7 +219,15 @@ def evaluate(
     suffix, or SynthRAD-style <id>/ct.nii.gz). MAE and PSNR on the paper's scale
     (PSNR = 20 log10(255 / sqrt(MSE))), MAE in HU and SSIM; inside --mask only, if given.
     """
-    from ..evaluate import iter_evaluate, match_subjects, metric_keys, results_table, write_csv, write_json
+    from ..evaluate import (
+        baseline_line,
+        iter_evaluate,
+        match_subjects,
+        metric_keys,
+        results_table,
+        write_csv,
+        write_json,
+    )
 
     console = Console(
         highlight=False, width=None if sys.stdout.isatty() else 160
@@ -239,6 +247,8 @@ def evaluate(
                 rows.append(row)
                 bar.update(task, advance=1, rate=_rate(bar, task, "volume"))
     console.print(results_table(rows, title=label))
+    if baseline_line(rows):
+        console.print(baseline_line(rows), style="dim")
     settings = {
         "label": label,
         "scale": scale,

@@ -106,18 +106,36 @@ class Trainer:
 
     # -- one iteration ---------------------------------------------------------
 
-    def train_step(self, ct: torch.Tensor, mr: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One generator update and one discriminator update; returns the loss terms (detached)."""
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One generator update and one discriminator update; returns the loss terms (detached).
+
+        ``batch`` holds unpaired ``ct`` and ``mr`` slices and/or aligned
+        ``pair_ct`` and ``pair_mr`` ones, as the objective reads them.
+        """
         with autocast(self.device, self.amp):
-            out = self.g_train(ct, mr, identity=self.objective.wants_identity)
+            out = self.g_train(batch, identity=self.objective.wants_identity)
         self.discriminators.requires_grad_(False)  # G step: D is a fixed critic
         with autocast(self.device, self.amp):
-            terms = self.objective.generator_terms(ct, mr, out, self.discriminators)
+            terms = self.objective.generator_terms(batch, out, self.discriminators)
         loss_g = self.objective.generator_loss(terms)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
+        d_terms = {}
+        if self.objective.adversarial is not None:  # supervised only: no discriminator to train
+            d_terms = self._discriminator_step(batch, out)
+            self.sched_d.step()
+        self.scaler.update()
+        self.sched_g.step()
+        self.step += 1
+        all_terms = {**terms, **d_terms, "total_g": loss_g}
+        return {name: value.detach() for name, value in all_terms.items()}
 
+    def _discriminator_step(
+        self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Eq. 1-2: real slices against pooled synthetic ones; returns d_ct, d_mr and their sum."""
+        ct, mr = batch["ct"], batch["mr"]
         self.discriminators.requires_grad_(True)
         fake_ct = self.pool_ct.query(out["fake_ct"].detach().float())
         fake_mr = self.pool_mr.query(out["fake_mr"].detach().float())
@@ -128,12 +146,7 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
-        self.scaler.update()
-        self.sched_g.step()
-        self.sched_d.step()
-        self.step += 1
-        all_terms = {**terms, **d_terms, "total_g": loss_g, "total_d": loss_d}
-        return {name: value.detach() for name, value in all_terms.items()}
+        return {**d_terms, "total_d": loss_d}
 
     # -- state -----------------------------------------------------------------
 
@@ -207,7 +220,7 @@ class Trainer:
     def sample_images(self, ct: torch.Tensor, mr: torch.Tensor) -> dict[str, Any]:
         """MR, synthetic CT, reconstructed MR; CT, synthetic MR, reconstructed CT (first slice)."""
         with autocast(self.device, self.amp):
-            out = self.generators(ct[:1], mr[:1])
+            out = self.generators({"ct": ct[:1], "mr": mr[:1]})
         images = {
             "mr": mr,
             "fake_ct": out["fake_ct"],
@@ -247,7 +260,7 @@ class Trainer:
         try:
             with Progress(config.iters, self.step, enabled=self.dist.is_main) as progress:
                 for batch in loader:
-                    terms = self.train_step(batch["ct"].to(self.device), batch["mr"].to(self.device))
+                    terms = self.train_step({k: v.to(self.device) for k, v in batch.items()})
                     self._check_finite(terms)
                     meter.add(terms)
                     self.run.step = self.step
@@ -268,7 +281,7 @@ class Trainer:
         return status
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
-        total = terms["total_g"] + terms["total_d"]
+        total = terms["total_g"] + terms.get("total_d", 0.0)
         if torch.isfinite(total):
             return
         bad = next(name for name, value in terms.items() if not math.isfinite(float(value)))

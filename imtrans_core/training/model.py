@@ -11,7 +11,13 @@ objective (see ``imtrans_cyclegan.losses``):
 - ``adversarial``: Eq. 1-2 (least squares in the paper), exactly one;
 - ``cycle``: Eq. 3, |G_CT(G_MR(x)) - x| + |G_MR(G_CT(y)) - y|;
 - ``gradient``: Eq. 5, 1/2 [(1 - GC(x, G_MR(x))) + (1 - GC(y, G_CT(y)))];
-- ``identity``: |G_CT(x) - x| + |G_MR(y) - y| (the reference CycleGAN's, off by default).
+- ``identity``: |G_CT(x) - x| + |G_MR(y) - y| (the reference CycleGAN's, off by default);
+- ``paired``: |G_CT(y') - x'| + |G_MR(x') - y'| on an aligned pair (x', y') (not in the
+  paper: the supervised upper bound, or with the others the hybrid).
+
+Unpaired and paired images come in one batch (``Batch``); the generators run
+only what the objective's terms read, so a supervised run costs two passes per
+step and no discriminator.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from torch import nn
 
 from ..errors import ImtransError
 
-KINDS = ("adversarial", "cycle", "gradient", "identity")
+KINDS = ("adversarial", "cycle", "gradient", "identity", "paired")
+UNPAIRED_KINDS = KINDS[:4]
 
 
 class Generators(nn.Module):
@@ -33,19 +40,24 @@ class Generators(nn.Module):
         super().__init__()
         self.g_ct, self.g_mr = g_ct, g_mr
 
-    def forward(self, ct: torch.Tensor, mr: torch.Tensor, identity: bool = False) -> dict[str, torch.Tensor]:
-        # ct, mr: (N, 1, H, W) in [-1, 1]; x in I_CT, y in I_MR as in the paper.
-        fake_mr = self.g_mr(ct)  # G_MR(x)
-        fake_ct = self.g_ct(mr)  # G_CT(y)
-        out = {
-            "fake_ct": fake_ct,
-            "fake_mr": fake_mr,
-            "rec_ct": self.g_ct(fake_mr),  # G_CT(G_MR(x))
-            "rec_mr": self.g_mr(fake_ct),  # G_MR(G_CT(y))
-        }
-        if identity:
-            out["idt_ct"] = self.g_ct(ct)
-            out["idt_mr"] = self.g_mr(mr)
+    def forward(self, batch: dict[str, torch.Tensor], identity: bool = False) -> dict[str, torch.Tensor]:
+        """The translations the objective reads, from the images ``batch`` holds.
+
+        ``ct``, ``mr``: unpaired (N, 1, H, W) in [-1, 1] (x in I_CT, y in I_MR as
+        in the paper); ``pair_ct``, ``pair_mr``: one aligned pair per sample.
+        """
+        out = {}
+        if "ct" in batch:
+            out["fake_mr"] = self.g_mr(batch["ct"])  # G_MR(x)
+            out["fake_ct"] = self.g_ct(batch["mr"])  # G_CT(y)
+            out["rec_ct"] = self.g_ct(out["fake_mr"])  # G_CT(G_MR(x))
+            out["rec_mr"] = self.g_mr(out["fake_ct"])  # G_MR(G_CT(y))
+            if identity:
+                out["idt_ct"] = self.g_ct(batch["ct"])
+                out["idt_mr"] = self.g_mr(batch["mr"])
+        if "pair_ct" in batch:
+            out["pair_fake_ct"] = self.g_ct(batch["pair_mr"])
+            out["pair_fake_mr"] = self.g_mr(batch["pair_ct"])
         return out
 
 
@@ -62,12 +74,13 @@ class Discriminators(nn.Module):
 
 @dataclass
 class Objective:
-    """The loss terms of Eq. 6, grouped by where they enter."""
+    """The loss terms of Eq. 6 (and the paired term), grouped by where they enter."""
 
-    adversarial: nn.Module
+    adversarial: nn.Module | None  # None: supervised only, no discriminator is trained
     cycle: dict[str, nn.Module]
     gradient: dict[str, nn.Module]
     identity: dict[str, nn.Module]
+    paired: dict[str, nn.Module]
 
     @classmethod
     def from_losses(cls, losses: dict[str, nn.Module]) -> Objective:
@@ -77,33 +90,52 @@ class Objective:
             if kind not in groups:
                 raise ImtransError(f"loss '{name}' has kind {kind!r}; the objective knows {', '.join(KINDS)}")
             groups[kind][name] = loss
-        if len(groups["adversarial"]) != 1:
-            raise ImtransError("the objective needs exactly one adversarial loss (lsgan or vanilla)")
-        (adversarial,) = groups["adversarial"].values()
-        return cls(adversarial, groups["cycle"], groups["gradient"], groups["identity"])
+        if len(groups["adversarial"]) > 1 or not (groups["adversarial"] or groups["paired"]):
+            raise ImtransError(
+                "the objective needs exactly one adversarial loss (lsgan or vanilla), or a paired loss alone"
+            )
+        adversarial = next(iter(groups["adversarial"].values()), None)
+        return cls(adversarial, groups["cycle"], groups["gradient"], groups["identity"], groups["paired"])
 
     @property
     def wants_identity(self) -> bool:
         return bool(self.identity)
 
+    @property
+    def uses_unpaired(self) -> bool:
+        """Whether any term reads unpaired images (every term of the paper does)."""
+        return self.adversarial is not None or bool(self.cycle or self.gradient or self.identity)
+
+    @property
+    def uses_pairs(self) -> bool:
+        return bool(self.paired)
+
     def generator_terms(
-        self, ct: torch.Tensor, mr: torch.Tensor, out: dict[str, torch.Tensor], discriminators: Discriminators
+        self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor], discriminators: Discriminators
     ) -> dict[str, torch.Tensor]:
         """Unweighted terms of the generators' loss, named for the log."""
-        pred_ct, pred_mr = discriminators(out["fake_ct"], out["fake_mr"])
-        adv = self.adversarial
-        terms = {"g_ct": adv(pred_ct, True), "g_mr": adv(pred_mr, True)}  # Eq. 1-2, generator side
+        terms = {}
+        ct, mr = batch.get("ct"), batch.get("mr")
+        if self.adversarial is not None:  # Eq. 1-2, generator side
+            pred_ct, pred_mr = discriminators(out["fake_ct"], out["fake_mr"])
+            terms = {"g_ct": self.adversarial(pred_ct, True), "g_mr": self.adversarial(pred_mr, True)}
         for name, loss in self.cycle.items():  # Eq. 3
             terms[name] = loss(ct, out["rec_ct"]) + loss(mr, out["rec_mr"])
         for name, loss in self.gradient.items():  # Eq. 5
             terms[name] = 0.5 * (loss(ct, out["fake_mr"]) + loss(mr, out["fake_ct"]))
         for name, loss in self.identity.items():
             terms[name] = loss(ct, out["idt_ct"]) + loss(mr, out["idt_mr"])
+        for name, loss in self.paired.items():
+            terms[name] = loss(batch["pair_ct"], out["pair_fake_ct"]) + loss(
+                batch["pair_mr"], out["pair_fake_mr"]
+            )
         return terms
 
     def weights(self) -> dict[str, float]:
-        weights = {"g_ct": self.adversarial.weight, "g_mr": self.adversarial.weight}
-        for group in (self.cycle, self.gradient, self.identity):
+        weights = {}
+        if self.adversarial is not None:
+            weights = {"g_ct": self.adversarial.weight, "g_mr": self.adversarial.weight}
+        for group in (self.cycle, self.gradient, self.identity, self.paired):
             weights.update({name: loss.weight for name, loss in group.items()})
         return weights
 

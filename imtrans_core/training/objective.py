@@ -4,7 +4,9 @@ The default set is the CycleGAN of Zhu et al. with the paper's weights,
 ``lsgan:1`` and ``cycle:3``; ``--loss gc:0.3`` then gives the paper's Eq. 6.
 Each spec adds its term or replaces the term of the same name (weight and
 options); weight 0 removes it; a new adversarial term replaces the old one,
-since the discriminators train on exactly one. Terms are told apart by their
+since the discriminators train on exactly one. Without an adversarial term the
+discriminators are not trained at all, which only makes sense for supervised
+training: ``paired:1 lsgan:0 cycle:0`` is plain L1 regression on aligned pairs. Terms are told apart by their
 class attribute ``kind`` (see :mod:`imtrans_cyclegan.losses`), not by name, so
 losses from other plugins compose the same way.
 """
@@ -40,10 +42,12 @@ def compose_loss_specs(specs: Sequence[str], registry: Any) -> list[Any]:
         if _kind(loss) == "adversarial":
             terms = {name: term for name, term in terms.items() if _kind(term[1]) != "adversarial"}
         terms[spec.name] = (spec, loss)
-    if not any(_kind(loss) == "adversarial" for _, loss in terms.values()):
+    kinds = {_kind(loss) for _, loss in terms.values()}
+    if "adversarial" not in kinds and "paired" not in kinds:
         raise SpecError(
-            f"--loss {removed_adversarial} leaves no adversarial loss, and the discriminators need one; "
-            "to change it give another (e.g. --loss vanilla) instead of a weight of 0"
+            f"--loss {removed_adversarial} leaves no adversarial loss, and unpaired training needs one; "
+            "to change it give another (e.g. --loss vanilla) instead of a weight of 0, "
+            "or add --loss paired for supervised training on aligned pairs"
         )
     return [spec for spec, _ in terms.values()]
 

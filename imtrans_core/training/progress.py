@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
-MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "d_ct", "d_mr")
+MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "paired", "d_ct", "d_mr")
 
 
 def describe(metrics: dict[str, float], terms: tuple[str, ...] = MAIN_TERMS) -> str:

@@ -15,13 +15,13 @@ import torch
 import imtrans_core as ic
 
 from ..errors import ImtransError
-from ..slices import SliceStacks, StepSampler, UnpairedSlices, fit_to
+from ..slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from . import checkpoint
 from .config import TrainConfig, resume_config
 from .distributed import Distributed
 from .engine import Trainer
 from .rundir import RunDir, new_run_path
-from .validate import check, describe_resolved
+from .validate import check, check_data, describe_resolved
 
 log = logging.getLogger("imtrans")
 DEFAULT_LOGGERS = ("jsonl", "samples")
@@ -56,6 +56,7 @@ def train(
     dist = Distributed.setup(config.device)
     try:
         source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
+        check_data(config, source)
         if resume is None:
             run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
         elif config != run_dir.config:
@@ -69,7 +70,7 @@ def train(
         if state is not None:
             trainer.load_state_dict(state)
             log.info(f"resuming {run_dir.path} at iteration {trainer.step} of {config.iters}")
-        dataset, fixed = build_data(source, config, dist)
+        dataset, fixed = build_data(source, config, dist, trainer.objective)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=config.batch,
@@ -100,21 +101,33 @@ def open_run(path: Path, changes: dict[str, Any]) -> tuple[RunDir, TrainConfig]:
 
 
 def build_data(
-    source: Any, config: TrainConfig, dist: Distributed
-) -> tuple[UnpairedSlices, tuple[torch.Tensor, torch.Tensor]]:
-    """The unpaired slice dataset of ``source`` and a fixed (CT, MR) pair for sample images."""
-    ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
-    mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
-    dataset = UnpairedSlices(ct, mr, config.size, seed=config.seed)
+    source: Any, config: TrainConfig, dist: Distributed, objective: Any
+) -> tuple[TrainingSlices, tuple[torch.Tensor, torch.Tensor]]:
+    """The slices the objective reads (unpaired and/or paired) and a fixed (CT, MR) for sample images."""
+    parts: list[UnpairedSlices | PairedSlices] = []
+    stacks = []
+    if objective.uses_unpaired:
+        ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
+        mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
+        parts.append(UnpairedSlices(ct, mr, config.size, seed=config.seed))
+        stacks.append((ct, mr))
+    if objective.uses_pairs:
+        key = f"{source.fingerprint}|train-pairs" if source.fingerprint else ""
+        ct, mr = (
+            SliceStacks(source.pair_pool(m), m, config.orientation, key, progress=dist.is_main)
+            for m in ("ct", "mr")
+        )
+        parts.append(PairedSlices(ct, mr, config.size, seed=config.seed))
+        stacks.append((ct, mr))
     fixed = tuple(
         torch.from_numpy(
             np.ascontiguousarray(
                 fit_to(np.asarray(s.slice(len(s) // 2)), config.size, None), dtype=np.float32
             )
         )[None, None]
-        for s in (ct, mr)
+        for s in stacks[0]
     )
-    return dataset, fixed  # type: ignore[return-value]
+    return TrainingSlices(*parts), fixed  # type: ignore[return-value]
 
 
 @contextmanager

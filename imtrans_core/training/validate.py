@@ -20,7 +20,7 @@ import imtrans_core as ic
 from ..errors import ImtransError
 from .config import TrainConfig
 from .distributed import device_kind
-from .objective import compose_loss_specs
+from .objective import compose_loss_specs, compose_losses
 from .precision import resolve_amp
 
 REFERENCE_SIZE = 256  # the paper's slice size: networks that fail on it fail for another reason
@@ -34,6 +34,17 @@ def check(config: TrainConfig) -> dict[str, Any]:
     check_size(config.gen, config.disc, config.size)
     resolve_amp(config.amp, torch.device(device_kind(config.device)))
     return resolved
+
+
+def check_data(config: TrainConfig, source: Any) -> None:
+    """Refuse a paired loss on data without training pairs (the spec is fine, the data cannot feed it)."""
+    losses = compose_losses(config.loss, ic.LOSSES)
+    paired = [name for name, loss in losses.items() if getattr(loss, "kind", "") == "paired"]
+    if paired and not source.train_pairs:
+        raise ImtransError(
+            f"--loss {paired[0]} trains on aligned CT/MR pairs, and --data {config.data} has none; "
+            "give data with training pairs (phantom:n_train_pairs=N, synthrad:root=DIR) or drop the paired loss"
+        )
 
 
 def resolve_specs(config: TrainConfig) -> dict[str, Any]:

@@ -8,6 +8,9 @@ name) and a class attribute ``kind`` that tells the objective how to feed it:
 - ``"cycle"``: ``loss(real, reconstructed)``, e.g. ``(x_ct, g_ct(g_mr(x_ct)))`` (Eq. 3).
 - ``"identity"``: ``loss(real, mapped)``, e.g. ``(x_ct, g_ct(x_ct))``.
 - ``"gradient"``: ``loss(real, translated)``, e.g. ``(x_ct, g_mr(x_ct))`` (Eq. 5).
+- ``"paired"``: ``loss(target, translated)`` on an aligned pair, e.g.
+  ``(x_ct, g_ct(y_mr))`` with ``y_mr`` the MR of ``x_ct``'s subject; not in the
+  paper: the supervised upper bound and the hybrid of later MR-to-CT work.
 
 ``forward`` returns the *unweighted* term for one translation direction
 (averaged over the batch); the objective sums the two directions (halving
@@ -130,6 +133,27 @@ class IdentityLoss(WeightedLoss):
 
     def forward(self, real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(mapped.float(), real.float())
+
+
+class PairedL1Loss(WeightedLoss):
+    """Supervised L1 on aligned pairs: |G_CT(y) - x| + |G_MR(x) - y| for the CT x and MR y of one subject.
+
+    Alone (with ``lsgan:0 cycle:0``) it trains the generators as plain
+    regressors, the supervised upper bound of an unpaired model; added to the
+    CycleGAN terms it makes the hybrid that recent MR-to-CT work trains where
+    some registered pairs exist. The weight 10 makes it the largest term beside
+    ``cycle:3``, as pix2pix's L1 dominates its GAN term. Needs training pairs
+    from the data spec (the phantom's ``n_train_pairs``, SynthRAD's patients).
+    """
+
+    kind = "paired"
+    name = "paired"
+
+    def __init__(self, weight: float = 10.0):
+        super().__init__(weight)
+
+    def forward(self, target: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(translated.float(), target.float())
 
 
 # ----------------------------------------------------------------------------- gradient consistency, Eq. 4-5

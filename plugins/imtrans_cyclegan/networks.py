@@ -22,6 +22,7 @@ from torch import nn
 from imtrans_core.errors import SpecError
 
 Norm = Literal["instance", "batch", "none"]
+Upsampling = Literal["transpose", "resize"]
 
 
 def _check_min(minimum: int, **values: int) -> None:
@@ -115,7 +116,16 @@ class ResnetGenerator(nn.Module):
     (the residual blocks reflect-pad the 1/4-size map by 1).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, ngf: int, n_blocks: int, norm: str, dropout: float):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        ngf: int,
+        n_blocks: int,
+        norm: str,
+        dropout: float,
+        up: str = "transpose",
+    ):
         super().__init__()
         bias = _conv_bias(norm)
         layers: list[nn.Module] = [
@@ -133,9 +143,7 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
+                *_upsample(up, ngf * mult, ngf * mult // 2, bias),
                 _norm_layer(norm, ngf * mult // 2),
                 nn.ReLU(True),
             ]
@@ -149,6 +157,29 @@ class ResnetGenerator(nn.Module):
         return _crop(y, pad_h, pad_w)
 
 
+def _upsample(up: str, in_ch: int, out_ch: int, bias: bool) -> list[nn.Module]:
+    """Twice the size: the reference's transposed convolution, or nearest resize then a 3x3 conv.
+
+    A 3x3 transposed convolution of stride 2 writes odd and even output pixels
+    with different kernel taps, so until training balances them the image
+    carries a 2-px checkerboard (Odena et al. 2016); ``resize`` gives every
+    output pixel the same taps. ``resize`` keeps the reference's layer
+    indices: the resize has no parameters and sits with its conv in one
+    ``nn.Sequential``.
+    """
+    if up == "transpose":
+        return [nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+    if up == "resize":
+        return [
+            nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(in_ch, out_ch, 3, bias=bias),
+            )
+        ]
+    raise SpecError(f"up must be transpose or resize, got {up!r}")
+
+
 def resnet9(
     in_ch: int = 1,
     out_ch: int = 1,
@@ -156,6 +187,7 @@ def resnet9(
     n_blocks: int = 9,
     norm: Norm = "instance",
     dropout: float = 0.0,
+    up: Upsampling = "transpose",
 ) -> ResnetGenerator:
     """ResNet generator (Johnson et al.), the paper's G_CT / G_MR: 9 residual blocks, tanh output in [-1, 1].
 
@@ -163,14 +195,16 @@ def resnet9(
     ``resnet_9blocks`` with one input and one output channel. Any input size
     works (reflect-padded to a multiple of 4, cropped back). ``dropout`` is the
     probability inside each residual block (the reference's ``--no_dropout``
-    off means 0.5).
+    off means 0.5). ``up``: ``transpose`` (the paper's, default) or ``resize``
+    (nearest resize + conv: no checkerboard, see docs/quality.md).
     """
     _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf)
     _check_min(0, n_blocks=n_blocks)
     if not 0.0 <= dropout < 1.0:
         raise SpecError(f"dropout must be in [0, 1), got {dropout}")
     _norm_layer(norm, 1)  # validates norm before any allocation
-    return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout))
+    _upsample(up, 1, 1, True)  # validates up
+    return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout, up))
 
 
 # ----------------------------------------------------------------------------- U-Net

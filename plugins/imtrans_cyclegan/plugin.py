@@ -22,3 +22,4 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("cycle", losses.CycleLoss)
     registries.losses.add("identity", losses.IdentityLoss)
     registries.losses.add("gc", losses.GradientConsistencyLoss)
+    registries.losses.add("paired", losses.PairedL1Loss)

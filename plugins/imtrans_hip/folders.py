@@ -40,7 +40,9 @@ def synthrad(root: str, test: int = 0) -> VolumeSource:
 
     The last ``test`` patients (sorted by name) are held out of the training
     pools and serve as paired test subjects; with ``test=0`` every patient is in
-    the pools and also offered as a paired subject.
+    the pools and also offered as a paired subject. The training patients are
+    also offered as aligned pairs (SynthRAD registers each CT to its MR), for a
+    paired loss: supervised or hybrid training.
     """
     base = Path(root)
     if not base.is_dir():
@@ -60,9 +62,9 @@ def synthrad(root: str, test: int = 0) -> VolumeSource:
     ct = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "ct.nii.gz", modality="ct"))
     mr = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "mr.nii.gz", modality="mr"))
     paired = [PairedSubject(p.name, lambda p=p: _load_patient(p)) for p in held_out]
-    return VolumeSource(
-        ct, mr, paired, fingerprint=_fingerprint("synthrad", root, [p.name for p in patients])
-    )
+    pairs = [PairedSubject(p.name, lambda p=p: _load_patient(p)) for p in train]
+    fingerprint = _fingerprint("synthrad", root, [p.name for p in patients])
+    return VolumeSource(ct, mr, paired, fingerprint=fingerprint, train_pairs=pairs)
 
 
 def _load_patient(folder: Path) -> dict:

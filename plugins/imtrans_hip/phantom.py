@@ -222,11 +222,10 @@ def resample(image: np.ndarray, source: list[np.ndarray]) -> np.ndarray:
 
 # --- the dataset ---------------------------------------------------------------------------------
 
-# Subject seeds of a dataset with seed s: CT pool s*100000 + i, MR pool + 40000 + i, paired + 80000 + i.
-# The three streams never meet, so no MR volume shows the anatomy of a CT volume (unpaired, as in
-# the paper) and the paired test subjects are seen by neither pool.
-STREAMS = {"ct": 0, "mr": 40_000, "paired": 80_000}
-STREAM_SIZE = 40_000
+# Subject seeds of a dataset with seed s: CT pool s*100000 + i, MR pool + 40000 + i, paired (test)
+# subjects + 80000 + i, training pairs + 90000 + i. The streams never meet, so no MR volume shows the
+# anatomy of a CT volume (unpaired, as in the paper) and the paired test subjects are seen in no training.
+STREAMS = {"ct": 0, "mr": 40_000, "paired": 80_000, "train-pairs": 90_000}
 SEED_STRIDE = 100_000
 FOV_SD_LATERAL = (5.0, 3.0)  # left-right and anterior-posterior SD of a field of view's position, mm
 
@@ -246,8 +245,11 @@ def fov_shift(seed: int, stream: str, scan: Scan) -> tuple[float, float, float]:
 
 
 def subject_seed(seed: int, stream: str, index: int) -> int:
-    """The render seed of subject ``index`` of pool ``stream`` (``ct``, ``mr``, ``paired``) in dataset ``seed``."""
-    limit = STREAM_SIZE if stream != "paired" else SEED_STRIDE - STREAMS["paired"]
+    """The render seed of subject ``index`` of pool ``stream`` (a key of ``STREAMS``) in dataset ``seed``."""
+    limit = (
+        min([start for start in STREAMS.values() if start > STREAMS[stream]] + [SEED_STRIDE])
+        - STREAMS[stream]
+    )
     if not 0 <= index < limit:
         raise ImtransError(f"phantom: at most {limit} {stream} subjects per seed, asked for index {index}")
     return int(seed) * SEED_STRIDE + STREAMS[stream] + int(index)
@@ -376,6 +378,7 @@ def phantom(
     slices: int = 38,
     seed: int = 0,
     cache: str = "",
+    n_train_pairs: int = 0,
     thickness: float = Scan.thickness,
     ct_noise: float = Scan.ct_noise,
     streaks: float = Scan.streaks,
@@ -395,7 +398,9 @@ def phantom(
     come from three disjoint seed streams, and the two archives frame the hip
     differently (``cohort_offset``, ``fov_sd``). The defaults are the paper's
     first experiment: 20 CT + 20 MR for training and 3 paired subjects for
-    testing. The imaging knobs (``ct_noise`` ... ``misregistration``) are
+    testing. ``n_train_pairs`` aligned subjects more (from the paired
+    subjects' archive, never a test subject) feed a paired loss: the supervised
+    upper bound and the hybrid. The imaging knobs (``ct_noise`` ... ``misregistration``) are
     :class:`Scan`'s, documented in docs/data.md. ``cache``: a folder keeping
     renders across runs (in memory they are kept anyway, up to
     IMTRANS_PHANTOM_CACHE_MB, default 1024).
@@ -404,6 +409,7 @@ def phantom(
         ("n_ct", n_ct, 0, None),
         ("n_mr", n_mr, 0, None),
         ("n_paired", n_paired, 0, None),
+        ("n_train_pairs", n_train_pairs, 0, None),
         ("size", size, 16, 2048),
         ("slices", slices, 4, 1024),
         ("seed", seed, 0, None),
@@ -414,6 +420,7 @@ def phantom(
     subject_seed(seed, "ct", max(n_ct - 1, 0))
     subject_seed(seed, "mr", max(n_mr - 1, 0))
     subject_seed(seed, "paired", max(n_paired - 1, 0))
+    subject_seed(seed, "train-pairs", max(n_train_pairs - 1, 0))
     size, slices = int(size), int(slices)
     knobs = dict(locals())
     paired_scan = Scan(**{f.name: knobs[f.name] for f in fields(Scan)})
@@ -445,11 +452,17 @@ def phantom(
         PairedSubject(f"pair-{i:03d}", paired_loader(subject_seed(seed, "paired", i)))
         for i in range(n_paired)
     ]
+    train_pairs = [
+        PairedSubject(f"train-pair-{i:04d}", paired_loader(subject_seed(seed, "train-pairs", i)))
+        for i in range(n_train_pairs)
+    ]
     fingerprint = (
         f"phantom-v{PHANTOM_VERSION}:n_ct={n_ct},n_mr={n_mr},n_paired={n_paired},"
         f"size={size},slices={slices},seed={seed}"
     ) + (f",{paired_scan.key()}" if paired_scan.key() else "")
-    source = VolumeSource(pool("ct", n_ct), pool("mr", n_mr), paired, dict(LABELS), fingerprint)
+    source = VolumeSource(
+        pool("ct", n_ct), pool("mr", n_mr), paired, dict(LABELS), fingerprint, train_pairs=train_pairs
+    )
     source.label_groups = {k: list(v) for k, v in LABEL_GROUPS.items()}  # read by consumers that merge labels
     return source
 

@@ -52,9 +52,10 @@ class VolumeSource:
     """Unpaired CT and MR pools for training plus paired subjects for testing.
 
     ``train_pairs``: aligned subjects for supervised or hybrid training (a
-    paired loss), never the test subjects. ``label_names`` maps structure names (``pelvis``, ``femur``, ...) to label
-    values in the ``labels`` volumes; ``fingerprint`` identifies the content
-    (for caches): two sources with equal fingerprints hold equal voxels.
+    paired loss), never the test subjects. ``label_names`` maps structure
+    names (``pelvis``, ``femur``, ...) to label values in the ``labels``
+    volumes; ``fingerprint`` identifies the content (for caches): two sources
+    with equal fingerprints hold equal voxels.
     """
 
     ct: VolumePool

@@ -169,6 +169,24 @@ def test_pools_come_from_disjoint_subjects():
         source.ct.load("ct-0099")
 
 
+def test_training_pairs_are_aligned_and_never_test_subjects():
+    source = ph.phantom(n_ct=0, n_mr=0, n_paired=2, n_train_pairs=2, seed=3, **SMALL)
+    assert [p.id for p in source.train_pairs] == ["train-pair-0000", "train-pair-0001"]
+    pairs = [p.load() for p in source.train_pairs]
+    tests = [p.load() for p in source.paired]
+    for pair in pairs:
+        assert pair["ct"].same_grid(pair["mr"]) and pair["ct"].modality == "ct"
+        for test in tests:
+            assert not np.array_equal(pair["labels"].array, test["labels"].array)
+    assert ph.subject_seed(3, "train-pairs", 0) not in [
+        ph.subject_seed(3, "paired", i) for i in range(10_000)
+    ]
+    assert source.pair_pool("mr").ids == ["train-pair-0000", "train-pair-0001"]
+    assert np.array_equal(source.pair_pool("mr")[1].array, pairs[1]["mr"].array)
+    with pytest.raises(ImtransError, match="n_train_pairs must be an integer >= 0"):
+        ph.phantom(n_train_pairs=-1)
+
+
 def test_paired_subject_is_pixel_aligned(full):
     """CT bone lies on the labelled bones, best without any shift; MR's dark cortex is where CT's is bright."""
     bone = _label(full, *LABEL_GROUPS["bone"])

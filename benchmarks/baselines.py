@@ -3,14 +3,14 @@
 A score means little alone. With the same metric functions and the same body
 masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 
-- **constant**: one value everywhere, the median HU of the real CT in the mask
+- **constant image**: one value everywhere, the median HU of the real CT in the mask
   (what a model that learned nothing but the mean tissue would write);
 - **noise floor**: the same subject's CT rendered again without quantum noise (the
   anatomy, texture and scanner blur are all correct; only the noise, which no model
   can predict from an MR, differs). Phantom data only;
 
-and, with ``--demo``, the scores ``imtrans demo`` wrote (``DEMO/scores.json``), on
-the demo's own data set.
+and, with ``--demo``, the scores ``imtrans demo`` wrote (``DEMO/scores.json``: its
+model's and these baselines', on the demo's own data set).
 
     imtrans demo --out runs/demo
     python benchmarks/baselines.py --demo runs/demo --out docs/results/demo.json
@@ -41,7 +41,7 @@ def main() -> None:
 
     demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
     spec = demo["data"] if demo else args.data
-    rows = baseline_rows(spec)
+    rows = demo["baselines"] if demo else baseline_rows(spec)  # the demo scored them beside its model
     if demo:
         rows["demo model"] = demo["subjects"]
     from imtrans_core.evaluate import summarize

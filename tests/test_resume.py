@@ -159,7 +159,9 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert scores["iterations"] == 4 and [s["id"] for s in scores["subjects"]] == ["pair-000", "pair-001"]
     assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"}
     assert "constant image (must beat)" in out and "noise floor (best possible)" in out
-    constant, floor = (np.mean([r["mae"] for r in scores["baselines"][k]]) for k in ("constant image", "noise floor"))
+    constant, floor = (
+        np.mean([r["mae"] for r in scores["baselines"][k]]) for k in ("constant image", "noise floor")
+    )
     assert constant > 3 * floor  # the two ends of the scale the model is read on
 
 

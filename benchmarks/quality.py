@@ -1,0 +1,292 @@
+"""How good is the synthetic CT, and what makes it so: the experiments of docs/quality.md.
+
+Each *variant* is the cpu preset with a few options changed (``VARIANTS``).
+For every training seed this trains it (or reuses a finished run made with the
+very same configuration), translates the paired test MRs of the phantom and
+scores the synthetic CTs against the real ones in the body mask, with the same
+functions as ``imtrans evaluate``; beside them stand the baselines of
+``imtrans_core.demo.baseline_rows`` (a constant image, the noise floor). One JSON
+per variant under ``--results`` and, for the first seed, a picture of the first
+test subject in three planes (MR, CT, synthetic CT, |error|) and the scores at
+each kept checkpoint (a learning curve).
+
+    python benchmarks/quality.py --variant cpu --seeds 0 1 2
+    python benchmarks/quality.py --variant gc1-long --seeds 0 --runs runs/quality
+    python benchmarks/quality.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, print_table, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as the cpu preset's pools
+DEMO_LOSS = ["gc:0.3,abs=true"]
+SMALL = "resnet9:ngf=32,n_blocks=6"
+PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
+SUPERVISED = ["paired:1", "lsgan:0", "cycle:0"]
+
+# name: (options changed from the cpu preset, what the variant tests)
+VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "cpu": (
+        {"loss": DEMO_LOSS},
+        "the v0.1 cpu preset with GC on gradient magnitudes, as the demo trained it",
+    ),
+    "fp32": ({"loss": DEMO_LOSS, "amp": "off"}, "without bf16 autocast"),
+    "resize": ({"loss": DEMO_LOSS, "gen": f"{SMALL},up=resize"}, "resize-convolution upsampling"),
+    "crop": ({"loss": DEMO_LOSS, "size": 96}, "random 96 x 96 crops of the 128 x 128 slices"),
+    "gc1": ({"loss": ["gc:1,abs=true"]}, "GC weight 1, not 0.3"),
+    "cycle10": ({"loss": [*DEMO_LOSS, "cycle:10"]}, "cycle weight 10 (the reference CycleGAN's), not 3"),
+    "d34": ({"loss": DEMO_LOSS, "disc": "patchgan:ndf=32,n_layers=2"}, "a 34 x 34 PatchGAN, not 70 x 70"),
+    "hybrid": (
+        {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS},
+        "CycleGAN + GC on the pools plus L1 on the 12 aligned pairs (weight 10)",
+    ),
+    "gc1-long": ({"loss": ["gc:1,abs=true"], "iters": 6000}, "GC weight 1, five times the iterations"),
+    "supervised": ({"loss": SUPERVISED, "data": PAIRS}, "L1 on 12 aligned pairs: the upper bound"),
+}
+METRICS = ("mae", "psnr", "ssim", "mae_hu", "shift_mm", "mae_bone", "mae_muscle", "mae_fat")
+CURVE_POINTS = 6  # checkpoints kept along each run, scored for the first seed's learning curve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--variant", choices=sorted(VARIANTS), help="Which variant to train and score.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Training seeds (default 0).")
+    parser.add_argument("--iters", type=int, default=None, help="Iterations (default: the variant's).")
+    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where the runs go.")
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "quality")
+    parser.add_argument("--images", type=Path, default=REPO / "docs" / "images" / "quality")
+    parser.add_argument("--list", action="store_true", help="List the variants and exit.")
+    args = parser.parse_args()
+    if args.list or not args.variant:
+        for name, (changes, why) in VARIANTS.items():
+            print(f"{name:12s} {why}: {json.dumps(changes)}")
+        return
+
+    import imtrans_core as ic
+    from imtrans_core.demo import baseline_rows
+
+    ic.plugins.load()
+    subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(TEST_DATA).paired]
+    seeds = {str(seed): run_seed(args, seed, subjects) for seed in args.seeds}
+    result = summarize_variant(args.variant, seeds)
+    result["iters"] = config_of(args.variant, args.seeds[0], args.iters).iters
+    result["baselines"] = {name: mean_of(rows) for name, rows in baseline_rows(TEST_DATA).items()}
+    result["machine"] = describe_machine()
+    table = [{"variant": f"{args.variant} (mean of {len(seeds)} seeds)", **_cells(result["mean"])}]
+    table += [{"variant": name, **_cells(means)} for name, means in result["baselines"].items()]
+    print_table(f"{args.variant} on {TEST_DATA}", table)
+    write_json(args.results / f"{args.variant}.json", json.loads(json.dumps(result, default=float)))
+
+
+def run_seed(args: argparse.Namespace, seed: int, subjects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train (or reuse) one seed's run and score it; the first seed also draws its picture and curve."""
+    run, seconds = train_variant(args.variant, seed, args.iters, args.runs)
+    rows = score(run, subjects)
+    result = {"run": run.name, "train_seconds": seconds, "rows": rows, "mean": mean_of(rows)}
+    print(f"{args.variant} seed {seed}: " + ", ".join(f"{k} {result['mean'][k]:.3f}" for k in METRICS))
+    if seed == args.seeds[0]:
+        write_picture(subjects[0], args.images / f"{args.variant}.png")
+        result["curve"] = learning_curve(run, subjects)
+    return result
+
+
+def config_of(variant: str, seed: int, iters: int | None) -> Any:
+    from imtrans_core.training import resolve_config
+
+    changes = {**VARIANTS[variant][0], "seed": seed}
+    if iters is not None:
+        changes["iters"] = iters
+    config = resolve_config(changes, None, changes.pop("preset", "cpu"))
+    return replace(config, ckpt_every=max(config.iters // CURVE_POINTS, 1), keep=CURVE_POINTS + 1)
+
+
+def train_variant(variant: str, seed: int, iters: int | None, runs: Path) -> tuple[Path, float]:
+    """The finished run of ``variant`` with ``seed``: trained now, or reused if its config is the same."""
+    from imtrans_core.training import train
+    from imtrans_core.training.checkpoint import latest_step
+    from imtrans_core.training.config import FIELDS
+
+    config = config_of(variant, seed, iters)
+    run = runs / f"{variant}-seed{seed}"
+    if (run / "config.json").exists():
+        stored = json.loads((run / "config.json").read_text())
+        wanted = json.loads(json.dumps(config.to_dict()))
+        trained = [k for k, f in FIELDS.items() if not f.metadata["on_resume"] and k != "preset"]
+        if any(stored[k] != wanted[k] for k in trained):
+            sys.exit(f"error: {run} was trained with another configuration; remove it or pass another --runs")
+        if latest_step(run) >= config.iters:
+            return run, float(json.loads((run / "seconds.json").read_text())["seconds"])
+    start = time.perf_counter()
+    train(config, out=run)
+    seconds = round(time.perf_counter() - start, 1)
+    (run / "seconds.json").write_text(json.dumps({"seconds": seconds}) + "\n")
+    return run, seconds
+
+
+def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per test subject: the synthetic CT of ``run``'s G_CT scored against the real CT in the body mask."""
+    from imtrans_core.evaluate import evaluate_pair
+    from imtrans_core.translate import TorchBackend, translate_volume
+
+    backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
+    rows = []
+    for subject in subjects:
+        subject["sct"] = translate_volume(subject["mr"], backend)
+        scores = evaluate_pair(subject["sct"], subject["ct"], mask=subject["mask"])
+        rows.append(
+            {"id": subject["id"], **scores, "shift_mm": learned_shift(subject), **tissue_errors(subject)}
+        )
+    return rows
+
+
+TISSUES = {"bone": "bone", "muscle": "muscle", "fat": ["fat"]}  # label groups of the phantom
+
+
+def tissue_errors(subject: dict[str, Any]) -> dict[str, float]:
+    """MAE on the paper's scale inside bone, muscle and fat: where the error is."""
+    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
+
+    ct, sct = (np.clip(subject[k].array, *WINDOW) for k in ("ct", "sct"))
+    labels = subject["labels"].array
+    errors = {}
+    for tissue, group in TISSUES.items():
+        names = LABEL_GROUPS[group] if isinstance(group, str) else group
+        inside = np.isin(labels, [LABELS[n] for n in names if n in LABELS])
+        errors[f"mae_{tissue}"] = float(np.abs(sct - ct)[inside].mean() * 255 / (WINDOW[1] - WINDOW[0]))
+    return errors
+
+
+def learned_shift(subject: dict[str, Any], reach: int = 16) -> float:
+    """How far (mm, + superior) the synthetic CT's anatomy sits from the real one's, along the body axis.
+
+    The shift of the synthetic CT that brings it closest (MAE in the window,
+    inside the body) to the real CT. An unpaired mapping between two archives
+    that frame the hip differently can learn to move the anatomy: 0 means it did not.
+    """
+    ct, sct = (np.clip(subject[k].array, *WINDOW) for k in ("ct", "sct"))
+    inside = subject["mask"].array[..., reach:-reach] > 0
+    errors = {
+        s: np.abs(np.roll(sct, s, axis=2)[..., reach:-reach] - ct[..., reach:-reach])[inside].mean()
+        for s in range(-reach, reach + 1)
+    }
+    return float(-min(errors, key=errors.get) * subject["ct"].spacing[2])  # rolled up by s: it sat s low
+
+
+def learning_curve(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Mean scores over the test subjects at each kept checkpoint of ``run``."""
+    from imtrans_core.training.checkpoint import list_checkpoints
+
+    curve = []
+    for path in list_checkpoints(run):  # ckpt-00001200.pt
+        curve.append({"iteration": int(path.stem.split("-")[1]), **mean_of(score(path, subjects))})
+    return curve
+
+
+def mean_of(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRICS if k in rows[0]}
+
+
+def summarize_variant(variant: str, seeds: dict[str, Any]) -> dict[str, Any]:
+    """Mean and SD over seeds of each seed's mean over subjects."""
+    per_seed = [s["mean"] for s in seeds.values()]
+    return {
+        "variant": variant,
+        "changes": VARIANTS[variant][0],
+        "why": VARIANTS[variant][1],
+        "test_data": TEST_DATA,
+        "seeds": seeds,
+        "mean": {k: float(np.mean([m[k] for m in per_seed])) for k in METRICS},
+        "sd_over_seeds": {
+            k: float(np.std([m[k] for m in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0 for k in METRICS
+        },
+    }
+
+
+def _cells(means: dict[str, float]) -> dict[str, str]:
+    return {k: f"{means[k]:.3f}" if k in means else "" for k in METRICS}
+
+
+# ----------------------------------------------------------------------------- pictures
+
+WINDOW = (-150.0, 350.0)
+ERROR_HU = 200.0  # |error| drawn white at and above this
+
+
+def write_picture(subject: dict[str, Any], path: Path) -> None:
+    """MR, CT, synthetic CT and |error| (0 black .. 200 HU white) in coronal, sagittal and axial planes.
+
+    The error is the metric's: both CTs clipped to the window, inside the body mask only.
+    """
+    import SimpleITK as sitk
+
+    ct, sct = subject["ct"].array, subject["sct"].array
+    mr = subject["mr"].array / max(float(np.percentile(subject["mr"].array, 99.5)), 1e-6)
+    error = np.abs(np.clip(sct, *WINDOW) - np.clip(ct, *WINDOW)) * (subject["mask"].array > 0)
+    images = [mr, _window(ct), _window(sct), error / ERROR_HU]
+    spacing = subject["ct"].spacing
+    planes = [_planes(np.clip(a, 0, 1), spacing) for a in images]
+    # top: the coronal planes (the model's), then the sagittal ones; below: the axial ones
+    rows = [np.concatenate([_pad(p[i]) for i in (0, 2) for p in planes], axis=1)]
+    rows.append(np.concatenate([_pad(p[1]) for p in planes], axis=1))
+    width = max(r.shape[1] for r in rows)
+    figure = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.GetImageFromArray(np.round(figure * 255).astype(np.uint8)), str(path))
+    print(f"wrote {path}")
+
+
+def _window(hu: np.ndarray) -> np.ndarray:
+    return (hu - WINDOW[0]) / (WINDOW[1] - WINDOW[0])
+
+
+def _planes(a: np.ndarray, spacing: tuple[float, ...]) -> list[np.ndarray]:
+    """Middle coronal (superior up), axial through the middle and sagittal through the left femoral head.
+
+    The phantom's arrays are (left, posterior, superior); each plane is
+    resampled to 1.25 mm pixels so the three share one scale.
+    """
+    j, k = a.shape[1] // 2, a.shape[2] // 2
+    head = int(a.shape[0] * 0.32)
+    coronal = np.flipud(a[:, j, :].T)
+    axial = a[:, :, k].T  # anterior up
+    sagittal = np.flipud(a[head, :, :].T)
+    return [
+        _zoom(coronal, spacing[2], spacing[0]),
+        _zoom(axial, spacing[1], spacing[0]),
+        _zoom(sagittal, spacing[2], spacing[1]),
+    ]
+
+
+def _zoom(plane: np.ndarray, row_mm: float, col_mm: float, pixel: float = 1.25) -> np.ndarray:
+    rows = np.clip(
+        np.round(np.arange(round(plane.shape[0] * row_mm / pixel)) * pixel / row_mm), 0, plane.shape[0] - 1
+    )
+    cols = np.clip(
+        np.round(np.arange(round(plane.shape[1] * col_mm / pixel)) * pixel / col_mm), 0, plane.shape[1] - 1
+    )
+    return plane[rows.astype(int)][:, cols.astype(int)]
+
+
+def _pad(tile: np.ndarray) -> np.ndarray:
+    return np.pad(tile, ((0, 4), (0, 4)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Write the results tables of docs/ from the committed JSON in docs/results/: no number typed by hand.
+
+A table sits in a markdown file between ``<!-- table: NAME -->`` and
+``<!-- end table -->``; ``TABLES[NAME]`` makes its text from the JSON. Running
+this rewrites every such block; ``--check`` changes nothing and fails (exit 1)
+where a block differs from what the JSON gives, which the test suite runs.
+
+    python benchmarks/tables.py            # rewrite the tables in docs/
+    python benchmarks/tables.py --check    # do the docs agree with docs/results/?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+RESULTS = DOCS / "results"
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+COLUMNS = (
+    ("mae", "MAE [0-255]", 1),
+    ("psnr", "PSNR [dB]", 1),
+    ("ssim", "SSIM", 2),
+    ("mae_hu", "MAE [HU]", 0),
+)
+# quality.md adds where the anatomy sits and where the error is
+QUALITY_COLUMNS = (
+    *COLUMNS,
+    ("shift_mm", "shift [mm]", 0),
+    ("mae_bone", "MAE bone", 1),
+    ("mae_muscle", "MAE muscle", 1),
+    ("mae_fat", "MAE fat", 1),
+)
+
+
+def _cell(mean: float, sd: float | None, digits: int) -> str:
+    return f"{mean:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
+def quality_table() -> str:
+    """docs/quality.md: every variant of benchmarks/quality.py, mean ± SD over its seeds, and the baselines."""
+    results = [json.loads(p.read_text()) for p in sorted((RESULTS / "quality").glob("*.json"))]
+    results.sort(key=lambda r: -r["mean"]["mae"])
+    head = "| variant | seeds | iterations | minutes | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"
+    lines = [head, "|---" * (4 + len(QUALITY_COLUMNS)) + "|"]
+    baselines = results[0]["baselines"] if results else {}
+    lines.append(_row("a constant image (must beat)", "", "", "", baselines.get("constant image"), None))
+    for r in results:
+        seeds = r["seeds"].values()
+        minutes = np.mean([s["train_seconds"] for s in seeds]) / 60
+        sd = r["sd_over_seeds"] if len(r["seeds"]) > 1 else None
+        lines.append(
+            _row(
+                f"`{r['variant']}`: {r['why']}", len(r["seeds"]), r["iters"], f"{minutes:.0f}", r["mean"], sd
+            )
+        )
+    lines.append(_row("noise floor (best possible)", "", "", "", baselines.get("noise floor"), None))
+    return "\n".join(lines) + "\n"
+
+
+def _row(name: str, seeds: object, iters: object, minutes: str, means: dict | None, sd: dict | None) -> str:
+    cells = [
+        _cell(means[k], sd[k] if sd else None, d) if means and k in means else ""
+        for k, _, d in QUALITY_COLUMNS
+    ]
+    return f"| {name} | {seeds} | {iters} | {minutes} | " + " | ".join(cells) + " |"
+
+
+def curve_table() -> str:
+    """docs/quality.md: the scores at each kept checkpoint of every variant's first seed that kept several."""
+    lines = ["| variant | iteration | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"]
+    lines.append("|---" * (2 + len(QUALITY_COLUMNS)) + "|")
+    for path in sorted((RESULTS / "quality").glob("*.json")):
+        result = json.loads(path.read_text())
+        first = next(iter(result["seeds"].values()))
+        for point in first.get("curve", []) if len(first.get("curve", [])) > 1 else []:
+            cells = [_cell(point[k], None, d) for k, _, d in QUALITY_COLUMNS]
+            lines.append(f"| `{result['variant']}` | {point['iteration']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def demo_table() -> str:
+    """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
+    demo = json.loads((RESULTS / "demo.json").read_text())
+    n = len(demo["rows"]["demo model"])
+    lines = [
+        f"| on the phantom (v{demo['phantom']}), {n} paired subjects | "
+        + " | ".join(c[1] for c in COLUMNS)
+        + " |"
+    ]
+    lines.append("|---" * (1 + len(COLUMNS)) + "|")
+    names = {
+        "constant image": "a constant image (the median HU)",
+        "demo model": f"**the demo's model, {demo['iterations']} iterations**",
+        "noise floor": "noise floor: the same CT without quantum noise",
+    }
+    for key, label in names.items():
+        means = demo["means"][key]
+        lines.append(f"| {label} | " + " | ".join(f"{means[k][0]:.{d}f}" for k, _, d in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES: dict[str, Callable[[], str]] = {"quality": quality_table, "curve": curve_table, "demo": demo_table}
+
+
+def render(text: str) -> str:
+    """``text`` with every table block rewritten from the JSON."""
+    return BLOCK.sub(lambda m: m.group(1) + TABLES[m.group("name")]() + m.group(4), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 where a table is stale.")
+    args = parser.parse_args()
+    stale = []
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text()
+        for name in BLOCK.findall(text):
+            if name[1] not in TABLES:
+                sys.exit(f"error: {path.name}: no table named {name[1]!r}; known: {', '.join(TABLES)}")
+        new = render(text)
+        if new != text:
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(new)
+                print(f"rewrote the tables of {path.relative_to(REPO)}")
+    if args.check and stale:
+        sys.exit(f"stale tables in {', '.join(stale)}: run python benchmarks/tables.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -395,7 +395,7 @@ def phantom(
 
     Coronal volumes like the paper's MR (``size`` x ``size`` in-plane over 320 mm,
     ``slices`` slices over a ``thickness`` mm slab). CT, MR and paired subjects
-    come from three disjoint seed streams, and the two archives frame the hip
+    come from disjoint seed streams, and the two archives frame the hip
     differently (``cohort_offset``, ``fov_sd``). The defaults are the paper's
     first experiment: 20 CT + 20 MR for training and 3 paired subjects for
     testing. ``n_train_pairs`` aligned subjects more (from the paired

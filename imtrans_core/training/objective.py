@@ -6,9 +6,10 @@ Each spec adds its term or replaces the term of the same name (weight and
 options); weight 0 removes it; a new adversarial term replaces the old one,
 since the discriminators train on exactly one. Without an adversarial term the
 discriminators are not trained at all, which only makes sense for supervised
-training: ``paired:1 lsgan:0 cycle:0`` is plain L1 regression on aligned pairs. Terms are told apart by their
-class attribute ``kind`` (see :mod:`imtrans_cyclegan.losses`), not by name, so
-losses from other plugins compose the same way.
+training: ``paired:1 lsgan:0 cycle:0`` is plain L1 regression on aligned pairs.
+Terms are told apart by their class attribute ``kind`` (see
+:mod:`imtrans_cyclegan.losses`), not by name, so losses from other plugins
+compose the same way.
 """
 
 from __future__ import annotations

@@ -156,21 +156,24 @@ def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-TISSUES = {"bone": "bone", "muscle": "muscle", "fat": ["fat"]}  # label groups of the phantom
-
-
 def tissue_errors(subject: dict[str, Any]) -> dict[str, float]:
-    """MAE on the paper's scale inside bone, muscle and fat: where the error is."""
+    """MAE on the paper's scale inside the phantom's bone, muscle and fat: where the error is."""
+    import imtrans_core as ic
     from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
 
-    ct, sct = (np.clip(subject[k].array, *WINDOW) for k in ("ct", "sct"))
+    mae = ic.METRICS.build("mae:scale=paper")
+    tissues = {"bone": LABEL_GROUPS["bone"], "muscle": LABEL_GROUPS["muscle"], "fat": ["fat"]}
     labels = subject["labels"].array
-    errors = {}
-    for tissue, group in TISSUES.items():
-        names = LABEL_GROUPS[group] if isinstance(group, str) else group
-        inside = np.isin(labels, [LABELS[n] for n in names if n in LABELS])
-        errors[f"mae_{tissue}"] = float(np.abs(sct - ct)[inside].mean() * 255 / (WINDOW[1] - WINDOW[0]))
-    return errors
+    return {
+        f"mae_{tissue}": float(
+            mae(
+                subject["sct"].array,
+                subject["ct"].array,
+                np.isin(labels, [LABELS[n] for n in names if n in LABELS]),
+            )
+        )
+        for tissue, names in tissues.items()
+    }
 
 
 def learned_shift(subject: dict[str, Any], reach: int = 16) -> float:

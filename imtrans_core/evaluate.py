@@ -104,17 +104,8 @@ def evaluate_pair(
     region = np.isfinite(pred.array)  # False only outside a resampled PRED's field of view
     if not region.all():  # SSIM's window reaches past the mask: air there, as SynthRAD2023 pads
         pred = pred.with_array(np.where(region, pred.array, CT_PADDING).astype(np.float32))
-    if isinstance(mask, str):
-        if mask != "fov" or ref is None:
-            raise ImtransError(f"--mask {mask}: give a mask volume, or 'fov' together with REF")
-        region &= ref.array != CT_PADDING
-        mask_name = "the FOV mask (REF != -1024 HU)"
-    elif mask is not None:
-        mask = _on_grid(mask, grid, "--mask", resample, "nearest", default=0.0)
-        region &= mask.array != 0
-        mask_name = _name(mask)
-    else:
-        mask_name = ""
+    inside, mask_name = _mask_region(mask, ref, grid, resample)
+    region &= inside
     if source is not None:
         source = _on_grid(source, grid, "--source", resample, "linear")
     region_mi = region
@@ -136,6 +127,20 @@ def evaluate_pair(
     return scores
 
 
+def _mask_region(
+    mask: Volume | str | None, ref: Volume | None, grid: Volume, resample: bool
+) -> tuple[np.ndarray, str]:
+    """Where to score on ``grid`` (inside the mask volume, REF's FOV, or everywhere) and the mask's name."""
+    if isinstance(mask, str):
+        if mask != "fov" or ref is None:
+            raise ImtransError(f"--mask {mask}: give a mask volume, or 'fov' together with REF")
+        return ref.array != CT_PADDING, "the FOV mask (REF != -1024 HU)"
+    if mask is not None:
+        mask = _on_grid(mask, grid, "--mask", resample, "nearest", default=0.0)
+        return mask.array != 0, _name(mask)
+    return np.ones(grid.shape, dtype=bool), ""
+
+
 def constant_baseline(
     ref: Volume, mask: Volume | str | None = None, scale: str = "paper", resample: bool = False
 ) -> dict[str, float]:
@@ -145,11 +150,7 @@ def constant_baseline(
     this; a score near it means the model has not learned the anatomy, however
     good the number looks alone.
     """
-    region = np.ones(ref.shape, dtype=bool)
-    if isinstance(mask, Volume):
-        region = _on_grid(mask, ref, "--mask", resample, "nearest", default=0.0).array != 0
-    elif mask == "fov":
-        region = ref.array != CT_PADDING
+    region, _ = _mask_region(mask, ref, ref, resample)
     level = float(np.median(ref.array[region])) if region.any() else 0.0
     constant = ref.with_array(np.full(ref.shape, level, dtype=np.float32))
     scores = evaluate_pair(constant, ref, mask, scale=scale, resample=resample)

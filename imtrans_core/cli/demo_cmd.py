@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -48,7 +49,7 @@ def demo(out: Path, iters: int | None) -> None:
         console.print(f"{name}: {path}")
 
 
-def _beside_baselines(report) -> Table:
+def _beside_baselines(report: Any) -> Table:
     """The model's mean scores between the least it must beat and the best it could reach."""
     from ..evaluate import LABELS, summarize
 

@@ -95,10 +95,17 @@ class VanillaGANLoss(WeightedLoss):
         return F.binary_cross_entropy_with_logits(logits, target)
 
 
-# ----------------------------------------------------------------------------- cycle and identity
+# ----------------------------------------------------------------------------- L1 terms: cycle, identity, paired
 
 
-class CycleLoss(WeightedLoss):
+class L1Term(WeightedLoss):
+    """Base of the L1 terms (cycle, identity, paired): mean |output - target| over pixels and batch, float32."""
+
+    def forward(self, target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(output.float(), target.float())
+
+
+class CycleLoss(L1Term):
     """Cycle consistency, Eq. 3: L1 between a real image and its reconstruction (lambda_cycle = 3).
 
     The mean absolute difference over pixels and batch, as the reference
@@ -108,14 +115,11 @@ class CycleLoss(WeightedLoss):
     kind = "cycle"
     name = "cycle"
 
-    def __init__(self, weight: float = 3.0):
+    def __init__(self, weight: float = 3.0):  # loss(real, reconstructed)
         super().__init__(weight)
 
-    def forward(self, real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(reconstructed.float(), real.float())
 
-
-class IdentityLoss(WeightedLoss):
+class IdentityLoss(L1Term):
     """Identity mapping (reference CycleGAN, off by default): L1 |g(x) - x| for g translating into x's domain.
 
     Not in the paper: the reference's lambda_identity term, e.g.
@@ -128,14 +132,11 @@ class IdentityLoss(WeightedLoss):
     kind = "identity"
     name = "identity"
 
-    def __init__(self, weight: float = 0.5):
+    def __init__(self, weight: float = 0.5):  # loss(real, mapped)
         super().__init__(weight)
 
-    def forward(self, real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(mapped.float(), real.float())
 
-
-class PairedL1Loss(WeightedLoss):
+class PairedL1Loss(L1Term):
     """Supervised L1 on aligned pairs: |G_CT(y) - x| + |G_MR(x) - y| for the CT x and MR y of one subject.
 
     Alone (with ``lsgan:0 cycle:0``) it trains the generators as plain
@@ -149,11 +150,8 @@ class PairedL1Loss(WeightedLoss):
     kind = "paired"
     name = "paired"
 
-    def __init__(self, weight: float = 10.0):
+    def __init__(self, weight: float = 10.0):  # loss(target, translated)
         super().__init__(weight)
-
-    def forward(self, target: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(translated.float(), target.float())
 
 
 # ----------------------------------------------------------------------------- gradient consistency, Eq. 4-5

@@ -36,6 +36,7 @@ DEMO_LOSS = ["gc:0.3,abs=true"]
 SMALL = "resnet9:ngf=32,n_blocks=6"
 PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
 SUPERVISED = ["paired:1", "lsgan:0", "cycle:0"]
+UNET = "unet:base=32"
 
 # name: (options changed from the cpu preset, what the variant tests)
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
@@ -55,6 +56,20 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "gc1-long": ({"loss": ["gc:1,abs=true"], "iters": 6000}, "GC weight 1, five times the iterations"),
     "supervised": ({"loss": SUPERVISED, "data": PAIRS}, "L1 on 12 aligned pairs: the upper bound"),
+    "supervised-d1": (
+        {"loss": SUPERVISED, "data": PAIRS, "gen": f"{SMALL},n_down=1"},
+        "the supervised model with one halving before the residual blocks, not two",
+    ),
+    "supervised-unet": (
+        {"loss": SUPERVISED, "data": PAIRS, "gen": UNET},
+        "the supervised model with a U-Net generator (32 base filters)",
+    ),
+    "unet": ({"loss": ["gc:1,abs=true"], "gen": UNET}, "`gc1` with a U-Net generator (32 base filters)"),
+    "d1": ({"loss": ["gc:1,abs=true"], "gen": f"{SMALL},n_down=1"}, "`gc1` with one halving, not two"),
+    "hybrid-unet": (
+        {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
+        "the hybrid with a U-Net generator (32 base filters)",
+    ),
 }
 METRICS = ("mae", "psnr", "ssim", "mae_hu", "shift_mm", "mae_bone", "mae_muscle", "mae_fat")
 CURVE_POINTS = 6  # checkpoints kept along each run, scored for the first seed's learning curve

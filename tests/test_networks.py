@@ -113,6 +113,20 @@ def test_resize_upsampling_keeps_the_layer_layout_and_size():
         resnet9(up="bilinear")
 
 
+def test_n_down_sets_the_resolution_of_the_residual_blocks():
+    """One halving: the blocks see half the input's size with 2 ngf channels; any size still comes back."""
+    net = resnet9(ngf=4, n_blocks=2, n_down=1)
+    seen = []
+    net.model[7].register_forward_hook(lambda module, args, out: seen.append(out.shape))  # first block
+    assert net(torch.randn(1, 1, 32, 24)).shape == (1, 1, 32, 24)
+    assert seen == [(1, 8, 16, 12)]
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in net.modules()) == 1
+    assert net(torch.randn(1, 1, 31, 9)).shape == (1, 1, 31, 9)
+    assert (
+        len(resnet9(ngf=4, n_blocks=2).model) == len(net.model) + 6
+    )  # a stride-2 conv and an up-conv less, 3 layers each
+
+
 def test_instance_norm_is_the_references():
     norms = [m for m in resnet9(ngf=4, n_blocks=1).modules() if isinstance(m, nn.InstanceNorm2d)]
     assert norms and all(not m.affine and not m.track_running_stats for m in norms)
@@ -136,6 +150,8 @@ def test_weights_are_initialised_as_the_reference():
         ({"ngf": 0}, "ngf"),
         ({"dropout": 1.0}, "dropout"),
         ({"norm": "group"}, "norm"),
+        ({"n_down": 0}, "n_down"),
+        ({"n_down": 5}, "n_down"),
     ],
 )
 def test_resnet9_rejects_bad_values_naming_the_parameter(kwargs, parameter):

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import imtrans_core as ic
 from imtrans_core.cli import run
 from imtrans_core.errors import ImtransError
 from imtrans_hip import phantom as ph
@@ -271,6 +272,34 @@ def test_write_phantom_command(tmp_path):
     png = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "montage.png")))
     assert png.dtype == np.uint8 and png.shape == (32, 96)
     assert run(["data", "phantom", "--out", str(out / "labels.json"), "--n-ct", "0", "--n-mr", "0"]) == 2
+
+
+def test_written_training_pairs_train_a_supervised_model_from_files(tmp_path):
+    """``--train-pairs`` writes aligned subjects that ``folder:...,pairs=DIR`` feeds to a paired loss."""
+    out = tmp_path / "ph"
+    args = ["--out", str(out), "--n-ct", "1", "--n-mr", "1", "--paired", "0", "--train-pairs", "2"]
+    assert run(["data", "phantom", *args, "--size", "32", "--slices", "6"]) == 0
+    pairs = sorted(str(p.relative_to(out)) for p in (out / "train-pairs").rglob("*.nii.gz"))
+    assert pairs == [
+        f"train-pairs/train-pair-000{i}/{m}.nii.gz" for i in (0, 1) for m in ("ct", "labels", "mask", "mr")
+    ]
+    expected = (
+        ph.phantom(n_ct=1, n_mr=1, n_paired=0, n_train_pairs=2, size=32, slices=6).train_pairs[1].load()
+    )
+    data = f"folder:ct={out / 'ct'},mr={out / 'mr'},pairs={out / 'train-pairs'}"
+    source = ic.DATASETS.build(data)
+    assert [p.id for p in source.train_pairs] == ["train-pair-0000", "train-pair-0001"]
+    loaded = source.train_pairs[1].load()
+    assert set(loaded) == {"ct", "mr", "mask"}
+    assert np.allclose(loaded["ct"].array, expected["ct"].array, atol=0.5)  # written as int16 HU
+    assert np.allclose(loaded["mr"].array, expected["mr"].array, rtol=1e-6)
+    supervised = ["--loss", "paired:1", "--loss", "lsgan:0", "--loss", "cycle:0"]
+    tiny = ["--gen", "resnet9:ngf=4,n_blocks=1", "--size", "32", "--iters", "2", "--workers", "0"]
+    assert run(["train", "--data", data, *supervised, *tiny, "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "checkpoints").is_dir()
+    (out / "train-pairs" / "train-pair-0001" / "mr.nii.gz").unlink()
+    with pytest.raises(ImtransError, match=r"pairs=.*train-pairs: train-pair-0001 has no mr volume"):
+        ic.DATASETS.build(data)
 
 
 def _block(a: np.ndarray) -> np.ndarray:

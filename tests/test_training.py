@@ -44,7 +44,7 @@ def test_tiny_run_writes_everything(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert (
         config["resolved"]["gen"]
-        == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0,up=transpose"
+        == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0,up=transpose,n_down=2"
     )
     assert "gc:weight=0.3,op=sobel,abs=false" in config["resolved"]["loss"]
     versions = json.loads((run / "versions.json").read_text())

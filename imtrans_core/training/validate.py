@@ -43,7 +43,8 @@ def check_data(config: TrainConfig, source: Any) -> None:
     if paired and not source.train_pairs:
         raise ImtransError(
             f"--loss {paired[0]} trains on aligned CT/MR pairs, and --data {config.data} has none; "
-            "give data with training pairs (phantom:n_train_pairs=N, synthrad:root=DIR) or drop the paired loss"
+            "give data with training pairs (phantom:n_train_pairs=N, folder:ct=DIR,mr=DIR,pairs=DIR, "
+            "synthrad:root=DIR) or drop the paired loss"
         )
 
 

@@ -110,10 +110,11 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """Johnson et al.'s generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
 
-    The two stride-2 convs need sides that are multiples of 4; other sizes are
-    reflect-padded on the bottom/right and the output cropped back, so the
-    output always has the input's height and width. Sides must be >= 5 px
-    (the residual blocks reflect-pad the 1/4-size map by 1).
+    The ``n_down`` stride-2 convs (two in the reference) need sides that are
+    multiples of ``2**n_down``; other sizes are reflect-padded on the
+    bottom/right and the output cropped back, so the output always has the
+    input's height and width. With two, sides must be >= 5 px (the residual
+    blocks reflect-pad the 1/4-size map by 1).
     """
 
     def __init__(
@@ -125,23 +126,26 @@ class ResnetGenerator(nn.Module):
         norm: str,
         dropout: float,
         up: str = "transpose",
+        n_down: int = 2,
     ):
         super().__init__()
         bias = _conv_bias(norm)
+        self.multiple = 2**n_down
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_ch, ngf, 7, bias=bias),
             _norm_layer(norm, ngf),
             nn.ReLU(True),
         ]
-        for mult in (1, 2):  # downsampling: ngf -> 2 ngf -> 4 ngf
+        mults = [2**i for i in range(n_down)]  # (1, 2): ngf -> 2 ngf -> 4 ngf, the reference's
+        for mult in mults:
             layers += [
                 nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
                 _norm_layer(norm, ngf * mult * 2),
                 nn.ReLU(True),
             ]
-        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
-        for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
+        layers += [ResnetBlock(ngf * 2**n_down, norm, dropout) for _ in range(n_blocks)]
+        for mult in [2 * m for m in reversed(mults)]:  # upsampling: 4 ngf -> 2 ngf -> ngf
             layers += [
                 *_upsample(up, ngf * mult, ngf * mult // 2, bias),
                 _norm_layer(norm, ngf * mult // 2),
@@ -152,7 +156,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, in_ch, H, W) -> (N, out_ch, H, W), [-1, 1]
-        pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4  # 0 when already a multiple of 4
+        pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple  # 0 when a multiple
         y = self.model(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))
         return _crop(y, pad_h, pad_w)
 
@@ -188,6 +192,7 @@ def resnet9(
     norm: Norm = "instance",
     dropout: float = 0.0,
     up: Upsampling = "transpose",
+    n_down: int = 2,
 ) -> ResnetGenerator:
     """ResNet generator (Johnson et al.), the paper's G_CT / G_MR: 9 residual blocks, tanh output in [-1, 1].
 
@@ -196,15 +201,21 @@ def resnet9(
     works (reflect-padded to a multiple of 4, cropped back). ``dropout`` is the
     probability inside each residual block (the reference's ``--no_dropout``
     off means 0.5). ``up``: ``transpose`` (the paper's, default) or ``resize``
-    (nearest resize + conv: no checkerboard, see docs/quality.md).
+    (nearest resize + conv: no checkerboard, see docs/quality.md). ``n_down``:
+    stride-2 convolutions before the blocks (2, the paper's); with 1 the blocks
+    work at half the input's size with ``2 ngf`` channels, at the same cost:
+    the features keep twice the detail (docs/quality.md: cortical bone on
+    2.5 mm pixels).
     """
-    _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf)
+    _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf, n_down=n_down)
     _check_min(0, n_blocks=n_blocks)
+    if n_down > 4:
+        raise SpecError(f"n_down must be 1 to 4, got {n_down}")
     if not 0.0 <= dropout < 1.0:
         raise SpecError(f"dropout must be in [0, 1), got {dropout}")
     _norm_layer(norm, 1)  # validates norm before any allocation
     _upsample(up, 1, 1, True)  # validates up
-    return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout, up))
+    return init_weights(ResnetGenerator(in_ch, out_ch, ngf, n_blocks, norm, dropout, up, n_down))
 
 
 # ----------------------------------------------------------------------------- U-Net

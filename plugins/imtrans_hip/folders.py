@@ -21,10 +21,43 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
 
 
-def folder(ct: str, mr: str) -> VolumeSource:
-    """Unpaired CT and MR volumes from two folders, in any supported format."""
+def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
+    """Unpaired CT and MR volumes from two folders, in any supported format; aligned pairs from a third.
+
+    ``pairs``: a folder with one subfolder per subject holding ``ct`` and ``mr``
+    volumes on one grid (``ct.nii.gz``, ``mr.mha``, ...; a ``mask`` is read too),
+    as ``imtrans data phantom --train-pairs`` writes them: the aligned subjects
+    a paired loss trains on (supervised or hybrid, docs/training.md).
+    """
     ct_pool, mr_pool = _pool(Path(ct), "ct", "ct"), _pool(Path(mr), "mr", "mr")
-    return VolumeSource(ct_pool, mr_pool, fingerprint=_fingerprint("folder", _stamps(ct), _stamps(mr)))
+    subjects = _pair_folders(Path(pairs)) if pairs else []
+    stamps = [_stamps(f) for f in (ct, mr, *(str(Path(pairs) / s.id) for s in subjects))]
+    fingerprint = _fingerprint("folder", *stamps)
+    return VolumeSource(ct_pool, mr_pool, fingerprint=fingerprint, train_pairs=subjects)
+
+
+def _pair_folders(base: Path) -> list[PairedSubject]:
+    """One :class:`PairedSubject` per subfolder of ``base``, named by it."""
+    if not base.is_dir():
+        raise ImtransError(f"pairs={base}: no such folder")
+    folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ImtransError(
+            f"pairs={base}: no subject folders in it; expected one folder per pair (ct and mr)"
+        )
+    subjects = []
+    for sub in folders:
+        files = {volume_id(p): p for p in list_volumes(sub)}
+        missing = [m for m in ("ct", "mr") if m not in files]
+        if missing:
+            raise ImtransError(f"pairs={base}: {sub.name} has no {' and no '.join(missing)} volume")
+        wanted = {m: files[m] for m in ("ct", "mr", "mask") if m in files}
+        subjects.append(PairedSubject(sub.name, lambda wanted=wanted: _read_all(wanted)))
+    return subjects
+
+
+def _read_all(paths: dict[str, Path]) -> dict:
+    return {modality: read_volume(path, modality=modality) for modality, path in paths.items()}
 
 
 def _stamps(folder: str) -> list[tuple[str, int, float]]:
@@ -68,10 +101,5 @@ def synthrad(root: str, test: int = 0) -> VolumeSource:
 
 
 def _load_patient(folder: Path) -> dict:
-    volumes = {
-        "ct": read_volume(folder / "ct.nii.gz", modality="ct"),
-        "mr": read_volume(folder / "mr.nii.gz", modality="mr"),
-    }
-    if (folder / "mask.nii.gz").exists():
-        volumes["mask"] = read_volume(folder / "mask.nii.gz", modality="mask")
-    return volumes
+    names = ["ct", "mr"] + (["mask"] if (folder / "mask.nii.gz").exists() else [])
+    return _read_all({name: folder / f"{name}.nii.gz" for name in names})

@@ -507,11 +507,14 @@ def write_phantom(
     slices: int = 38,
     seed: int = 0,
     scan: Scan = Scan(),
+    n_train_pairs: int = 0,
 ) -> Path:
     """Write a phantom data set as NIfTI in a SynthRAD-like layout; returns ``out_dir``.
 
     ``ct/ct-0000.nii.gz ...``, ``mr/mr-0000.nii.gz ...`` (unpaired pools),
     ``paired/pair-000/{ct,mr,labels,mask}.nii.gz`` (test subjects on one grid),
+    ``train-pairs/train-pair-0000/...`` (aligned training subjects, the
+    ``pairs`` of the ``folder`` dataset),
     ``labels.json`` (structure name -> label value) and ``montage.png`` (mid-coronal
     CT | MR | labels of up to four subjects) to look at.
     """
@@ -521,7 +524,7 @@ def write_phantom(
     from imtrans_core.io import write_volume
 
     out = Path(out_dir)
-    source = phantom(n_ct, n_mr, n_paired, size, slices, seed, **asdict(scan))
+    source = phantom(n_ct, n_mr, n_paired, size, slices, seed, n_train_pairs=n_train_pairs, **asdict(scan))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -531,21 +534,22 @@ def write_phantom(
     shown: list[dict[str, Volume]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("phantom", total=n_ct + n_mr + n_paired)
+        task = progress.add_task("phantom", total=n_ct + n_mr + n_paired + n_train_pairs)
         for stream, pool in (("ct", source.ct), ("mr", source.mr)):
             for volume_id in pool.ids:
                 progress.update(task, description=f"{stream} {volume_id}")
                 vol = pool.load(volume_id)
                 write_volume(vol, out / stream / f"{volume_id}.nii.gz")
                 progress.advance(task)
-        for subject in source.paired:
-            progress.update(task, description=f"paired {subject.id}")
-            vols = subject.load()
-            for m, vol in vols.items():
-                write_volume(vol, out / "paired" / subject.id / f"{m}.nii.gz")
-            if len(shown) < 4:
-                shown.append(vols)
-            progress.advance(task)
+        for folder, subjects in (("paired", source.paired), ("train-pairs", source.train_pairs)):
+            for subject in subjects:
+                progress.update(task, description=f"{folder} {subject.id}")
+                vols = subject.load()
+                for m, vol in vols.items():
+                    write_volume(vol, out / folder / subject.id / f"{m}.nii.gz")
+                if len(shown) < 4 and folder == "paired":
+                    shown.append(vols)
+                progress.advance(task)
     (out / "labels.json").write_text(json.dumps(LABELS, indent=2) + "\n")
     if not shown and (n_ct or n_mr):  # no paired subject: the first CT and the first MR (not the same body)
         shown.append({m: pool[0] for m, pool in (("ct", source.ct), ("mr", source.mr)) if len(pool)})

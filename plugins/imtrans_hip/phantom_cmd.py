@@ -46,6 +46,14 @@ def scan_options(command):
     help="Paired test subjects (CT, MR, labels and mask on one grid).",
 )
 @click.option(
+    "--train-pairs",
+    "n_train_pairs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Aligned training subjects, for a paired loss (supervised or hybrid training).",
+)
+@click.option(
     "--size",
     type=click.IntRange(16, 2048),
     default=256,
@@ -68,14 +76,23 @@ def scan_options(command):
 )
 @scan_options
 def phantom(
-    out_dir: Path, n_ct: int, n_mr: int, n_paired: int, size: int, slices: int, seed: int, **knobs: float
+    out_dir: Path,
+    n_ct: int,
+    n_mr: int,
+    n_paired: int,
+    n_train_pairs: int,
+    size: int,
+    slices: int,
+    seed: int,
+    **knobs: float,
 ) -> None:
     """Write a procedural hip phantom data set (CT, T1 MR, labels) as NIfTI.
 
     Layout: OUT/ct/ct-0000.nii.gz, OUT/mr/mr-0000.nii.gz (unpaired pools, disjoint
     subjects), OUT/paired/pair-000/{ct,mr,labels,mask}.nii.gz (test subjects: the
-    same body in both modalities on one grid), OUT/labels.json and OUT/montage.png
-    to look at. The scanner options are the ``phantom`` dataset spec's
+    same body in both modalities on one grid), OUT/train-pairs/train-pair-0000/...
+    (aligned training subjects: ``folder:ct=OUT/ct,mr=OUT/mr,pairs=OUT/train-pairs``
+    with a paired loss), OUT/labels.json and OUT/montage.png to look at. The scanner options are the ``phantom`` dataset spec's
     (docs/data.md).
     """
     from .phantom import write_phantom
@@ -85,8 +102,10 @@ def phantom(
 
         raise ImtransError(f"--out {out_dir}: is a file, not a folder; pass a folder to write into")
     out = write_phantom(
-        out_dir, n_ct, n_mr, n_paired, size=size, slices=slices, seed=seed, scan=Scan(**knobs)
+        out_dir, n_ct, n_mr, n_paired, size, slices, seed, Scan(**knobs), n_train_pairs=n_train_pairs
     )
+    pairs = f", {n_train_pairs} training pairs" if n_train_pairs else ""
     click.echo(
-        f"wrote {n_ct} CT, {n_mr} MR and {n_paired} paired subjects to {out} (see {out / 'montage.png'})"
+        f"wrote {n_ct} CT, {n_mr} MR, {n_paired} paired test subjects{pairs} to {out} "
+        f"(see {out / 'montage.png'})"
     )

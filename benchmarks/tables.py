@@ -1,7 +1,9 @@
 """Write the results tables of docs/ from the committed JSON in docs/results/: no number typed by hand.
 
 A table sits in a markdown file between ``<!-- table: NAME -->`` and
-``<!-- end table -->``; ``TABLES[NAME]`` makes its text from the JSON. Running
+``<!-- end table -->``; ``TABLES[NAME]`` makes its text from the JSON (words
+after the name are its arguments: ``<!-- table: curve hybrid gc1-long -->``
+shows those variants' curves). Running
 this rewrites every such block; ``--check`` changes nothing and fails (exit 1)
 where a block differs from what the JSON gives, which the test suite runs.
 
@@ -23,7 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 RESULTS = DOCS / "results"
-BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- table: (?P<name>[\w-]+)(?P<args>(?: [\w-]+)*) -->\n)(?P<body>.*?)(?P<end><!-- end table -->)",
+    re.S,
+)
 COLUMNS = (
     ("mae", "MAE [0-255]", 1),
     ("psnr", "PSNR [dB]", 1),
@@ -73,11 +78,14 @@ def _row(name: str, seeds: object, iters: object, minutes: str, means: dict | No
     return f"| {name} | {seeds} | {iters} | {minutes} | " + " | ".join(cells) + " |"
 
 
-def curve_table() -> str:
-    """docs/quality.md: the scores at each kept checkpoint of every variant's first seed that kept several."""
+def curve_table(*variants: str) -> str:
+    """docs/quality.md: the scores at each kept checkpoint of the first seed of ``variants`` (default: all)."""
     lines = ["| variant | iteration | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"]
     lines.append("|---" * (2 + len(QUALITY_COLUMNS)) + "|")
-    for path in sorted((RESULTS / "quality").glob("*.json")):
+    paths = [RESULTS / "quality" / f"{v}.json" for v in variants] or sorted(
+        (RESULTS / "quality").glob("*.json")
+    )
+    for path in paths:
         result = json.loads(path.read_text())
         first = next(iter(result["seeds"].values()))
         for point in first.get("curve", []) if len(first.get("curve", [])) > 1 else []:
@@ -112,7 +120,7 @@ TABLES: dict[str, Callable[[], str]] = {"quality": quality_table, "curve": curve
 
 def render(text: str) -> str:
     """``text`` with every table block rewritten from the JSON."""
-    return BLOCK.sub(lambda m: m.group(1) + TABLES[m.group("name")]() + m.group(4), text)
+    return BLOCK.sub(lambda m: m.group(1) + TABLES[m["name"]](*m["args"].split()) + m["end"], text)
 
 
 def main() -> None:
@@ -122,9 +130,9 @@ def main() -> None:
     stale = []
     for path in sorted(DOCS.glob("*.md")):
         text = path.read_text()
-        for name in BLOCK.findall(text):
-            if name[1] not in TABLES:
-                sys.exit(f"error: {path.name}: no table named {name[1]!r}; known: {', '.join(TABLES)}")
+        for block in BLOCK.finditer(text):
+            if block["name"] not in TABLES:
+                sys.exit(f"error: {path.name}: no table named {block['name']!r}; known: {', '.join(TABLES)}")
         new = render(text)
         if new != text:
             stale.append(path.name)

@@ -35,3 +35,13 @@ def test_a_changed_number_makes_the_table_stale(tables, tmp_path, monkeypatch):
     (tmp_path / "demo.json").write_text(json.dumps(demo))
     monkeypatch.setattr(tables, "RESULTS", tmp_path)
     assert tables.render(text) != text
+
+
+def test_words_after_a_table_name_choose_what_it_shows(tables):
+    block = "<!-- table: curve hybrid -->\nold\n<!-- end table -->"
+    rendered = tables.render(block)
+    rows = [line for line in rendered.splitlines() if line.startswith("| `")]
+    hybrid = json.loads((tables.RESULTS / "quality" / "hybrid.json").read_text())
+    assert len(rows) == len(next(iter(hybrid["seeds"].values()))["curve"]) > 1
+    assert all(row.startswith("| `hybrid` |") for row in rows)
+    assert "old" not in rendered and rendered.endswith("<!-- end table -->")

@@ -203,9 +203,9 @@ def resnet9(
     off means 0.5). ``up``: ``transpose`` (the paper's, default) or ``resize``
     (nearest resize + conv: no checkerboard, see docs/quality.md). ``n_down``:
     stride-2 convolutions before the blocks (2, the paper's); with 1 the blocks
-    work at half the input's size with ``2 ngf`` channels, at the same cost:
-    the features keep twice the detail (docs/quality.md: cortical bone on
-    2.5 mm pixels).
+    work at half the input's size with ``2 ngf`` channels, at the same cost
+    (docs/quality.md measures what that buys for thin cortical bone: little;
+    a U-Net's skip connections buy much more).
     """
     _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf, n_down=n_down)
     _check_min(0, n_blocks=n_blocks)

@@ -122,9 +122,8 @@ def test_n_down_sets_the_resolution_of_the_residual_blocks():
     assert seen == [(1, 8, 16, 12)]
     assert sum(isinstance(m, nn.ConvTranspose2d) for m in net.modules()) == 1
     assert net(torch.randn(1, 1, 31, 9)).shape == (1, 1, 31, 9)
-    assert (
-        len(resnet9(ngf=4, n_blocks=2).model) == len(net.model) + 6
-    )  # a stride-2 conv and an up-conv less, 3 layers each
+    # a stride-2 conv and an up-conv less, with their norm and ReLU: 6 layers
+    assert len(resnet9(ngf=4, n_blocks=2).model) == len(net.model) + 6
 
 
 def test_instance_norm_is_the_references():

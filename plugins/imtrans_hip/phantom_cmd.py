@@ -92,8 +92,8 @@ def phantom(
     subjects), OUT/paired/pair-000/{ct,mr,labels,mask}.nii.gz (test subjects: the
     same body in both modalities on one grid), OUT/train-pairs/train-pair-0000/...
     (aligned training subjects: ``folder:ct=OUT/ct,mr=OUT/mr,pairs=OUT/train-pairs``
-    with a paired loss), OUT/labels.json and OUT/montage.png to look at. The scanner options are the ``phantom`` dataset spec's
-    (docs/data.md).
+    with a paired loss), OUT/labels.json and OUT/montage.png to look at. The
+    scanner options are the ``phantom`` dataset spec's (docs/data.md).
     """
     from .phantom import write_phantom
 

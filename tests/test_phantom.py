@@ -297,6 +297,11 @@ def test_written_training_pairs_train_a_supervised_model_from_files(tmp_path):
     tiny = ["--gen", "resnet9:ngf=4,n_blocks=1", "--size", "32", "--iters", "2", "--workers", "0"]
     assert run(["train", "--data", data, *supervised, *tiny, "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "checkpoints").is_dir()
+    twin = out / "train-pairs" / "train-pair-0000" / "ct.mha"
+    twin.write_bytes(b"")
+    with pytest.raises(ImtransError, match=r"train-pair-0000 holds two volumes of one name"):
+        ic.DATASETS.build(data)
+    twin.unlink()
     (out / "train-pairs" / "train-pair-0001" / "mr.nii.gz").unlink()
     with pytest.raises(ImtransError, match=r"pairs=.*train-pairs: train-pair-0001 has no mr volume"):
         ic.DATASETS.build(data)

@@ -47,7 +47,10 @@ def _pair_folders(base: Path) -> list[PairedSubject]:
         )
     subjects = []
     for sub in folders:
-        files = {volume_id(p): p for p in list_volumes(sub)}
+        paths = list_volumes(sub)
+        files = {volume_id(p): p for p in paths}
+        if len(files) < len(paths):
+            raise ImtransError(f"pairs={base}: {sub.name} holds two volumes of one name; keep one of each")
         missing = [m for m in ("ct", "mr") if m not in files]
         if missing:
             raise ImtransError(f"pairs={base}: {sub.name} has no {' and no '.join(missing)} volume")

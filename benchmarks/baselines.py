@@ -5,6 +5,9 @@ masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 
 - **constant image**: one value everywhere, the median HU of the real CT in the mask
   (what a model that learned nothing but the mean tissue would write);
+- **tissue means**: the same subject's CT rendered again with each tissue flat at its
+  mean HU (exact boundaries and blur; no texture, grain or noise): what a perfect
+  tissue classifier writes from an MR. Phantom data only;
 - **noise floor**: the same subject's CT rendered again without quantum noise (the
   anatomy, texture and scanner blur are all correct; only the noise, which no model
   can predict from an MR, differs). Phantom data only;
@@ -14,7 +17,8 @@ model's and these baselines', on the demo's own data set).
 
     imtrans demo --out runs/demo
     python benchmarks/baselines.py --demo runs/demo --out docs/results/demo.json
-    python benchmarks/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 --out b.json
+    python benchmarks/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 \\
+        --out docs/results/baselines.json   # the test subjects of docs/quality.md and reproduction.md
 """
 
 from __future__ import annotations

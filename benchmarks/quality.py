@@ -4,8 +4,8 @@ Each *variant* is the cpu preset with a few options changed (``VARIANTS``).
 For every training seed this trains it (or reuses a finished run made with the
 very same configuration), translates the paired test MRs of the phantom and
 scores the synthetic CTs against the real ones in the body mask, with the same
-functions as ``imtrans evaluate``; beside them stand the baselines of
-``imtrans_core.demo.baseline_rows`` (a constant image, the noise floor). One JSON
+functions as ``imtrans evaluate`` (the baselines beside them in the docs'
+table come from ``benchmarks/baselines.py`` on the same subjects). One JSON
 per variant under ``--results`` and, for the first seed, a picture of the first
 test subject in three planes (MR, CT, synthetic CT, |error|) and the scores at
 each kept checkpoint (a learning curve).
@@ -66,6 +66,15 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "unet": ({"loss": ["gc:1,abs=true"], "gen": UNET}, "`gc1` with a U-Net generator (32 base filters)"),
     "d1": ({"loss": ["gc:1,abs=true"], "gen": f"{SMALL},n_down=1"}, "`gc1` with one halving, not two"),
+    "nogc": ({}, "the cpu preset without GC: CycleGAN alone"),
+    "gc-signed": (
+        {"loss": ["gc:0.3,abs=false"]},
+        "GC on signed Sobel gradients (Eq. 4 as printed), not magnitudes",
+    ),
+    "gc-diff": (
+        {"loss": ["gc:0.3,op=diff,abs=true"]},
+        "GC on magnitudes of central differences (the authors' public code), not of Sobel gradients",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",
@@ -95,17 +104,14 @@ def main() -> None:
         return
 
     import imtrans_core as ic
-    from imtrans_core.demo import baseline_rows
 
     ic.plugins.load()
     subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(TEST_DATA).paired]
     seeds = {str(seed): run_seed(args, seed, subjects) for seed in args.seeds}
     result = summarize_variant(args.variant, seeds)
     result["iters"] = config_of(args.variant, args.seeds[0], args.iters).iters
-    result["baselines"] = {name: mean_of(rows) for name, rows in baseline_rows(TEST_DATA).items()}
     result["machine"] = describe_machine()
     table = [{"variant": f"{args.variant} (mean of {len(seeds)} seeds)", **_cells(result["mean"])}]
-    table += [{"variant": name, **_cells(means)} for name, means in result["baselines"].items()]
     print_table(f"{args.variant} on {TEST_DATA}", table)
     write_json(args.results / f"{args.variant}.json", json.loads(json.dumps(result, default=float)))
 

@@ -50,13 +50,17 @@ def _cell(mean: float, sd: float | None, digits: int) -> str:
 
 
 def quality_table() -> str:
-    """docs/quality.md: every variant of benchmarks/quality.py, mean ± SD over its seeds, and the baselines."""
+    """docs/quality.md: every variant of benchmarks/quality.py, mean ± SD over its seeds, and the baselines.
+
+    The baselines are benchmarks/baselines.py's on the same test subjects (docs/results/baselines.json).
+    """
     results = [json.loads(p.read_text()) for p in sorted((RESULTS / "quality").glob("*.json"))]
     results.sort(key=lambda r: -r["mean"]["mae"])
     head = "| variant | seeds | iterations | minutes | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"
     lines = [head, "|---" * (4 + len(QUALITY_COLUMNS)) + "|"]
-    baselines = results[0]["baselines"] if results else {}
-    lines.append(_row("a constant image (must beat)", "", "", "", baselines.get("constant image"), None))
+    baselines = json.loads((RESULTS / "baselines.json").read_text())["means"]
+    baselines = {name: {k: v[0] for k, v in means.items()} for name, means in baselines.items()}
+    lines.append(_row("a constant image (must beat)", "", "", "", baselines["constant image"], None))
     for r in results:
         seeds = r["seeds"].values()
         minutes = np.mean([s["train_seconds"] for s in seeds]) / 60
@@ -66,7 +70,10 @@ def quality_table() -> str:
                 f"`{r['variant']}`: {r['why']}", len(r["seeds"]), r["iters"], f"{minutes:.0f}", r["mean"], sd
             )
         )
-    lines.append(_row("noise floor (best possible)", "", "", "", baselines.get("noise floor"), None))
+    lines.append(
+        _row("tissue means (a perfect tissue classifier)", "", "", "", baselines["tissue means"], None)
+    )
+    lines.append(_row("noise floor (best possible)", "", "", "", baselines["noise floor"], None))
     return "\n".join(lines) + "\n"
 
 
@@ -107,9 +114,10 @@ def demo_table() -> str:
     names = {
         "constant image": "a constant image (the median HU)",
         "demo model": f"**the demo's model, {demo['iterations']} iterations**",
+        "tissue means": "tissue means: each tissue flat at its mean HU (a perfect tissue classifier)",
         "noise floor": "noise floor: the same CT without quantum noise",
     }
-    for key, label in names.items():
+    for key, label in ((k, v) for k, v in names.items() if k in demo["means"]):
         means = demo["means"][key]
         lines.append(f"| {label} | " + " | ".join(f"{means[k][0]:.{d}f}" for k, _, d in COLUMNS) + " |")
     return "\n".join(lines) + "\n"

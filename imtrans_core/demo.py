@@ -46,22 +46,30 @@ class DemoReport:
 
 
 def baseline_rows(spec: str) -> dict[str, list[dict[str, Any]]]:
-    """Per paired subject of phantom data ``spec``: a constant image and the noise floor, scored.
+    """Per paired subject of phantom data ``spec``: three reference images, scored as a model would be.
 
     - ``constant image``: the real CT's median HU in the body mask everywhere
-      (what a model that learned nothing but the typical tissue writes);
+      (what a model that learned nothing but the typical tissue writes): a model must beat it;
+    - ``tissue means``: the subject's CT rendered again with each tissue flat at
+      its mean HU, exact boundaries and scanner blur, no texture, grain or noise:
+      what a perfect tissue classifier writes from an MR, which barely shows the
+      CT's texture (mineral density) and shows none of its grain or noise;
     - ``noise floor``: the subject's CT rendered again without quantum noise
       (anatomy, texture and scanner blur all right; only the noise, which no
-      model can predict from an MR, differs): the best a model can score.
+      model can predict, differs): no model can beat it.
     """
-    quiet = ic.DATASETS.build(f"{spec},ct_noise=0").paired
-    rows: dict[str, list[dict[str, Any]]] = {"constant image": [], "noise floor": []}
-    for subject, without_noise in zip(ic.DATASETS.build(spec).paired, quiet, strict=True):
+    renders = {
+        "tissue means": ic.DATASETS.build(f"{spec},ct_noise=0,ct_texture=0").paired,
+        "noise floor": ic.DATASETS.build(f"{spec},ct_noise=0").paired,
+    }
+    rows: dict[str, list[dict[str, Any]]] = {"constant image": [], **{name: [] for name in renders}}
+    for i, subject in enumerate(ic.DATASETS.build(spec).paired):
         vols = subject.load()
         ct, mask = vols["ct"], vols["mask"]
         rows["constant image"].append({"id": subject.id, **constant_baseline(ct, mask)})
-        floor = evaluate_pair(without_noise.load()["ct"], ct, mask=mask, source=vols["mr"])
-        rows["noise floor"].append({"id": subject.id, **floor})
+        for name, paired in renders.items():
+            scores = evaluate_pair(paired[i].load()["ct"], ct, mask=mask, source=vols["mr"])
+            rows[name].append({"id": subject.id, **scores})
     return rows
 
 

@@ -175,6 +175,30 @@ def test_mr_knobs_change_the_mr_and_nothing_else():
         assert np.array_equal(other["labels"].array, base["labels"].array), knob
 
 
+def test_ct_texture_scales_texture_and_grain_and_keeps_each_tissues_mean():
+    """``ct_texture=0``: each tissue flat at this subject's mean (the tissue-mean baseline); 2: twice the detail."""
+    seed = ph.subject_seed(0, "paired", 1)
+    ct_of = {
+        t: ph.render_subject(seed, scan=ph.Scan(ct_noise=0.0, ct_texture=t), tissue=True, **SMALL)
+        for t in (0.0, 1.0, 2.0)
+    }
+    flat, base, double = (ct_of[t]["ct"].array for t in (0.0, 1.0, 2.0))
+    assert np.array_equal(ct_of[0.0]["mr"].array, ct_of[1.0]["mr"].array)
+    assert np.allclose(double - flat, 2 * (base - flat), atol=0.05)  # the means are the same draws
+    tissue = ct_of[1.0]["tissue"].array
+    for name in ("fat", "cancellous_femur", "gluteus_medius"):
+        inside = tissue == TISSUES.index(name)
+        core = (
+            inside
+            & np.roll(inside, 1, 0)
+            & np.roll(inside, -1, 0)
+            & np.roll(inside, 1, 2)
+            & np.roll(inside, -1, 2)
+        )
+        at_mode = {t: np.mean(np.abs(a[core] - np.median(a[core])) < 1.0) for t, a in ((0, flat), (1, base))}
+        assert at_mode[0] > 0.5 > 0.2 > at_mode[1], (name, at_mode)  # flat but for partial volume
+
+
 # --- pairs, variation, archives ----------------------------------------------------------------------
 
 

@@ -58,8 +58,12 @@ def _beside_baselines(report: Any) -> Table:
     table.add_column("")
     for key in keys:
         table.add_column(LABELS[key], justify="right")
-    rows = {"constant image (must beat)": report.baselines["constant image"], "this model": report.rows}
-    rows["noise floor (best possible)"] = report.baselines["noise floor"]
+    rows = {
+        "constant image (must beat)": report.baselines["constant image"],
+        "this model": report.rows,
+        "tissue means (a perfect tissue classifier)": report.baselines["tissue means"],
+        "noise floor (best possible)": report.baselines["noise floor"],
+    }
     for name, scored in rows.items():
         means = summarize(scored)
         table.add_row(name, *(f"{means[k][0]:.2f}" for k in keys))

@@ -80,18 +80,20 @@ def render(
     fields: tuple[np.ndarray, np.ndarray],
     noise: float = 1.0,
     streaks: float = 0.0,
+    texture: float = 1.0,
 ) -> np.ndarray:
     """CT in HU of a painted body.
 
     ``fields`` come from :func:`draw_noise`; ``noise`` scales the quantum noise (0:
     none), ``streaks`` the beam-hardening and metal streaks (0: none, 1: like a
-    standard 120 kV scan without correction).
+    standard 120 kV scan without correction), ``texture`` the tissues' texture and
+    grain (0: each tissue flat at this subject's mean HU, the same draws otherwise).
     """
     white, quantum = fields
     mean, grain, gain = tissue_tables(CT_VALUES, rng, muscle_sd=6.0)
     tissue, grid = body.tissue, body.grid
-    img = mean[tissue] + gain[tissue] * body.texture
-    img += grain[tissue] * white
+    img = mean[tissue] + F32(texture) * gain[tissue] * body.texture
+    img += F32(texture) * grain[tissue] * white
     img = gaussian(img, grid, PSF_FWHM_MM)
     sd = rng.uniform(*NOISE_HU) * np.exp(0.25 * MU_WATER * (body.subject.diameter() - REFERENCE_DIAMETER))
     if noise > 0:

@@ -174,7 +174,7 @@ def _scan(
 
 def _render_ct(body: Painted, rng: dict[str, np.random.Generator], fields, scan: Scan) -> np.ndarray:
     """The CT of a subject; resampled through a small deformation when ``scan.misregistration`` > 0."""
-    image = ct.render(body, rng["ct"], fields, scan.ct_noise, scan.streaks)
+    image = ct.render(body, rng["ct"], fields, scan.ct_noise, scan.streaks, scan.ct_texture)
     if scan.misregistration > 0:
         image = resample(image, misregistration(body.grid, scan.misregistration, rng["pairing"]))
     return image
@@ -381,6 +381,7 @@ def phantom(
     n_train_pairs: int = 0,
     thickness: float = Scan.thickness,
     ct_noise: float = Scan.ct_noise,
+    ct_texture: float = Scan.ct_texture,
     streaks: float = Scan.streaks,
     metal: float = Scan.metal,
     fat_phase: float = Scan.fat_phase,

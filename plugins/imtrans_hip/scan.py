@@ -30,6 +30,12 @@ class Scan:
         76.0, 4.0, 320.0, "Front-to-back extent of the coronal slab, mm (256: the whole pelvis)."
     )
     ct_noise: float = _knob(1.0, 0.0, 10.0, "CT quantum noise, times the typical level (0: none).")
+    ct_texture: float = _knob(
+        1.0,
+        0.0,
+        10.0,
+        "CT tissue texture and grain, times the typical level (0: each tissue flat at its mean).",
+    )
     streaks: float = _knob(
         0.0, 0.0, 10.0, "CT beam-hardening and metal streaks (1: an uncorrected 120 kV scan)."
     )

@@ -123,7 +123,51 @@ def demo_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES: dict[str, Callable[[], str]] = {"quality": quality_table, "curve": curve_table, "demo": demo_table}
+COMPARE_COLUMNS = (*COLUMNS[:3], ("mae_bone", "MAE bone", 1), ("shift_mm", "shift [mm]", 0))
+
+
+def compare_table(study: str) -> str:
+    """docs/: a study of benchmarks/compare.py: each variant over its seeds, then every pair tested.
+
+    The first table is mean ± SD over the seeds of each seed's mean over the test
+    subjects. In the second, the p of the paired Wilcoxon test over subjects
+    (each subject's score averaged over seeds), the median over subjects of
+    A - B, and in how many seeds A's mean was the better one.
+    """
+    result = json.loads((RESULTS / "compare" / f"{study}.json").read_text())
+    n_seeds = len(result["seeds"])
+    n_subjects = len(next(iter(next(iter(result["variants"].values()))["per_seed"].values())))
+    lines = [
+        f"| variant ({n_seeds} seeds, {n_subjects} test subjects) | losses | "
+        + " | ".join(c[1] for c in COMPARE_COLUMNS)
+        + " |",
+        "|---" * (2 + len(COMPARE_COLUMNS)) + "|",
+    ]
+    for name, v in result["variants"].items():
+        cells = [_cell(v["mean"][k], v["sd_over_seeds"][k], d) for k, _, d in COMPARE_COLUMNS]
+        losses = ", ".join(f"`{loss}`" for loss in v["loss"]) or "lsgan, cycle only"
+        lines.append(f"| `{name}` | {losses} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| A vs B | MAE: median A - B | p | A better in seeds | SSIM: median A - B | p | A better in seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in result["tests"]:
+        mae, ssim = t["mae"], t["ssim"]
+        lines.append(
+            f"| `{t['a']}` vs `{t['b']}` | {mae['median_difference']:+.2f} | {mae['p']:.3f} | "
+            f"{mae['seeds_a_lower']} of {n_seeds} | {ssim['median_difference']:+.3f} | {ssim['p']:.3f} | "
+            f"{n_seeds - ssim['seeds_a_lower']} of {n_seeds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+TABLES: dict[str, Callable[..., str]] = {
+    "quality": quality_table,
+    "curve": curve_table,
+    "demo": demo_table,
+    "compare": compare_table,
+}
 
 
 def render(text: str) -> str:

@@ -101,12 +101,17 @@ def summarize(variant: str, per_seed: dict[str, list[dict[str, Any]]]) -> dict[s
     }
 
 
-def compare(a: str, b: str, scores: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
-    """Variant ``a`` against ``b``: the paired test over subjects and the seeds in which ``a``'s mean is lower."""
+def compare(
+    a: str, b: str, scores: dict[str, dict[str, list[dict[str, Any]]]], keys: tuple[str, ...] = TESTED
+) -> dict[str, Any]:
+    """``a`` against ``b`` on each of ``keys``: the paired test over subjects and the seeds in which ``a``'s mean is lower.
+
+    ``scores[name][seed]`` holds one row per test subject, in the same order for every name and seed.
+    """
     from imtrans_core.statistics import wilcoxon_signed_rank
 
     result: dict[str, Any] = {"a": a, "b": b}
-    for key in TESTED:
+    for key in keys:
         per_subject = [_over_seeds(scores[v], key) for v in (a, b)]
         test = wilcoxon_signed_rank(*per_subject)
         seeds_lower = sum(

@@ -140,25 +140,40 @@ def config_of(variant: str, seed: int, iters: int | None) -> Any:
 
 def train_variant(variant: str, seed: int, iters: int | None, runs: Path) -> tuple[Path, float]:
     """The finished run of ``variant`` with ``seed``: trained now, or reused if its config is the same."""
+    run = runs / f"{variant}-seed{seed}"
+    return run, train_or_reuse(config_of(variant, seed, iters), run)
+
+
+def train_or_reuse(config: Any, run: Path) -> float:
+    """Training seconds of the run in ``run`` with ``config``: reused when finished, else trained or finished.
+
+    A folder trained with anything else that shapes the model (every config
+    field that cannot change on resume) is refused, never relabelled.
+    """
     from imtrans_core.training import train
     from imtrans_core.training.checkpoint import latest_step
     from imtrans_core.training.config import FIELDS
 
-    config = config_of(variant, seed, iters)
-    run = runs / f"{variant}-seed{seed}"
     if (run / "config.json").exists():
         stored = json.loads((run / "config.json").read_text())
         wanted = json.loads(json.dumps(config.to_dict()))
         trained = [k for k, f in FIELDS.items() if not f.metadata["on_resume"] and k != "preset"]
-        if any(stored[k] != wanted[k] for k in trained):
-            sys.exit(f"error: {run} was trained with another configuration; remove it or pass another --runs")
+        different = [k for k in trained if stored.get(k) != wanted[k]]
+        if different:
+            sys.exit(
+                f"error: {run} was trained with other {', '.join(different)}; remove it or pass another --runs"
+            )
         if latest_step(run) >= config.iters:
-            return run, float(json.loads((run / "seconds.json").read_text())["seconds"])
+            timed = run / "seconds.json"
+            return float(json.loads(timed.read_text())["seconds"]) if timed.exists() else float("nan")
     start = time.perf_counter()
-    train(config, out=run)
+    if (run / "config.json").exists():
+        train(None, resume=run)  # an interrupted run: finish it
+    else:
+        train(config, out=run)
     seconds = round(time.perf_counter() - start, 1)
     (run / "seconds.json").write_text(json.dumps({"seconds": seconds}) + "\n")
-    return run, seconds
+    return seconds
 
 
 def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:

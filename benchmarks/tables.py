@@ -162,7 +162,60 @@ def compare_table(study: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+PAPER_ROWS = (
+    *COLUMNS[:3],
+    COLUMNS[3],
+    ("mi", "MI [nats]", 3),
+    *(
+        (f"dice_{s}", f"Dice {s.replace('_', ' ')}", 2)
+        for s in ("pelvis", "femur", "gluteus_medius", "gluteus_minimus")
+    ),
+)
+HIGHER_IS_BETTER = {"psnr", "ssim", "mi"} | {k for k, _, _ in PAPER_ROWS if k.startswith("dice")}
+
+
+def reproduction_table() -> str:
+    """docs/reproduction.md: the 2 x 2 of benchmarks/paper.py, mean ± SD over seeds, between its baselines."""
+    result = json.loads((RESULTS / "reproduction.json").read_text())
+    arms, baselines = result["arms"], result["baselines"]
+    columns = {"constant image": (baselines["constant image"], None)}
+    columns |= {name: (arm["mean"], arm["sd_over_seeds"]) for name, arm in arms.items()}
+    columns |= {name: (baselines[name], None) for name in ("tissue means", "noise floor")}
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (1 + len(columns)) + "|"]
+    for key, label, digits in PAPER_ROWS:
+        cells = [
+            _cell(m[key], sd[key] if sd else None, digits) if key in m else "—" for m, sd in columns.values()
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def reproduction_tests_table() -> str:
+    """docs/reproduction.md: each comparison of benchmarks/paper.py per score: median A - B, p, seeds A was better."""
+    result = json.loads((RESULTS / "reproduction.json").read_text())
+    tests, n_seeds = result["tests"], len(result["settings"]["seeds"])
+    lines = [
+        "| | " + " | ".join(f"{t['a']} vs {t['b']}" for t in tests) + " |",
+        "|---" * (1 + len(tests)) + "|",
+    ]
+    for key, label, digits in PAPER_ROWS:
+        if key not in tests[0]:
+            continue
+        cells = []
+        for t in tests:
+            better = (
+                t[key]["seeds_a_lower"] if key not in HIGHER_IS_BETTER else n_seeds - t[key]["seeds_a_lower"]
+            )
+            cells.append(
+                f"{t[key]['median_difference']:+.{digits}f} (p {t[key]['p']:.3f}; {better}/{n_seeds})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 TABLES: dict[str, Callable[..., str]] = {
+    "reproduction": reproduction_table,
+    "reproduction-tests": reproduction_tests_table,
     "quality": quality_table,
     "curve": curve_table,
     "demo": demo_table,

@@ -45,3 +45,29 @@ def test_words_after_a_table_name_choose_what_it_shows(tables):
     assert len(rows) == len(next(iter(hybrid["seeds"].values()))["curve"]) > 1
     assert all(row.startswith("| `hybrid` |") for row in rows)
     assert "old" not in rendered and rendered.endswith("<!-- end table -->")
+
+
+@pytest.mark.slow
+def test_the_paper_benchmark_writes_json_that_the_reproduction_tables_read(tables, tmp_path, monkeypatch):
+    """benchmarks/paper.py --quick over two seeds: every arm and comparison reaches docs/reproduction.md's tables."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "results" / "reproduction.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "paper.py"), "--quick", "--seeds", "0", "1"]
+    subprocess.run([*command, "--runs", str(tmp_path / "runs"), "--results", str(out)], check=True)
+    result = json.loads(out.read_text())
+    assert list(result["arms"]) == ["small w/o GC", "small w/ gc:0.3", "large w/o GC", "large w/ gc:0.3"]
+    assert all(len(arm["per_seed"]) == 2 and len(arm["per_seed"]["0"]) == 2 for arm in result["arms"].values())
+    assert [(t["a"], t["b"]) for t in result["tests"]] == [
+        ("small w/ gc:0.3", "small w/o GC"),
+        ("large w/ gc:0.3", "large w/o GC"),
+        ("large w/o GC", "small w/o GC"),
+        ("large w/ gc:0.3", "small w/ gc:0.3"),
+    ]
+    assert all(0 < t["mae"]["p"] <= 1 for t in result["tests"])  # two subjects: p is 0.5 or 1
+    monkeypatch.setattr(tables, "RESULTS", out.parent)
+    table = tables.reproduction_table().splitlines()
+    assert table[0].count("|") == 9 and len(table) == 2 + len(tables.PAPER_ROWS)
+    assert "—" in table[-1] and "±" in table[2]  # no Dice for a baseline; spread over seeds for the arms
+    assert tables.reproduction_tests_table().count("/2)") == 4 * (len(tables.PAPER_ROWS) - 2)

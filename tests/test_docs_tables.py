@@ -58,7 +58,9 @@ def test_the_paper_benchmark_writes_json_that_the_reproduction_tables_read(table
     subprocess.run([*command, "--runs", str(tmp_path / "runs"), "--results", str(out)], check=True)
     result = json.loads(out.read_text())
     assert list(result["arms"]) == ["small w/o GC", "small w/ gc:0.3", "large w/o GC", "large w/ gc:0.3"]
-    assert all(len(arm["per_seed"]) == 2 and len(arm["per_seed"]["0"]) == 2 for arm in result["arms"].values())
+    assert all(
+        len(arm["per_seed"]) == 2 and len(arm["per_seed"]["0"]) == 2 for arm in result["arms"].values()
+    )
     assert [(t["a"], t["b"]) for t in result["tests"]] == [
         ("small w/ gc:0.3", "small w/o GC"),
         ("large w/ gc:0.3", "large w/o GC"),

@@ -75,6 +75,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:0.3,op=diff,abs=true"]},
         "GC on magnitudes of central differences (the authors' public code), not of Sobel gradients",
     ),
+    "dblur": (
+        {"loss": ["gc:1,abs=true"], "disc": "patchgan:ndf=32,blur=1.5"},
+        "`gc1` with discriminators that see the images blurred (SD 1.5 px): no CT noise to imitate",
+    ),
+    "unet-dblur": (
+        {"loss": ["gc:1,abs=true"], "gen": UNET, "disc": "patchgan:ndf=32,blur=1.5"},
+        "`unet` with discriminators that see the images blurred (SD 1.5 px)",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",

@@ -227,6 +227,22 @@ def test_patchgan_first_layer_has_no_norm():
     assert isinstance(net.model[3], nn.InstanceNorm2d)
 
 
+def test_a_blurred_patchgan_has_the_same_weights_and_sees_noise_much_weaker():
+    plain, blurred = patchgan(ndf=4), patchgan(ndf=4, blur=1.5)
+    assert plain.state_dict().keys() == blurred.state_dict().keys()  # checkpoints load either way
+    assert n_params(plain) == n_params(blurred)
+    noise, flat = (
+        torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)),
+        torch.full((1, 1, 64, 64), 0.3),
+    )
+    seen = blurred.blur(noise + flat)
+    assert torch.allclose(blurred.blur(flat), flat)  # a flat image passes unchanged, edges too
+    # white noise of unit SD through a 2-D Gaussian of SD s keeps SD 1 / (2 s sqrt(pi)) = 0.19
+    assert 0.15 < float((seen - flat).std()) < 0.23
+    with pytest.raises(ic.SpecError, match="blur"):
+        patchgan(blur=-1)
+
+
 # ----------------------------------------------------------------------------- through the registry
 
 

@@ -13,6 +13,7 @@ reference initialisation, :func:`init_weights`.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -310,11 +311,35 @@ def receptive_field(n_layers: int) -> int:
     return field
 
 
+class GaussianBlur(nn.Module):
+    """A fixed Gaussian low-pass, ``sigma`` px, each channel alone, edges reflected; no parameters.
+
+    Its taps are a non-persistent buffer, so state dicts are those of the network without it.
+    """
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        radius = max(1, math.ceil(3 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        taps = torch.exp(-0.5 * (x / sigma) ** 2)
+        self.register_buffer("taps", taps / taps.sum(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, C, H, W) -> (N, C, H, W); H and W must exceed the radius (3 sigma)
+        n, c, h, w = x.shape
+        r = len(self.taps) // 2
+        taps = self.taps.to(x.dtype)
+        flat = F.pad(x.reshape(n * c, 1, h, w), (r, r, r, r), mode="reflect")
+        flat = F.conv2d(F.conv2d(flat, taps.view(1, 1, 1, -1)), taps.view(1, 1, -1, 1))
+        return flat.reshape(n, c, h, w)
+
+
 class PatchGAN(nn.Module):
     """Isola et al.'s PatchGAN: a map of real/fake logits, one per overlapping input patch."""
 
-    def __init__(self, in_ch: int, ndf: int, n_layers: int, norm: str):
+    def __init__(self, in_ch: int, ndf: int, n_layers: int, norm: str, blur: float = 0.0):
         super().__init__()
+        self.blur = GaussianBlur(blur) if blur > 0 else nn.Identity()
         bias = _conv_bias(norm)
         layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         width = ndf
@@ -332,10 +357,12 @@ class PatchGAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, in_ch, H, W) -> (N, 1, H', W') logits; 256x256 -> 30x30 with n_layers=3
-        return self.model(x)
+        return self.model(self.blur(x))
 
 
-def patchgan(in_ch: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance") -> PatchGAN:
+def patchgan(
+    in_ch: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance", blur: float = 0.0
+) -> PatchGAN:
     """70x70 PatchGAN (receptive field 70x70 px at n_layers=3; 16/34/142 px at 1/2/4): one logit per patch.
 
     The paper's D_CT / D_MR. 4x4 convs with padding 1 and LeakyReLU(0.2); the
@@ -343,7 +370,15 @@ def patchgan(in_ch: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "ins
     stride-1 conv to ``ndf * min(2**n_layers, 8)`` channels and a stride-1 conv
     to one logit channel: 256x256 in, 30x30 out. 2,762,689 parameters with the
     defaults. Use ``receptive_field(n_layers)`` for other depths.
+
+    ``blur`` > 0 low-passes what the discriminator sees (a Gaussian of that SD
+    in px, real and translated images alike): a CT's quantum noise cannot be
+    predicted from an MR, and a discriminator that sees it pushes the generator
+    to draw noise of its own, which doubles the error's noise part. 0 (the
+    paper's) sees every pixel.
     """
     _check_min(1, in_ch=in_ch, ndf=ndf, n_layers=n_layers)
     _norm_layer(norm, 1)
-    return init_weights(PatchGAN(in_ch, ndf, n_layers, norm))
+    if not 0 <= blur <= 8:
+        raise SpecError(f"blur must be a Gaussian SD in px in 0..8, got {blur}")
+    return init_weights(PatchGAN(in_ch, ndf, n_layers, norm, blur))

@@ -62,7 +62,7 @@ def volume_id(path: str | Path) -> str:
 def list_volumes(folder: str | Path) -> list[Path]:
     """The image files and DICOM series folders directly inside ``folder``, sorted by name.
 
-    Hidden entries (``.name``) are ignored, which is where :func:`prepare_folder` keeps its
+    Hidden entries (``.name``) are ignored, which is where :func:`write_volume` keeps its
     half-written outputs. A folder that is itself one DICOM series is returned as ``[folder]``.
     Finding nothing is an error: every caller wants at least one volume.
     """
@@ -113,7 +113,9 @@ def write_volume(volume: Volume, path: str | Path) -> None:
     """Write ``volume`` as NIfTI (``.nii``/``.nii.gz``) or MHA/MHD/NRRD, geometry exactly.
 
     Parent folders are created. bool is stored as uint8, float16 as float32 and int64 as int32
-    when the values fit (few tools read 64-bit images).
+    when the values fit (few tools read 64-bit images). The file appears complete or not at
+    all: it is written under a hidden name beside ``path`` and renamed (but ``.mhd``, whose
+    header names its data file).
     """
     path = Path(path)
     suffix = suffix_of(path)
@@ -122,16 +124,23 @@ def write_volume(volume: Volume, path: str | Path) -> None:
     if volume.array.ndim != 3:
         raise ValueError(f"write_volume needs a 3-D array, got shape {volume.shape}")
     volume = volume.with_array(_storable(volume.array))
+    # written under a hidden name, then renamed: a crash or a full disk never leaves a half
+    # file under the real name, nor destroys a good one (.mhd names its data file: written in place)
+    partial = path if suffix == ".mhd" else path.with_name(f".{path.name[: -len(suffix)]}.partial{suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix in NIFTI_SUFFIXES:
-            _write_nifti(volume, path)
+            _write_nifti(volume, partial)
         else:
-            sitk.WriteImage(to_sitk(volume), str(path), True)
+            sitk.WriteImage(to_sitk(volume), str(partial), True)
+        partial.replace(path)
     except (OSError, RuntimeError) as exc:
         raise ImtransError(
             f"{path}: cannot write it ({_first_line(exc)}) — check the folder is writable and has space"
         ) from exc
+    finally:
+        if partial != path:
+            partial.unlink(missing_ok=True)  # gone after the rename; removed after a failure
 
 
 def to_sitk(volume: Volume) -> sitk.Image:

@@ -17,7 +17,6 @@ Voxels outside the input are filled with :func:`padding_value` (air: -1024 HU fo
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -226,9 +225,9 @@ def prepare_folder(
 ) -> PrepareReport:
     """:func:`prepare_volume` for every volume in ``in_dir``, written as ``out_dir/<id>.nii.gz``.
 
-    Resumable: an output that exists is skipped (unless ``overwrite``), and outputs are written
-    under a hidden name and renamed when complete, so an interrupted run never leaves a partial
-    file that a later run would skip. A file that fails is reported on one line and the loop
+    Resumable: an output that exists is skipped (unless ``overwrite``), and
+    :func:`write_volume` writes under a hidden name and renames when complete, so an
+    interrupted run never leaves a partial file that a later run would skip. A file that fails is reported on one line and the loop
     goes on; the summary at the end counts done / skipped / failed.
     """
     if modality not in ("ct", "mr"):
@@ -276,12 +275,10 @@ def _prepare_one(
     if target.exists() and not overwrite:
         report.skipped.append(path)
         return
-    partial = target.with_name(f".{target.name[: -len('.nii.gz')]}.partial.nii.gz")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_volume(prepare_volume(read_volume(path, modality), **options), partial)
-        os.replace(partial, target)
+            write_volume(prepare_volume(read_volume(path, modality), **options), target)  # atomic
         report.done.append(path)
     except Exception as exc:  # any failure is one file's problem: report it and go on with the rest
         reason = str(exc) if isinstance(exc, ImtransError) else f"{type(exc).__name__}: {exc}"
@@ -289,8 +286,6 @@ def _prepare_one(
     else:
         for warning in caught:
             console.print(f"[yellow]warning[/] {escape(str(warning.message))}")
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _fail(report: PrepareReport, console: Console, path: Path, reason: str) -> None:

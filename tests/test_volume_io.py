@@ -249,6 +249,27 @@ def test_unwritable_format(tmp_path):
     assert "cannot write this format" in one_line_error(write_volume, Volume(ramp()), tmp_path / "x.png")
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
+def test_a_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, monkeypatch, suffix):
+    target = tmp_path / f"sct{suffix}"
+    write_volume(Volume(ramp()), target)
+    before = target.read_bytes()
+
+    def crash(*args):  # a full disk halfway through the file
+        Path(args[-1] if suffix == ".nii.gz" else args[1]).write_bytes(b"half a volume")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(
+        "imtrans_core.io._write_nifti" if suffix == ".nii.gz" else "SimpleITK.WriteImage", crash
+    )
+    assert "No space left on device" in one_line_error(write_volume, Volume(ramp() + 1), target)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    monkeypatch.undo()
+    write_volume(Volume(ramp() + 1), target)  # and a good write replaces it
+    assert np.array_equal(read_volume(target).array, ramp() + 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
 @pytest.mark.parametrize(
     ("array", "reason"),
     [

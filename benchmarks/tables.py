@@ -85,6 +85,20 @@ def _row(name: str, seeds: object, iters: object, minutes: str, means: dict | No
     return f"| {name} | {seeds} | {iters} | {minutes} | " + " | ".join(cells) + " |"
 
 
+def bar_table() -> str:
+    """docs/quality.md: issue #16's bar (MAE <= 1.6 x a floor's, SSIM >= 0.8 x its) against each floor."""
+    means = json.loads((RESULTS / "baselines.json").read_text())["means"]
+    what = {
+        "tissue means": "tissue means: what a perfect tissue classifier writes from the MR",
+        "noise floor": "noise floor: the real CT but for its quantum noise",
+    }
+    lines = ["| floor | MAE | SSIM | the bar: MAE at most | SSIM at least |", "|---|---|---|---|---|"]
+    for name, label in what.items():
+        mae, ssim = means[name]["mae"][0], means[name]["ssim"][0]
+        lines.append(f"| {label} | {mae:.1f} | {ssim:.2f} | {1.6 * mae:.1f} | {0.8 * ssim:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def curve_table(*variants: str) -> str:
     """docs/quality.md: the scores at each kept checkpoint of the first seed of ``variants`` (default: all)."""
     lines = ["| variant | iteration | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"]
@@ -220,6 +234,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "curve": curve_table,
     "demo": demo_table,
     "compare": compare_table,
+    "bar": bar_table,
 }
 
 

@@ -259,16 +259,6 @@ def write_metadata(path: Path, metadata: dict[str, Any], dst: Path | None = None
     onnx.save(model, str(dst or path))
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The decoded ``metadata_props`` of an ONNX file."""
-    import onnx
-
-    from .onnx_runtime import decode_metadata
-
-    model = onnx.load(str(path), load_external_data=False)
-    return decode_metadata({p.key: p.value for p in model.metadata_props})
-
-
 def _opset_of(path: Path) -> int:
     import onnx
 

@@ -139,8 +139,8 @@ def write_volume(volume: Volume, path: str | Path) -> None:
             f"{path}: cannot write it ({_first_line(exc)}) — check the folder is writable and has space"
         ) from exc
     finally:
-        if partial != path:
-            partial.unlink(missing_ok=True)  # gone after the rename; removed after a failure
+        if partial != path and partial.exists():  # gone after the rename; removed after a failure
+            partial.unlink()
 
 
 def to_sitk(volume: Volume) -> sitk.Image:

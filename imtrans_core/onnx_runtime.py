@@ -13,19 +13,13 @@ the provider's library loads with all the libraries it needs, and the session's
 ``get_providers()`` is checked afterwards. On a machine without a GPU this is
 quiet.
 
-A model exported ``--with-intensity`` takes raw intensities (MR in scaled units,
-CT in HU) and returns the target modality's units; the backend still speaks
-[-1, 1] to its caller: it maps the batch back to the source's units through the
-source window, runs the graph, and maps the output through the target window.
-Both windows are linear and the graph's own clipping is then a no-op, so this
-equals the plain graph up to float rounding. :meth:`OnnxBackend.run` calls the
-graph as it is.
+What the backend shares with the OpenVINO one (the metadata, the intensity
+windows of a model exported ``--with-intensity``) is :class:`.exported.ExportedGenerator`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import sys
@@ -37,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImtransError
-from .intensity import Window
+from .exported import ExportedGenerator, check_onnx_file, decode_metadata, read_metadata
 
 log = logging.getLogger("imtrans")
 
@@ -80,7 +74,7 @@ def physical_cores() -> int:
 
 
 @cache
-def _gpu_count() -> int:
+def gpu_count() -> int:
     """CUDA devices the driver sees (0 without a driver); never initialises torch."""
     if "torch" in sys.modules:  # torch already loaded: its answer is authoritative and cheap
         torch = sys.modules["torch"]
@@ -132,7 +126,7 @@ def loadable_providers() -> list[str]:
     listed = set(ort.get_available_providers())
     usable = []
     for provider in (TENSORRT, CUDA):
-        if provider in listed and _gpu_count() > 0 and _library_loads(provider):
+        if provider in listed and gpu_count() > 0 and _library_loads(provider):
             usable.append(provider)
     return [*usable, CPU]
 
@@ -254,32 +248,17 @@ def open_session(
 
 def _precision_of(path: str | Path) -> str:
     """The ``precision`` an imtrans export recorded (fp32 when unreadable)."""
-    import onnx
-
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return str(read_metadata(path).get("precision", "fp32"))
     except Exception:
         return "fp32"
-    props = {p.key: p.value for p in model.metadata_props}
-    return str(decode_metadata(props).get("precision", "fp32"))
-
-
-def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
-    """``metadata_props`` values are JSON text; strings that are not JSON are kept as they are."""
-    out: dict[str, Any] = {}
-    for key, text in props.items():
-        try:
-            out[key] = json.loads(text)
-        except (TypeError, ValueError):
-            out[key] = text
-    return out
 
 
 # ----------------------------------------------------------------------------- backend
 
 
-class OnnxBackend:
-    """A translation backend on an exported generator (see the module docstring).
+class OnnxBackend(ExportedGenerator):
+    """A translation backend on an exported generator, run by onnxruntime (see the module docstring).
 
     ``backend(batch)`` takes ``(N, 1, H, W)`` float32 in [-1, 1] and returns the
     translation, same shape, in [-1, 1]. ``providers`` lists what the session
@@ -287,24 +266,8 @@ class OnnxBackend:
     """
 
     def __init__(self, session: Any, metadata: dict[str, Any], path: Path | None = None):
+        super().__init__(metadata, path)
         self.session = session
-        self.metadata = metadata
-        self.path = path
-        where = path or "the model"
-        missing = [k for k in ("direction", "source", "target", "orientation") if k not in metadata]
-        if missing:
-            raise ImtransError(
-                f"{where}: no imtrans metadata ({', '.join(missing)} missing) — export the model "
-                "with `imtrans export`"
-            )
-        self.direction: str = metadata["direction"]
-        self.source: str = metadata["source"]
-        self.target: str = metadata["target"]
-        self.orientation: str = metadata["orientation"]
-        self.precision: str = metadata.get("precision", "fp32")
-        self.intensity_in_graph: bool = bool(metadata.get("intensity_in_graph", False))
-        self.source_window = Window(*metadata.get("source_window", (-1.0, 1.0)))
-        self.target_window = Window(*metadata.get("target_window", (-1.0, 1.0)))
         inputs, outputs = session.get_inputs(), session.get_outputs()
         self.input_name: str = inputs[0].name
         self.output_name: str = outputs[0].name
@@ -327,27 +290,12 @@ class OnnxBackend:
         ``threads``: intra-op threads (default: the physical cores).
         """
         path = Path(path)
-        if not path.is_file():
-            raise ImtransError(f"{path}: no such ONNX model file")
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-        if head[:1] != b"\x08":  # an ONNX ModelProto starts with its ir_version field (tag 1, varint)
-            raise ImtransError(f"{path}: not an ONNX model — give a file written by `imtrans export`")
+        check_onnx_file(path)
         if providers is None and device not in (None, "auto"):
             providers = providers_for_device(device)
         session = open_session(path, providers, threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map)
         return cls(session, metadata, path)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, 1, H, W)`` in [-1, 1] -> the translation, same shape, in [-1, 1]."""
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ImtransError(f"the ONNX backend takes (N, 1, H, W) batches, got shape {x.shape}")
-        if not self.intensity_in_graph:
-            return self.run(x)
-        raw = self.source_window.inverse(x)  # source units: MR after scaling, or HU
-        return self.target_window.forward(self.run(raw.astype(np.float32))).astype(np.float32)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph as exported: its own input and output units (see ``metadata['input_layout']``)."""

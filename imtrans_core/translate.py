@@ -20,9 +20,9 @@ Intensities follow the training windows (:mod:`.intensity`):
 What runs the network is a *backend*: any object with ``direction``, ``source``, ``target``
 and ``orientation`` attributes that maps a float32 batch ``(N, 1, H, W)`` in [-1, 1] to one of
 the same shape. :class:`TorchBackend` runs a checkpoint with PyTorch;
-``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) runs an
-exported ``.onnx`` file and reads the same four attributes from its metadata.
-:func:`make_backend` picks one for a MODEL argument.
+``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) and
+``imtrans_core.openvino_runtime.OpenVinoBackend`` run an exported ``.onnx`` file and read the
+same four attributes from its metadata. :func:`make_backend` picks one for a MODEL argument.
 
 A model fed the wrong modality (see :func:`check_source`): an explicit modality tag that
 contradicts the model (a DICOM series tagged CT given to ``mr2ct``) is an error, because tags are
@@ -48,7 +48,7 @@ from .models import DIRECTIONS
 from .slices import Plane, from_slices, normalize, to_slices
 from .volume import Volume
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 OUTPUT_FORMATS = ("nii.gz", "nii", "mha", "nrrd")
 # An MR has (almost) nothing below this; a CT in HU has all its air there.
 CT_AIR_BELOW = -500.0
@@ -145,27 +145,66 @@ def make_backend(
     device: str = "auto",
     amp: str = "off",
     compile_net: bool = False,
+    precision: str = "auto",
 ) -> Backend:
     """The backend for a MODEL argument: a run directory or checkpoint (torch), or an ``.onnx`` file.
 
-    ``backend="auto"`` means onnx for a file ending in ``.onnx`` and torch otherwise. ``direction``
-    defaults to ``mr2ct`` for torch and to the exported direction for ONNX (a different one is an
-    error: an ONNX file holds one generator).
+    ``backend="auto"`` means torch for a run or checkpoint; for a file ending in ``.onnx``,
+    OpenVINO when it is installed and the model runs on the CPU, else onnxruntime.
+    ``direction`` defaults to ``mr2ct`` for torch and to the exported direction for ONNX (a
+    different one is an error: an ONNX file holds one generator). ``precision`` is OpenVINO's
+    (``auto``, ``bf16``, ``f32``); ``amp`` and ``compile_net`` are torch's.
     """
     if backend not in BACKENDS:
         raise ImtransError(f"--backend {backend}: choose {', '.join(BACKENDS)}")
     model = Path(model)
     is_onnx = model.name.lower().endswith(".onnx")
-    if backend == "onnx" or (backend == "auto" and is_onnx):
+    if backend == "auto" and is_onnx:
+        backend = "openvino" if _openvino_fits(device) else "onnx"
+    if backend in ("onnx", "openvino"):
         if compile_net:
             raise ImtransError("--compile applies to the torch backend only; an ONNX model runs as exported")
-        return _onnx_backend(model, direction, device, amp)
+        if amp not in ("off", "auto"):
+            warnings.warn(
+                f"--amp {amp} applies to the torch backend only; for ONNX see --precision (OpenVINO)",
+                ImtransWarning,
+                stacklevel=2,
+            )
+        runner = (
+            _openvino_backend(model, precision)
+            if backend == "openvino"
+            else _onnx_backend(model, device, precision)
+        )
+        return _check_direction(runner, model, direction)
     if is_onnx:
-        raise ImtransError(f"{model}: an ONNX file needs --backend onnx (or auto), not torch")
+        raise ImtransError(f"{model}: an ONNX file needs --backend onnx, openvino or auto, not torch")
+    if precision != "auto":
+        raise ImtransError("--precision applies to the openvino backend; for torch use --amp")
     return TorchBackend.from_model(model, direction or "mr2ct", device, amp, compile_net)
 
 
-def _onnx_backend(model: Path, direction: str | None, device: str, amp: str) -> Backend:
+def _openvino_fits(device: str) -> bool:
+    """OpenVINO for an ONNX file: installed, and the model is to run on the CPU."""
+    from .openvino_runtime import available
+
+    if device == "cuda" or not available():
+        return False
+    from .onnx_runtime import gpu_count
+
+    return device == "cpu" or gpu_count() == 0
+
+
+def _openvino_backend(model: Path, precision: str) -> Backend:
+    from .openvino_runtime import OpenVinoBackend
+
+    return OpenVinoBackend.from_file(model, precision)
+
+
+def _onnx_backend(model: Path, device: str, precision: str) -> Backend:
+    if precision != "auto":
+        raise ImtransError(
+            "--precision applies to the openvino backend; onnxruntime runs the file as exported"
+        )
     try:
         from .onnx_runtime import OnnxBackend  # type: ignore[import-not-found]
     except ImportError as exc:
@@ -174,13 +213,10 @@ def _onnx_backend(model: Path, direction: str | None, device: str, amp: str) -> 
         ) from exc
     if not model.is_file():
         raise ImtransError(f"{model}: no such ONNX file — export one with `imtrans export`")
-    if amp not in ("off", "auto"):
-        warnings.warn(
-            f"--amp {amp} applies to the torch backend only; the ONNX model runs as exported",
-            ImtransWarning,
-            stacklevel=3,
-        )
-    runner = OnnxBackend.from_file(model, device=device)
+    return OnnxBackend.from_file(model, device=device)
+
+
+def _check_direction(runner: Backend, model: Path, direction: str | None) -> Backend:
     if direction is not None and direction != runner.direction:
         raise ImtransError(
             f"{model}: this ONNX file is the {runner.direction} generator, not {direction} — "

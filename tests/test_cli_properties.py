@@ -260,7 +260,8 @@ def translate_args(draw, world: dict) -> list[str]:
     )
     table = {
         "--direction": choice("mr2ct", "ct2mr"),
-        "--backend": choice("auto", "torch", "onnx"),
+        "--backend": choice("auto", "torch", "onnx", "openvino"),
+        "--precision": choice("auto", "bf16", "f32"),
         "--amp": choice("off", "bf16", "fp16", "auto"),
         "--batch": ints(1, 9),
         "--device": choice("auto", "cpu", "cuda"),

@@ -15,7 +15,8 @@ import torch
 import imtrans_core as ic
 from imtrans_core.cli import run
 from imtrans_core.errors import ImtransError
-from imtrans_core.export import METADATA_KEYS, export_model, read_metadata
+from imtrans_core.export import METADATA_KEYS, export_model
+from imtrans_core.exported import read_metadata
 from imtrans_core.intensity import CT_WINDOW, MR_WINDOW, MRScaling
 from imtrans_core.io import read_volume, write_volume
 from imtrans_core.models import load_generator
@@ -177,13 +178,46 @@ def test_with_intensity_graph_equals_the_windows_around_torch(resnet_run, tmp_pa
 
 def test_onnx_backend_translates_a_volume_like_the_torch_backend(exported, resnet_run):
     volume = mr_volume()
-    backend = make_backend(exported.path)
+    backend = make_backend(exported.path, backend="onnx")
     assert isinstance(backend, OnnxBackend) and backend.providers == [CPU]
     onnx_ct = translate_volume(volume, backend, batch=3)
     torch_ct = translate_volume(volume, make_backend(resnet_run, device="cpu"), batch=3)
     assert onnx_ct.same_grid(torch_ct) and onnx_ct.modality == "ct"
     assert np.abs(onnx_ct.array - torch_ct.array).mean() < 0.5  # HU, the fp32 tolerance
     assert np.abs(onnx_ct.array - torch_ct.array).max() < 0.25
+
+
+def test_openvino_runs_the_same_file_exactly_in_f32_and_within_hu_in_bf16(exported):
+    pytest.importorskip("openvino")
+    from imtrans_core.openvino_runtime import OpenVinoBackend
+
+    volume = mr_volume()
+    reference = translate_volume(volume, make_backend(exported.path, backend="onnx"), batch=3).array
+    for precision, mean_hu in (("f32", 0.01), ("bf16", 3.0)):
+        backend = make_backend(exported.path, backend="openvino", precision=precision)
+        assert isinstance(backend, OpenVinoBackend) and backend.runs_in == precision
+        assert backend.threads == physical_cores() and backend.direction == "mr2ct"
+        sct = translate_volume(volume, backend, batch=3).array
+        assert np.abs(sct - reference).mean() < mean_hu, precision
+    assert np.abs(sct - reference).max() > 0  # bf16 is not f32: the hint reached the compiler
+
+
+def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
+    exported, tmp_path, capsys, monkeypatch
+):
+    pytest.importorskip("openvino")
+    from imtrans_core import openvino_runtime
+    from imtrans_core.openvino_runtime import OpenVinoBackend
+
+    assert isinstance(make_backend(exported.path, device="cpu"), OpenVinoBackend)
+    write_volume(mr_volume(), tmp_path / "mr.nii.gz")
+    args = ["translate", str(exported.path), str(tmp_path / "mr.nii.gz"), "--out", str(tmp_path / "sct")]
+    assert run([*args, "--precision", "f32"]) == 0
+    assert "with OpenVinoBackend(" in capsys.readouterr().err and (tmp_path / "sct" / "mr.nii.gz").exists()
+    assert run([*args, "--backend", "onnx", "--precision", "bf16"]) == 2
+    assert "--precision applies to the openvino backend" in capsys.readouterr().err
+    monkeypatch.setattr(openvino_runtime, "available", lambda: False)  # not installed: onnxruntime
+    assert isinstance(make_backend(exported.path, device="cpu"), OnnxBackend)
 
 
 def test_standalone_example_needs_only_onnxruntime_numpy_nibabel(exported, tmp_path):
@@ -241,8 +275,9 @@ def test_person_errors_are_one_line(resnet_run, tmp_path, capsys):
     (tmp_path / "notes.onnx").write_text("not a model")
     with pytest.raises(ImtransError, match="not an ONNX model"):
         OnnxBackend.from_file(tmp_path / "notes.onnx")
-    with pytest.raises(ImtransError, match="not an ONNX model"):
-        make_backend(tmp_path / "notes.onnx")
+    for backend in ("auto", "onnx", "openvino"):
+        with pytest.raises(ImtransError, match="not an ONNX model"):
+            make_backend(tmp_path / "notes.onnx", backend=backend)
     with pytest.raises(ImtransError, match="no such ONNX model file"):
         OnnxBackend.from_file(tmp_path / "missing.onnx")
 

@@ -207,8 +207,8 @@ def test_onnx_backend_missing_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", None)  # import fails
     (tmp_path / "g.onnx").write_bytes(b"")
     with pytest.raises(ImtransError, match="onnx backend not available"):
-        make_backend(tmp_path / "g.onnx")
-    with pytest.raises(ImtransError, match="--backend onnx"):
+        make_backend(tmp_path / "g.onnx", backend="onnx")
+    with pytest.raises(ImtransError, match="--backend onnx, openvino or auto"):
         make_backend(tmp_path / "g.onnx", backend="torch")
 
 
@@ -228,11 +228,11 @@ def test_onnx_backend_plugs_in_through_from_file(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", types.SimpleNamespace(OnnxBackend=FakeOnnx))
     (tmp_path / "g.onnx").write_bytes(b"")
-    backend = make_backend(tmp_path / "g.onnx")
+    backend = make_backend(tmp_path / "g.onnx", backend="onnx")
     out = translate_volume(Volume(np.full((6, 5, 4), 100.0, np.float32), modality="ct"), backend)
     assert out.modality == "mr" and np.allclose(out.array, 50.0)
     with pytest.raises(ImtransError, match="is the ct2mr generator, not mr2ct"):
-        make_backend(tmp_path / "g.onnx", direction="mr2ct")
+        make_backend(tmp_path / "g.onnx", backend="onnx", direction="mr2ct")
 
 
 def test_plan_jobs_names_outputs_by_id_and_refuses_clashes(tmp_path):
@@ -379,9 +379,8 @@ def test_translate_cli_runs_an_exported_onnx_model_like_torch(tiny_run, tmp_path
     export.export_model(tiny_run, tmp_path / "g.onnx", legacy=True, verify_model=False)
     mr = ic.DATASETS.build(data_spec()).mr[1]
     write_volume(oblique(mr.array), tmp_path / "mr.nii.gz")
-    code = run(
-        ["translate", str(tmp_path / "g.onnx"), str(tmp_path / "mr.nii.gz"), "--out", str(tmp_path / "o")]
-    )
+    args = ["translate", str(tmp_path / "g.onnx"), str(tmp_path / "mr.nii.gz"), "--out", str(tmp_path / "o")]
+    code = run([*args, "--backend", "onnx"])
     _, err = capsys.readouterr()
     assert code == 0, err
     assert "OnnxBackend" in err

@@ -56,7 +56,15 @@ def _progress(console: Console) -> Progress:
     type=click.Choice(BACKENDS),
     default="auto",
     show_default=True,
-    help="torch for a run directory or checkpoint, onnx for an exported .onnx (auto: by MODEL).",
+    help="torch for a run directory or checkpoint; onnx (onnxruntime) or openvino for an exported .onnx "
+    "(auto: torch for a run, openvino for .onnx on a CPU where it is installed, else onnx).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "f32"]),
+    default="auto",
+    show_default=True,
+    help="OpenVINO's: bf16 (its choice on CPUs with AMX or AVX512-BF16) or f32 (the exported numbers).",
 )
 @click.option(
     "--amp",
@@ -91,6 +99,7 @@ def translate(
     out: Path,
     direction: str | None,
     backend: str,
+    precision: str,
     amp: str,
     compile_net: bool,
     batch: int,
@@ -111,7 +120,7 @@ def translate(
     console = Console(stderr=True, highlight=False)
     with shown_warnings(console):
         jobs = plan_jobs(inputs, out, fmt)
-        runner = make_backend(model, direction, backend, device, amp, compile_net)
+        runner = make_backend(model, direction, backend, device, amp, compile_net, precision)
         console.print(
             f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {runner.orientation} slices -> {out}"
         )

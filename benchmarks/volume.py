@@ -1,47 +1,58 @@
-"""One whole volume through `translate`, per backend: wall time and peak memory.
+"""One whole volume through the whole `imtrans translate` command, per backend: wall time, memory, HU error.
 
-Each backend runs in its own process (peak resident memory is per process) on the
-same phantom MR (256 x 38 x 256 by default, coronal: 38 slices of 256 x 256), with
-the same generator exported once to ONNX. Ratios are to torch fp32 of the same run.
+What a user waits for: the command from start-up to the written file (imports,
+reading, slicing, the network, writing), each backend in its own process, in
+interleaved rounds (A B C ... A B C ...) so that the machine's drift hits every
+backend alike; the median per backend and its ratio to torch fp32. Every
+output is compared with torch fp32's (mean and max |HU| in the body of the MR).
+The model is a trained run (``--model``; the errors of reduced precision depend
+on trained weights) or a random paper-size ResNet-9; it is exported to ONNX once.
 
-    python benchmarks/volume.py                 # full ResNet-9, random weights
-    python benchmarks/volume.py --model runs/x  # a trained run's G_CT
-    python benchmarks/volume.py --quick         # 128 x 128 in-plane, the cpu preset's generator
+    python benchmarks/volume.py --model RUN            # a trained run's G_CT, 256 x 38 x 256 MR
+    python benchmarks/volume.py --quick                # 128 x 128 in-plane, random cpu-preset generator
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
 
-BACKENDS = {
-    "torch fp32": {"backend": "torch", "amp": "off"},
-    "torch bf16": {"backend": "torch", "amp": "bf16"},
-    "onnxruntime fp32": {"backend": "onnx", "amp": "off"},
+REPO = Path(__file__).resolve().parents[1]
+# name: (uses the ONNX file, options of imtrans translate)
+BACKENDS: dict[str, tuple[bool, list[str]]] = {
+    "torch fp32": (False, ["--backend", "torch"]),
+    "torch bf16": (False, ["--backend", "torch", "--amp", "bf16"]),
+    "onnxruntime fp32": (True, ["--backend", "onnx"]),
+    "openvino f32": (True, ["--backend", "openvino", "--precision", "f32"]),
+    "openvino auto (bf16 on AMX)": (True, ["--backend", "openvino", "--precision", "auto"]),
 }
 
 
-def child(model: str, volume: str, backend: str, amp: str) -> None:
-    """Translate once in this process; print seconds and peak RSS as JSON."""
-    from imtrans_core.io import read_volume
-    from imtrans_core.translate import make_backend, translate_volume
-
-    mr = read_volume(volume, modality="mr")
-    runner = make_backend(model, "mr2ct", backend, "cpu", amp)
+def run_command(command: list[str]) -> dict[str, float]:
+    """Wall seconds and peak resident memory (MB) of one command, run in a child process."""
     start = time.perf_counter()
-    translate_volume(mr, runner, batch=8)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{child.stderr.read().decode()[-2000:]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def folder(work: Path, name: str) -> Path:
+    """Where backend ``name`` writes its translation."""
+    return work / "".join(c if c.isalnum() else "-" for c in name)
 
 
 def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
@@ -62,10 +73,24 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
     onnx = work / "g_ct.onnx"
     export_model(model, onnx, direction="mr2ct", verify_model=False)
     size = 128 if args.quick else 256
-    spec = f"phantom:n_ct=0,n_mr=0,n_paired=1,size={size}"
     volume = work / "mr.nii.gz"
-    write_volume(ic.DATASETS.build(spec).paired[0].load()["mr"], volume)
+    write_volume(
+        ic.DATASETS.build(f"phantom:n_ct=0,n_mr=0,n_paired=1,size={size}").paired[0].load()["mr"], volume
+    )
     return model, onnx, volume
+
+
+def errors(outputs: dict[str, Path], volume: Path) -> dict[str, dict[str, float]]:
+    """Mean and max |HU| of each output against torch fp32's, where the MR has signal."""
+    from imtrans_core.io import read_volume
+
+    body = read_volume(volume).array > 1e-3
+    reference = read_volume(outputs["torch fp32"]).array[body]
+    result = {}
+    for name, path in outputs.items():
+        diff = np.abs(read_volume(path).array[body] - reference)
+        result[name] = {"mean_hu": float(diff.mean()), "max_hu": float(diff.max())}
+    return result
 
 
 def main() -> None:
@@ -74,45 +99,61 @@ def main() -> None:
     )
     parser.add_argument("--model", help="a run directory or checkpoint (default: random weights)")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "volume.json")
-    parser.add_argument(
-        "--child", nargs=4, metavar=("MODEL", "VOLUME", "BACKEND", "AMP"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "benchmarks" / "volume.json")
+    parser.add_argument("--prepare-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(*args.child)
+    if args.prepare_into:
+        print(json.dumps([str(p) for p in prepare(args, args.prepare_into)]))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        model, onnx, volume = prepare(args, Path(tmp))
-        measured = {}
-        for name, options in BACKENDS.items():
-            target = onnx if options["backend"] == "onnx" else model
-            command = [
-                sys.executable,
-                __file__,
-                "--child",
-                str(target),
-                str(volume),
-                options["backend"],
-                options["amp"],
-            ]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            measured[name] = json.loads(out.strip().splitlines()[-1])
-    base = measured["torch fp32"]["seconds"]
-    rows = [
-        {
-            "variant": name,
-            "seconds": round(m["seconds"], 2),
-            "vs_fp32": round(base / m["seconds"], 2),
-            "peak_mb": round(m["peak_mb"]),
-        }
-        for name, m in measured.items()
-    ]
+        work = Path(tmp)
+        # prepared in a child: a process forked from one holding torch starts with its peak memory
+        again = (["--model", args.model] if args.model else []) + (["--quick"] if args.quick else [])
+        prepare_command = [sys.executable, __file__, *again, "--prepare-into", tmp]
+        prepared = subprocess.run(prepare_command, capture_output=True, text=True, check=True)
+        model, onnx, volume = (Path(p) for p in json.loads(prepared.stdout.strip().splitlines()[-1]))
+        times: dict[str, list[dict[str, float]]] = {name: [] for name in BACKENDS}
+        for _ in range(args.rounds):
+            for name, (uses_onnx, options) in BACKENDS.items():
+                command = [
+                    sys.executable,
+                    "-m",
+                    "imtrans_core",
+                    "translate",
+                    str(onnx if uses_onnx else model),
+                ]
+                times[name].append(
+                    run_command([*command, str(volume), "--out", str(folder(work, name)), *options])
+                )
+        error = errors({name: folder(work, name) / "mr.nii.gz" for name in BACKENDS}, volume)
+    base = float(np.median([t["seconds"] for t in times["torch fp32"]]))
+    rows = []
+    for name, measured in times.items():
+        seconds = float(np.median([t["seconds"] for t in measured]))
+        rows.append(
+            {
+                "variant": name,
+                "seconds": round(seconds, 2),
+                "vs_fp32": round(base / seconds, 2),
+                "peak_mb": round(float(np.median([t["peak_mb"] for t in measured]))),
+                "mean_hu": round(error[name]["mean_hu"], 3),
+                "max_hu": round(error[name]["max_hu"], 1),
+            }
+        )
     side = 128 if args.quick else 256
-    print_table(f"one phantom volume through translate (38 coronal slices of {side} x {side})", rows)
+    print_table(f"imtrans translate, one phantom MR of 38 coronal slices of {side} x {side}", rows)
     write_json(
         args.json,
-        {"benchmark": "volume", "model": args.model or "random", "rows": rows, "machine": describe_machine()},
+        {
+            "benchmark": "volume",
+            "model": args.model or "random",
+            "volume": f"{side} x 38 x {side}",
+            "rounds": args.rounds,
+            "rows": rows,
+            "times": times,
+            "machine": describe_machine(),
+        },
     )
 
 

@@ -7,8 +7,12 @@ experiment, Table 1):
   and PSNR = 20 log10(255 / sqrt(MSE)) on that scale, SSIM on it too, plus the MAE in plain HU
   (``mae_hu``; a synthetic CT lives within [-150, 350] HU, so this one also counts what the window
   cannot represent: air and cortical bone of the real CT).
-* ``synthrad`` protocol: MAE in HU, PSNR and SSIM after clipping to [-1024, 3000] HU with data
-  range 4024 (SynthRAD2023). ``both`` reports the two side by side.
+* ``synthrad`` protocol, as the SynthRAD2023 challenge's evaluation code computes it
+  (github.com/SynthRAD2023/metrics, ``image_metrics.py`` with ``ImageMetrics.ssim(gt, pred,
+  mask)``): MAE in HU, unclipped, in the mask; PSNR after clipping both to [-1024, 3000] HU
+  with data range 4024, in the mask; SSIM of scikit-image with its defaults on the volumes
+  clipped the same way with everything outside the mask set to -1024 HU (see
+  ``imtrans_metrics.similarity.ssim_synthrad2023``). ``both`` reports the two side by side.
 
 Every metric comes from the ``METRICS`` registry (the ``imtrans_metrics`` plugin). Without a
 mask the whole volume counts; with one only its non-zero voxels (the paper leaves out the
@@ -54,9 +58,9 @@ PROTOCOLS: dict[str, list[tuple[str, str, str]]] = {
         ("ssim", "ssim:scale=paper", "SSIM"),
     ],
     "synthrad": [
-        ("synthrad_mae", "mae:scale=synthrad", "MAE [HU, SynthRAD]"),
+        ("synthrad_mae", "mae:scale=hu", "MAE [HU, SynthRAD]"),
         ("synthrad_psnr", "psnr:scale=synthrad", "PSNR [dB, SynthRAD]"),
-        ("synthrad_ssim", "ssim:scale=synthrad", "SSIM (SynthRAD)"),
+        ("synthrad_ssim", "ssim:scale=synthrad,protocol=synthrad2023", "SSIM (SynthRAD)"),
     ],
 }
 LABELS = {key: label for rows in PROTOCOLS.values() for key, _, label in rows} | {"mi": "MI [nats]"}

@@ -380,3 +380,31 @@ def test_mae_and_psnr_are_symmetric_and_consistent(pred, ref):
 @given(arrays(bool, (6, 6)), arrays(bool, (6, 6)))
 def test_dice_score_is_symmetric_and_bounded(a, b):
     assert 0.0 <= dice_score(a, b) == dice_score(b, a) <= 1.0
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_ssim_synthrad2023_is_scikit_images_as_the_challenge_calls_it(masked):
+    """The challenge's ImageMetrics.ssim, step by step with scikit-image itself, to 1e-6."""
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    from skimage.util import crop
+
+    rng = np.random.default_rng(3)
+    ref = rng.uniform(-1100, 3200, (14, 11, 9))  # beyond the range on both sides: clipping counts
+    pred = ref + rng.normal(0, 300, ref.shape)
+    pred[0, 0, 0] = np.nan  # outside the mask: the challenge overwrites it with -1024
+    mask = np.zeros(ref.shape, bool)
+    mask[2:12, 1:10, 2:] = True
+    if not masked:
+        pred[0, 0, 0], mask = 0.0, None
+    gt, sct = (np.clip(a, -1024, 3000) for a in (ref, pred))
+    if masked:
+        gt, sct = (np.where(mask, a, -1024) for a in (gt, sct))
+    value, full = skimage_metrics.structural_similarity(gt + 1024, sct + 1024, data_range=4024, full=True)
+    expected = value if mask is None else crop(full, 3)[crop(mask, 3)].mean(dtype=np.float64)
+    assert ssim(pred, ref, mask, scale="synthrad", protocol="synthrad2023") == pytest.approx(
+        expected, abs=1e-6
+    )
+    built = ic.METRICS.build("ssim:scale=synthrad,protocol=synthrad2023")
+    assert built(pred, ref, mask) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ic.SpecError, match="protocol=synthrad2023"):
+        ic.METRICS.build("ssim:protocol=synthrad2023")  # paper scale: not the challenge's

@@ -178,7 +178,7 @@ def _rate(bar: Progress, task_id: Any, unit: str) -> str:
     type=click.Choice(SCALES),
     default="paper",
     show_default=True,
-    help="paper: [-150,350] HU -> [0,255]; synthrad: SynthRAD2023 (HU clipped to [-1024,3000]); both.",
+    help="paper: [-150,350] HU -> [0,255]; synthrad: as the SynthRAD2023 challenge scores (MAE in HU; PSNR, SSIM on HU clipped to [-1024,3000]); both.",
 )
 @click.option(
     "--mi-bins",

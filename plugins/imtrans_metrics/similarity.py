@@ -20,6 +20,7 @@ from imtrans_core.errors import ImtransError, SpecError
 from .base import Metric, Scale, check_axis, check_pair, check_scale, spec_name, to_scale, value_range
 
 RangeScale = Literal["paper", "synthrad"]
+Protocol = Literal["wang", "synthrad2023"]
 
 # ----------------------------------------------------------------------------- MAE and PSNR
 
@@ -81,15 +82,23 @@ def ssim_map(pred: Any, ref: Any, scale: RangeScale = "paper", axis: int | None 
 
 
 def ssim(
-    pred: Any, ref: Any, mask: Any = None, scale: RangeScale = "paper", axis: int | None = None
+    pred: Any,
+    ref: Any,
+    mask: Any = None,
+    scale: RangeScale = "paper",
+    axis: int | None = None,
+    protocol: Protocol = "wang",
 ) -> float:
     """Structural similarity: the mean of :func:`ssim_map` over the voxels inside ``mask``.
 
     The map is computed on the whole images and only averaged inside the mask (every mask voxel
     weighs the same, so with ``axis=k`` a slice counts in proportion to its mask voxels).
-    SynthRAD2023's official score differs in two details: a 7-voxel uniform window with sample
-    covariance (scikit-image's defaults), and voxels outside the mask set to -1024 HU first.
+    ``protocol="synthrad2023"`` is the challenge's score instead (:func:`ssim_synthrad2023`).
     """
+    if protocol == "synthrad2023":
+        if scale != "synthrad" or axis is not None:
+            raise SpecError("ssim: protocol=synthrad2023 is 3-D on the synthrad scale; drop scale and axis")
+        return ssim_synthrad2023(pred, ref, mask)
     pred, ref, mask = check_pair(pred, ref, mask)
     ssim_of = _ssim_map(pred, ref, scale, check_axis(axis, pred.ndim))
     if not np.isfinite(ssim_of[mask]).all():
@@ -99,11 +108,69 @@ def ssim(
     return float(np.mean(ssim_of[mask]))
 
 
-def ssim_factory(scale: RangeScale = "paper", axis: int | None = None) -> Metric:
-    """Structural similarity (Wang 2004, Gaussian sigma 1.5); scale=paper or synthrad; axis=k scores 2-D slices across k."""
+def ssim_factory(scale: RangeScale = "paper", axis: int | None = None, protocol: Protocol = "wang") -> Metric:
+    """Structural similarity (Wang 2004, Gaussian sigma 1.5); scale=paper or synthrad; axis=k scores 2-D slices across k.
+
+    ``protocol=synthrad2023`` (with ``scale=synthrad``): the SynthRAD2023 challenge's score, exactly.
+    """
     value_range(scale)
-    name = spec_name("ssim", ssim_factory, scale=scale, axis=axis)
-    return Metric(name, partial(ssim, scale=scale, axis=axis), True, "")
+    if protocol not in ("wang", "synthrad2023"):
+        raise SpecError(f"ssim: protocol must be wang or synthrad2023, got {protocol!r}")
+    if protocol == "synthrad2023" and (scale != "synthrad" or axis is not None):
+        raise SpecError("ssim: protocol=synthrad2023 needs scale=synthrad and no axis (it is 3-D)")
+    name = spec_name("ssim", ssim_factory, scale=scale, axis=axis, protocol=protocol)
+    return Metric(name, partial(ssim, scale=scale, axis=axis, protocol=protocol), True, "")
+
+
+# SynthRAD2023's evaluation (github.com/SynthRAD2023/metrics, functions/image_metrics.py, the
+# version with ImageMetrics.ssim(gt, pred, mask)) calls scikit-image's structural_similarity with
+# its defaults: a 7-voxel uniform window in every axis, sample covariance, K1 0.01, K2 0.03.
+_WINDOW = 7
+
+
+def ssim_synthrad2023(pred: Any, ref: Any, mask: Any = None) -> float:
+    """SSIM as the SynthRAD2023 challenge computes it, in float64.
+
+    Both images clipped to [-1024, 3000] HU; voxels outside ``mask`` set to -1024 in both;
+    shifted by +1024; scikit-image's ``structural_similarity`` with ``data_range=4024`` and
+    its defaults (7 x 7 x 7 uniform window, sample covariance N/(N-1), mirrored borders);
+    the map cropped by 3 voxels on every side and averaged over the cropped mask's voxels
+    (over the whole cropped map without a mask). The challenge's code runs on float32
+    arrays, so its results can differ from this in the sixth decimal.
+    """
+    pred, ref, mask = check_pair(pred, ref, mask)
+    if min(pred.shape) < _WINDOW:
+        raise ImtransError(
+            f"SynthRAD2023's SSIM needs at least {_WINDOW} voxels along every axis, got {pred.shape}"
+        )
+    lo, hi = value_range("synthrad")
+    x = np.where(mask, np.clip(pred, lo, hi), lo) - lo
+    y = np.where(mask, np.clip(ref, lo, hi), lo) - lo
+    axes = list(range(x.ndim))
+    n = _WINDOW**x.ndim
+    mu_x, mu_y = _box(x, axes), _box(y, axes)
+    var_x = (_box(x * x, axes) - mu_x**2) * n / (n - 1)
+    var_y = (_box(y * y, axes) - mu_y**2) * n / (n - 1)
+    cov = (_box(x * y, axes) - mu_x * mu_y) * n / (n - 1)
+    c1, c2 = (_K1 * (hi - lo)) ** 2, (_K2 * (hi - lo)) ** 2
+    ssim_of = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    inner = tuple(slice(_WINDOW // 2, s - _WINDOW // 2) for s in x.shape)
+    return float(np.mean(ssim_of[inner][mask[inner]], dtype=np.float64))
+
+
+def _box(x: np.ndarray, axes: list[int]) -> np.ndarray:
+    """The mean over a ``_WINDOW``-voxel box along ``axes``, mirrored borders (scipy's uniform_filter)."""
+    r = _WINDOW // 2
+    x = x.astype(np.float64)
+    for ax in axes:
+        width = [(r, r) if a == ax else (0, 0) for a in range(x.ndim)]
+        padded = np.moveaxis(np.pad(x, width, mode="symmetric"), ax, 0)
+        n = x.shape[ax]
+        out = padded[0:n].copy()
+        for t in range(1, _WINDOW):
+            out += padded[t : t + n]
+        x = np.moveaxis(out / _WINDOW, 0, ax)
+    return x
 
 
 def _ssim_map(x: np.ndarray, y: np.ndarray, scale: RangeScale, axis: int | None) -> np.ndarray:

@@ -175,7 +175,11 @@ def train_args(draw, world: dict) -> list[str]:
         ),
         "--disc": either([DISC, "patchgan:ndf=8,n_layers=5"], ["patchgan:ndf=-1", "patchgan:norm=weird"]),
         "--data": either(
-            [DATA, f"folder:ct={world['ct_dir']},mr={world['mr_dir']}", f"synthrad:root={world['paired']}"],
+            [
+                DATA,
+                f"folder:ct={world['ct_dir']},mr={world['mr_dir']}",
+                f"synthrad:root={world['paired']},test=0",
+            ],
             [
                 f"folder:ct={world['missing']},mr={world['mr_dir']}",
                 f"folder:ct={world['empty']},mr={world['empty']}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -305,6 +306,31 @@ def test_written_training_pairs_train_a_supervised_model_from_files(tmp_path):
     (out / "train-pairs" / "train-pair-0001" / "mr.nii.gz").unlink()
     with pytest.raises(ImtransError, match=r"pairs=.*train-pairs: train-pair-0001 has no mr volume"):
         ic.DATASETS.build(data)
+
+
+def test_synthrad_layout_never_tests_on_a_training_patient_and_sees_changed_files(tmp_path):
+    root = ph.write_phantom(tmp_path / "ph", 0, 0, 5, size=32, slices=6) / "paired"  # pair-000 .. pair-004
+    source = ic.DATASETS.build(f"synthrad:root={root}")  # default: a fifth held out
+    assert [s.id for s in source.paired] == ["pair-004"]
+    assert (
+        source.ct.ids
+        == source.mr.ids
+        == [p.id for p in source.train_pairs]
+        == [f"pair-00{i}" for i in range(4)]
+    )
+    assert ic.DATASETS.build(f"synthrad:root={root},test=0").paired == []  # all for training, none scored
+    assert [s.id for s in ic.DATASETS.build(f"synthrad:root={root},test=2").paired] == [
+        "pair-003",
+        "pair-004",
+    ]
+    before = source.fingerprint
+    ct = root / "pair-001" / "ct.nii.gz"
+    ct.write_bytes(ct.read_bytes() + b"\0")  # same name, another file: the slice cache must not be reused
+    assert ic.DATASETS.build(f"synthrad:root={root}").fingerprint != before
+    for other in ("pair-001", "pair-002", "pair-003", "pair-004"):
+        shutil.rmtree(root / other)
+    with pytest.raises(ImtransError, match=r"one patient cannot be split.*test=0"):
+        ic.DATASETS.build(f"synthrad:root={root}")
 
 
 def _block(a: np.ndarray) -> np.ndarray:

@@ -71,14 +71,15 @@ def _stamps(folder: str) -> list[tuple[str, int, float]]:
 SYNTHRAD_FILES = ("ct.nii.gz", "mr.nii.gz")
 
 
-def synthrad(root: str, test: int = 0) -> VolumeSource:
+def synthrad(root: str, test: int | None = None) -> VolumeSource:
     """SynthRAD2023 layout (one folder per patient: mr, ct, mask .nii.gz): unpaired pools, paired tests.
 
     The last ``test`` patients (sorted by name) are held out of the training
-    pools and serve as paired test subjects; with ``test=0`` every patient is in
-    the pools and also offered as a paired subject. The training patients are
-    also offered as aligned pairs (SynthRAD registers each CT to its MR), for a
-    paired loss: supervised or hybrid training.
+    pools and serve as paired test subjects; by default a fifth of them (at least
+    one). ``test=0`` trains on every patient and offers no test subject: a model is
+    never scored on a patient it trained on. The training patients are also
+    offered as aligned pairs (SynthRAD registers each CT to its MR), for a paired
+    loss: supervised or hybrid training.
     """
     base = Path(root)
     if not base.is_dir():
@@ -88,18 +89,24 @@ def synthrad(root: str, test: int = 0) -> VolumeSource:
     )
     if not patients:
         raise ImtransError(f"root={root}: no patient folders holding {' and '.join(SYNTHRAD_FILES)}")
+    if test is None:
+        if len(patients) < 2:
+            raise ImtransError(
+                f"root={root}: one patient cannot be split into training and test; pass test=0 to train on it alone"
+            )
+        test = max(1, round(len(patients) / 5))
     if not 0 <= test < len(patients):
         raise ImtransError(
             f"test={test}: must be between 0 and {len(patients) - 1} for {len(patients)} patients"
         )
-    train = patients[: len(patients) - test] if test else patients
-    held_out = patients[len(patients) - test :] if test else patients
+    train, held_out = patients[: len(patients) - test], patients[len(patients) - test :]
     by_id = {p.name: p for p in patients}
     ct = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "ct.nii.gz", modality="ct"))
     mr = VolumePool([p.name for p in train], lambda pid: read_volume(by_id[pid] / "mr.nii.gz", modality="mr"))
     paired = [PairedSubject(p.name, lambda p=p: _load_patient(p)) for p in held_out]
     pairs = [PairedSubject(p.name, lambda p=p: _load_patient(p)) for p in train]
-    fingerprint = _fingerprint("synthrad", root, [p.name for p in patients])
+    files = [(str(f), f.stat().st_size, f.stat().st_mtime) for p in train for f in sorted(p.glob("*.nii.gz"))]
+    fingerprint = _fingerprint("synthrad", root, [p.name for p in train], files)
     return VolumeSource(ct, mr, paired, fingerprint=fingerprint, train_pairs=pairs)
 
 

@@ -227,29 +227,47 @@ def match_subjects(
 
 
 def iter_evaluate(
-    subjects: Sequence[Subject], scale: str = "paper", mask_fov: bool = False, **options: Any
+    subjects: Sequence[Subject],
+    scale: str = "paper",
+    mask_fov: bool = False,
+    failures: list[tuple[str, str]] | None = None,
+    **options: Any,
 ) -> Iterator[dict[str, Any]]:
-    """One row per subject (its id, files and :func:`evaluate_pair` scores), reading one subject at a time."""
+    """One row per subject (its id, files and :func:`evaluate_pair` scores), reading one subject at a time.
+
+    With a ``failures`` list, a subject that cannot be scored (an unreadable file, another
+    grid) is appended to it as (id, reason) and the others go on; without one it raises.
+    """
     for subject in subjects:
-        pred = read_volume(subject.pred)
-        ref = read_volume(subject.ref, modality="ct") if subject.ref else None
-        mask: Volume | str | None = (
-            "fov" if mask_fov else (read_volume(subject.mask, modality="labels") if subject.mask else None)
-        )
-        source = read_volume(subject.source) if subject.source else None
-        scores = evaluate_pair(pred, ref, mask, source, scale=scale, **options)
-        row: dict[str, Any] = {"id": subject.id}
-        if ref is not None:
-            row["baseline"] = constant_baseline(ref, mask, scale, options.get("resample", False))
-        row.update(
-            {
-                k: str(getattr(subject, k)) if getattr(subject, k) else ""
-                for k in ("pred", "ref", "mask", "source")
-            }
-        )
-        if mask_fov:
-            row["mask"] = "fov"
-        yield row | scores
+        try:
+            yield _evaluate_subject(subject, scale, mask_fov, **options)
+        except ImtransError as exc:
+            if failures is None:
+                raise
+            failures.append((subject.id, str(exc)))
+
+
+def _evaluate_subject(subject: Subject, scale: str, mask_fov: bool, **options: Any) -> dict[str, Any]:
+    """The row of one subject: its id, files, scores and the constant-image baseline."""
+    pred = read_volume(subject.pred)
+    ref = read_volume(subject.ref, modality="ct") if subject.ref else None
+    mask: Volume | str | None = (
+        "fov" if mask_fov else (read_volume(subject.mask, modality="labels") if subject.mask else None)
+    )
+    source = read_volume(subject.source) if subject.source else None
+    scores = evaluate_pair(pred, ref, mask, source, scale=scale, **options)
+    row: dict[str, Any] = {"id": subject.id}
+    if ref is not None:
+        row["baseline"] = constant_baseline(ref, mask, scale, options.get("resample", False))
+    row.update(
+        {
+            k: str(getattr(subject, k)) if getattr(subject, k) else ""
+            for k in ("pred", "ref", "mask", "source")
+        }
+    )
+    if mask_fov:
+        row["mask"] = "fov"
+    return row | scores
 
 
 def evaluate_folders(

@@ -218,14 +218,17 @@ def test_prepare_folder_reports_two_inputs_with_one_name(tmp_path):
     assert report.failed[0][1] == "same name as ct.mha — rename one of them"
 
 
-def test_cli_prepare_goes_on_past_a_bad_file_and_exits_2(ct_folder, tmp_path, capsys):
+def test_cli_prepare_goes_on_past_a_bad_file_lists_it_at_the_end_and_exits_1(ct_folder, tmp_path, capsys):
     from imtrans_core.cli import run
 
     args = ["data", "prepare", str(ct_folder), str(tmp_path / "out"), "--modality", "ct", "--size", "16"]
-    assert run([*args, "--spacing", "4"]) == 2
+    assert run([*args, "--spacing", "4"]) == 1
     out, err = capsys.readouterr()
     assert "2 done, 0 skipped (output exists), 1 failed" in " ".join(out.split())
-    assert err.strip().splitlines()[-1] == "error: 1 of 3 volume(s) failed (each is named above)"
+    last = err.strip().splitlines()
+    assert last[-2] == "error: 1 of 3 volume(s) failed; the others were done:"
+    assert last[-1].strip().startswith(str(ct_folder / "ct_bad.nii.gz")) and "truncated" in last[-1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ct_a.nii.gz", "ct_b.nii.gz"]
 
 
 def test_cli_prepare_mr_with_n4(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -277,6 +278,29 @@ def test_one_bad_file_never_stops_the_others(tmp_path):
     outcomes = list(translate_files(jobs, TorchBackend(Identity(), "mr2ct", "coronal", "cpu")))
     assert [o.status for o in outcomes] == ["written", "failed", "written"]
     assert "b.nii" in outcomes[1].error and jobs[2].output.exists()
+
+
+def test_translate_and_evaluate_over_a_folder_with_a_truncated_file_do_the_rest_and_exit_1(
+    tiny_run, tmp_path, capsys
+):
+    """The issue's case: a.nii.gz, a truncated b.nii.gz, c.nii.gz: a and c are written, b is named, exit 1."""
+    mr = ic.DATASETS.build(data_spec()).mr
+    for name, volume in (("a", mr[0]), ("c", mr[1])):
+        write_volume(volume, tmp_path / "in" / f"{name}.nii.gz")
+    whole = (tmp_path / "in" / "a.nii.gz").read_bytes()
+    (tmp_path / "in" / "b.nii.gz").write_bytes(whole[: len(whole) // 2])
+    code = run(["translate", str(tiny_run), str(tmp_path / "in"), "--out", str(tmp_path / "sct")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1, err
+    assert sorted(p.name for p in (tmp_path / "sct").iterdir()) == ["a.nii.gz", "c.nii.gz"]
+    assert "1 of 3 volume(s) failed; the others were done:" in err and "b.nii.gz: cannot read it" in err
+    (tmp_path / "sct" / "b.nii.gz").write_bytes(whole[: len(whole) // 2])  # a bad prediction among good ones
+    args = ["evaluate", str(tmp_path / "sct"), str(tmp_path / "in"), "--json", str(tmp_path / "s.json")]
+    code = run(args)
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "1 of 3 subject(s) failed" in " ".join(captured.err.split())
+    assert [row["id"] for row in json.loads((tmp_path / "s.json").read_text())["rows"]] == ["a", "c"]
 
 
 class ReflectPadded(torch.nn.Module):

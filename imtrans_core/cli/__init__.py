@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 import imtrans_core as ic
 
@@ -58,7 +59,7 @@ def _debug_wanted(args: Sequence[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return code
 
 
@@ -106,7 +107,7 @@ def _invoke(args: list[str], debug: bool) -> int:
     except ImtransError as exc:
         if debug:
             raise
-        return _fail(str(exc), 2)
+        return _fail(str(exc), getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:

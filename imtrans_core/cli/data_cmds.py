@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ImtransError
+from ..errors import batch_error
 from ..io import read_volume
 from ..preprocess import SLICE_AXES, prepare_folder
 from ..volume import Volume
@@ -72,7 +72,7 @@ def prepare(
     """Resample every volume in IN_DIR to the training grid (N4 first for MR) and write OUT_DIR/<id>.nii.gz.
 
     Existing outputs are skipped, so an interrupted run resumes. A file that fails is reported
-    and the rest go on; the exit status is 2 if any failed.
+    and the rest go on; the failed ones are listed at the end, and the exit status is 1.
     """
     report = prepare_folder(
         in_dir,
@@ -88,7 +88,7 @@ def prepare(
     )
     if report.failed:
         total = len(report.done) + len(report.skipped) + len(report.failed)
-        raise ImtransError(f"{len(report.failed)} of {total} volume(s) failed (each is named above)")
+        raise batch_error([(str(path), reason) for path, reason in report.failed], total)
 
 
 def volume_table(volume: Volume, title: str) -> Table:

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import ImtransError
+from ..errors import ImtransError, batch_error
 from ..evaluate import LABELS, ORIENTATIONS, SCALES
 from ..translate import BACKENDS, OUTPUT_FORMATS
 from .warnings_shown import shown_warnings
@@ -125,6 +125,7 @@ def translate(
             f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {runner.orientation} slices -> {out}"
         )
         counts = {"written": 0, "skipped": 0, "failed": 0}
+        failures: list[tuple[str, str]] = []
         with _progress(console) as bar:
             volumes = bar.add_task("volumes", total=len(jobs), rate="")
             slices = bar.add_task("slices", total=None, rate="", visible=False)
@@ -137,12 +138,13 @@ def translate(
                 counts[outcome.status] += 1
                 if outcome.error:
                     console.print(f"[red]failed:[/] {escape(outcome.error)}")
+                    failures.append((str(outcome.job.input), outcome.error))
                 bar.update(volumes, advance=1, rate=_rate(bar, volumes, "volume"))
             bar.update(slices, visible=False)
     skipped = f" ({counts['skipped']} existing skipped)" if counts["skipped"] else ""
     click.echo(f"wrote {counts['written']} volume(s) to {out}{skipped}")
-    if counts["failed"]:
-        raise ImtransError(f"{counts['failed']} of {len(jobs)} volume(s) failed (each is named above)")
+    if failures:
+        raise batch_error(failures, len(jobs))
 
 
 def _describe(runner: Any) -> str:
@@ -248,13 +250,17 @@ def evaluate(
         )
     with shown_warnings(err):
         subjects = match_subjects(pred, ref, mask, Path(source) if source else None)
-        rows = []
+        rows: list[dict[str, Any]] = []
+        failures: list[tuple[str, str]] = []
         options = {"mi_bins": mi_bins, "orientation": orientation, "resample": resample}
         with _progress(err) as bar:
             task = bar.add_task("evaluating", total=len(subjects), rate="")
-            for row in iter_evaluate(subjects, scale, mask_fov=mask == "fov", **options):
+            for row in iter_evaluate(subjects, scale, mask == "fov", failures, **options):
                 rows.append(row)
                 bar.update(task, advance=1, rate=_rate(bar, task, "volume"))
+            bar.update(task, completed=len(subjects))
+    if not rows:
+        raise batch_error(failures, len(subjects), "subject(s)")
     console.print(results_table(rows, title=label))
     if baseline_line(rows):
         console.print(baseline_line(rows), style="dim")
@@ -281,6 +287,8 @@ def evaluate(
     for path in (json_out, csv_out, plot):
         if path:
             click.echo(f"wrote {path}")
+    if failures:
+        raise batch_error(failures, len(subjects), "subject(s)")
 
 
 @click.command("register")

@@ -53,7 +53,7 @@ class OpenVinoBackend(ExportedGenerator):
             import openvino as ov
         except ImportError as exc:
             raise ImtransError(
-                f"openvino backend not available ({exc}) — pip install openvino, or use --backend onnx"
+                f'openvino backend not available ({exc}) — pip install "imtrans[openvino]", or use --backend onnx'
             ) from exc
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads or physical_cores()}
         if precision != "auto":

@@ -206,7 +206,6 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     exported, tmp_path, capsys, monkeypatch
 ):
     pytest.importorskip("openvino")
-    from imtrans_core import openvino_runtime
     from imtrans_core.openvino_runtime import OpenVinoBackend
 
     assert isinstance(make_backend(exported.path, device="cpu"), OpenVinoBackend)
@@ -216,8 +215,16 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     assert "with OpenVinoBackend(" in capsys.readouterr().err and (tmp_path / "sct" / "mr.nii.gz").exists()
     assert run([*args, "--backend", "onnx", "--precision", "bf16"]) == 2
     assert "--precision applies to the openvino backend" in capsys.readouterr().err
-    monkeypatch.setattr(openvino_runtime, "available", lambda: False)  # not installed: onnxruntime
+
+
+def test_without_openvino_auto_runs_onnxruntime_and_asking_for_it_says_how_to_install(exported, monkeypatch):
+    from imtrans_core import openvino_runtime
+
+    monkeypatch.setattr(openvino_runtime, "available", lambda: False)
     assert isinstance(make_backend(exported.path, device="cpu"), OnnxBackend)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails
+    with pytest.raises(ImtransError, match=r"openvino backend not available.*imtrans\[openvino\]"):
+        make_backend(exported.path, backend="openvino")
 
 
 def test_standalone_example_needs_only_onnxruntime_numpy_nibabel(exported, tmp_path):

@@ -158,7 +158,8 @@ def compare_table(study: str) -> str:
         "|---" * (2 + len(COMPARE_COLUMNS)) + "|",
     ]
     for name, v in result["variants"].items():
-        cells = [_cell(v["mean"][k], v["sd_over_seeds"][k], d) for k, _, d in COMPARE_COLUMNS]
+        sd = v["sd_over_seeds"] if n_seeds > 1 else None
+        cells = [_cell(v["mean"][k], sd[k] if sd else None, d) for k, _, d in COMPARE_COLUMNS]
         losses = ", ".join(f"`{loss}`" for loss in v["loss"]) or "lsgan, cycle only"
         lines.append(f"| `{name}` | {losses} | " + " | ".join(cells) + " |")
     lines += [

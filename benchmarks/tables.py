@@ -45,6 +45,10 @@ QUALITY_COLUMNS = (
 )
 
 
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
 def _cell(mean: float, sd: float | None, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
 
@@ -170,8 +174,8 @@ def compare_table(study: str) -> str:
     for t in result["tests"]:
         mae, ssim = t["mae"], t["ssim"]
         lines.append(
-            f"| `{t['a']}` vs `{t['b']}` | {mae['median_difference']:+.2f} | {mae['p']:.3f} | "
-            f"{mae['seeds_a_lower']} of {n_seeds} | {ssim['median_difference']:+.3f} | {ssim['p']:.3f} | "
+            f"| `{t['a']}` vs `{t['b']}` | {mae['median_difference']:+.2f} | {_p(mae['p'])} | "
+            f"{mae['seeds_a_lower']} of {n_seeds} | {ssim['median_difference']:+.3f} | {_p(ssim['p'])} | "
             f"{n_seeds - ssim['seeds_a_lower']} of {n_seeds} |"
         )
     return "\n".join(lines) + "\n"

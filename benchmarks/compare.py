@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
-from quality import METRICS, VARIANTS, config_of, mean_of, score, train_variant
+from quality import METRICS, VARIANTS, config_of, mean_of, over_seeds, score, train_variant
 
 REPO = Path(__file__).resolve().parents[1]
 TESTED = ("mae", "ssim")  # the scores each pair of variants is tested on
@@ -86,17 +86,13 @@ def score_seed(variant: str, seed: int, runs: Path, subjects: list[dict[str, Any
 
 def summarize(variant: str, per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Mean and SD over seeds of the subject means, and what was trained."""
-    means = [mean_of(rows) for rows in per_seed.values()]
     config = config_of(variant, 0, None)
     return {
         "why": VARIANTS[variant][1],
         "loss": list(config.loss),
         "gen": config.gen,
         "iters": config.iters,
-        "mean": {k: float(np.mean([m[k] for m in means])) for k in METRICS},
-        "sd_over_seeds": {
-            k: float(np.std([m[k] for m in means], ddof=1)) if len(means) > 1 else 0.0 for k in METRICS
-        },
+        **over_seeds([mean_of(rows) for rows in per_seed.values()]),
         "per_seed": per_seed,
     }
 

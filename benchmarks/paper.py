@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import compare
 from machine import describe_machine, write_json
-from quality import train_or_reuse
+from quality import over_seeds, train_or_reuse
 
 import imtrans_core as ic
 from imtrans_core.demo import baseline_rows
@@ -176,7 +176,7 @@ def main() -> None:
             segmentation = segmentation_scores(run, seed, subjects, args)
             scores[name][str(seed)] = [{**a, **b} for a, b in zip(synthesis, segmentation, strict=True)]
             seconds[name][str(seed)] = round(time.perf_counter() - start, 1)
-            means = _means([scores[name][str(seed)]])
+            means = _means(scores[name][str(seed)])
             print(
                 f"{name} seed {seed}: MAE {means['mae']:.2f}, PSNR {means['psnr']:.2f}, MI {means['mi']:.3f}"
             )
@@ -185,7 +185,7 @@ def main() -> None:
         "phantom": phantom_version(),
         "test_data": test_data,
         "arms": {name: _summary(per_seed, seconds[name]) for name, per_seed in scores.items()},
-        "baselines": {name: _means([rows]) for name, rows in baseline_rows(test_data).items()},
+        "baselines": {name: _means(rows) for name, rows in baseline_rows(test_data).items()},
         "tests": comparisons(scores, args.gc_spec),
         "machine": describe_machine(),
     }
@@ -200,21 +200,14 @@ def comparisons(scores: dict[str, Any], gc_specs: list[str]) -> list[dict[str, A
     return [compare(a, b, scores, TESTED) for a, b in pairs]
 
 
-def _means(per_seed: list[list[dict[str, Any]]]) -> dict[str, float]:
-    """Mean over subjects of each score, then over seeds."""
-    keys = [k for k in per_seed[0][0] if k != "id"]
-    return {k: float(np.mean([np.mean([row[k] for row in rows]) for rows in per_seed])) for k in keys}
+def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean over subjects of each score."""
+    return {k: float(np.mean([row[k] for row in rows])) for k in rows[0] if k != "id"}
 
 
 def _summary(per_seed: dict[str, list[dict[str, Any]]], seconds: dict[str, float]) -> dict[str, Any]:
-    seed_means = [_means([rows]) for rows in per_seed.values()]
-    sd = {
-        k: float(np.std([m[k] for m in seed_means], ddof=1)) if len(seed_means) > 1 else 0.0
-        for k in seed_means[0]
-    }
     return {
-        "mean": _means(list(per_seed.values())),
-        "sd_over_seeds": sd,
+        **over_seeds([_means(rows) for rows in per_seed.values()]),
         "per_seed": per_seed,
         "seconds": seconds,
     }

@@ -252,17 +252,22 @@ def mean_of(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def summarize_variant(variant: str, seeds: dict[str, Any]) -> dict[str, Any]:
     """Mean and SD over seeds of each seed's mean over subjects."""
-    per_seed = [s["mean"] for s in seeds.values()]
     return {
         "variant": variant,
         "changes": VARIANTS[variant][0],
         "why": VARIANTS[variant][1],
         "test_data": TEST_DATA,
         "seeds": seeds,
-        "mean": {k: float(np.mean([m[k] for m in per_seed])) for k in METRICS},
-        "sd_over_seeds": {
-            k: float(np.std([m[k] for m in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0 for k in METRICS
-        },
+        **over_seeds([s["mean"] for s in seeds.values()]),
+    }
+
+
+def over_seeds(seed_means: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``mean`` and ``sd_over_seeds`` (sample SD, 0 for one seed) of each score's per-seed means."""
+    values = {k: [m[k] for m in seed_means] for k in seed_means[0]}
+    return {
+        "mean": {k: float(np.mean(v)) for k, v in values.items()},
+        "sd_over_seeds": {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
     }
 
 

@@ -4,8 +4,7 @@ The same ``.onnx`` file and metadata that onnxruntime runs (no conversion, no
 second artifact): OpenVINO reads the ONNX graph and compiles it for the CPU in
 a fraction of a second. Its CPU plugin runs convolutions in bf16 on CPUs with
 AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
-(6.6x onnxruntime's fp32 on a paper-size ResNet-9 slice, issue #13); ``precision``
-chooses: ``auto`` (OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the
+(``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto`` (OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the
 exported numbers, to float rounding). Threads default to the physical cores,
 as for the other backends.
 """

@@ -83,6 +83,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true"], "gen": UNET, "disc": "patchgan:ndf=32,blur=1.5"},
         "`unet` with discriminators that see the images blurred (SD 1.5 px)",
     ),
+    "ctx1": (
+        {"loss": ["gc:1,abs=true"], "context": 1},
+        "`gc1` on 2.5-D stacks: each slice with one neighbour on each side as channels, in and out",
+    ),
+    "supervised-unet-ctx1": (
+        {"loss": SUPERVISED, "data": PAIRS, "gen": UNET, "context": 1},
+        "the supervised U-Net on 2.5-D stacks (3 adjacent slices in and out)",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",
@@ -166,7 +174,9 @@ def train_or_reuse(config: Any, run: Path) -> float:
         stored = json.loads((run / "config.json").read_text())
         wanted = json.loads(json.dumps(config.to_dict()))
         trained = [k for k, f in FIELDS.items() if not f.metadata["on_resume"] and k != "preset"]
-        different = [k for k in trained if stored.get(k) != wanted[k]]
+        different = [
+            k for k in trained if stored.get(k, FIELDS[k].default) != wanted[k]
+        ]  # older runs lack newer fields
         if different:
             sys.exit(
                 f"error: {run} was trained with other {', '.join(different)}; remove it or pass another --runs"

@@ -6,8 +6,9 @@ width, checked by ``onnx.checker`` and compared with the torch network it came
 from. The metadata (:data:`METADATA_KEYS`, every value JSON text) says what the
 graph takes and returns, so another tool needs nothing but onnxruntime.
 
-Graph units. By default the graph is the network alone: ``(N, 1, H, W)`` float32
-in [-1, 1] in and out, the windows of :mod:`imtrans_core.intensity` applied
+Graph units. By default the graph is the network alone: ``(N, C, H, W)`` float32
+in [-1, 1] in and out (C = 1, or 2 context + 1 slices for a 2.5-D generator; the
+metadata's ``context``), the windows of :mod:`imtrans_core.intensity` applied
 outside it. With ``with_intensity=True`` the windows are in the graph: MR comes
 in *after* the per-volume MR scaling (foreground 99.5th percentile -> 100; a
 reduction over the whole volume, which a slice graph cannot do), CT in HU; the
@@ -44,7 +45,6 @@ from .sample_data import SampleData, sample_data
 from .verify import TOLERANCES, Measurement, Pair, verify
 
 METADATA_VERSION = 1
-NORMALIZED_LAYOUT = "(N, 1, H, W) float32 in [-1, 1]"
 LEGACY_OPSET = 17
 
 #: The keys ``export_model`` writes into ``metadata_props`` (values are JSON text).
@@ -101,13 +101,13 @@ class WithIntensity(torch.nn.Module):
         self.source, self.target = source, target
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (N, 1, H, W) source units -> [-1, 1] -> network -> (N, 1, H, W) target units
+        # (N, C, H, W) source units -> [-1, 1] -> network -> (N, C, H, W) target units
         return self.target.inverse(self.net(self.source.forward(x)))
 
 
-def _dynamo_export(module: Any, path: Path, opset: int | None) -> None:
+def _dynamo_export(module: Any, path: Path, opset: int | None, channels: int) -> None:
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-    example = torch.rand(2, 1, 64, 64) * 2 - 1  # >= 2 on every dynamic axis, or that size is baked in
+    example = torch.rand(2, channels, 64, 64) * 2 - 1  # >= 2 on every dynamic axis, or that size is baked in
     kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
     torch.onnx.export(
         module,
@@ -121,9 +121,9 @@ def _dynamo_export(module: Any, path: Path, opset: int | None) -> None:
     )
 
 
-def _legacy_export(module: Any, path: Path, opset: int | None) -> None:
+def _legacy_export(module: Any, path: Path, opset: int | None, channels: int) -> None:
     axes = {0: "batch", 2: "height", 3: "width"}
-    example = torch.rand(2, 1, 64, 64) * 2 - 1
+    example = torch.rand(2, channels, 64, 64) * 2 - 1
     torch.onnx.export(
         module,
         (example,),
@@ -136,13 +136,18 @@ def _legacy_export(module: Any, path: Path, opset: int | None) -> None:
     )
 
 
-def export_graph(module: Any, path: Path, opset: int | None = None, legacy: bool = False) -> None:
-    """``module`` to one self-contained ONNX file with dynamic batch, height and width; checked."""
+def export_graph(
+    module: Any, path: Path, opset: int | None = None, legacy: bool = False, channels: int = 1
+) -> None:
+    """``module`` to one self-contained ONNX file with dynamic batch, height and width; checked.
+
+    ``channels``: slices per input stack (1, or 2 context + 1 for a 2.5-D generator).
+    """
     import onnx
 
     try:
         with quiet():
-            (_legacy_export if legacy else _dynamo_export)(module, path, opset)
+            (_legacy_export if legacy else _dynamo_export)(module, path, opset, channels)
     except Exception as err:
         text = " ".join(str(err).split())[:300]
         other = "without --legacy" if legacy else "with --legacy (opset 17)"
@@ -212,17 +217,21 @@ def build_metadata(
     scaling = MRScaling()
     source, target = WINDOWS[tg.source], WINDOWS[tg.target]
     units = {"ct": "CT in HU", "mr": "MR after scaling (foreground 99.5th percentile -> 100)"}
+    stack = f"(N, {2 * tg.context + 1}, H, W) float32"
     if intensity_in_graph:
-        input_layout = f"(N, 1, H, W) float32, {units[tg.source]}; clipped to [{source.low:g}, {source.high:g}] in the graph"
-        output_layout = f"(N, 1, H, W) float32, {units[tg.target]} within [{target.low:g}, {target.high:g}]"
+        input_layout = (
+            f"{stack}, {units[tg.source]}; clipped to [{source.low:g}, {source.high:g}] in the graph"
+        )
+        output_layout = f"{stack}, {units[tg.target]} within [{target.low:g}, {target.high:g}]"
     else:
-        input_layout = output_layout = NORMALIZED_LAYOUT
+        input_layout = output_layout = f"{stack} in [-1, 1]"
     return {
         "imtrans_metadata_version": METADATA_VERSION,
         "direction": tg.direction,
         "source": tg.source,
         "target": tg.target,
         "orientation": tg.orientation,
+        "context": tg.context,
         "input_layout": input_layout,
         "output_layout": output_layout,
         "intensity_in_graph": intensity_in_graph,
@@ -321,7 +330,7 @@ def export_model(
         fp32 = Path(tmp) / "fp32.onnx"
         exporter = "legacy" if legacy else "dynamo"
         say(f"exporting {tg.direction} ({tg.spec}, step {tg.step}) with the {exporter} exporter")
-        export_graph(module, fp32, opset, legacy)
+        export_graph(module, fp32, opset, legacy, 2 * tg.context + 1)
         measurements: list[Measurement] = []
         if verify_model:
             measurements += verify(tg, fp32, "fp32", with_intensity, data, volume_check=precision == "fp32")
@@ -335,7 +344,7 @@ def export_model(
             else:
                 assert data is not None
                 pair = Pair(tg, None, with_intensity)
-                batches = [pair.feed(s[None, None]) for s in data.calibration]
+                batches = [pair.feed(s[None]) for s in data.calibration]
                 to_int8(fp32, final, batches, calibration)
             if verify_model:
                 variant = verify(tg, final, precision, with_intensity, data)
@@ -376,7 +385,7 @@ def _load_samples(specs: list[str], tg: TrainedGenerator, n_slices: int, require
     problems = []
     for spec in specs:
         try:
-            return sample_data(spec, tg.source, tg.orientation, n_slices)
+            return sample_data(spec, tg.source, tg.orientation, n_slices, tg.context)
         except ImtransError as err:
             if required:
                 raise ImtransError(f"--calib {spec}: {err}") from err

@@ -5,7 +5,7 @@ graph does (direction, modalities, slicing plane, precision, windows; see
 :mod:`imtrans_core.export`). onnxruntime (:mod:`.onnx_runtime`) and OpenVINO
 (:mod:`.openvino_runtime`) both run that file; :class:`ExportedGenerator` is
 what they share: the metadata read once, and the translation backend protocol
-(``(N, 1, H, W)`` float32 in [-1, 1] in, the same out) around the runtime's
+(``(N, C, H, W)`` float32 in [-1, 1] in, the same out; C = 2 context + 1) around the runtime's
 own :meth:`~ExportedGenerator.run`.
 
 A model exported ``--with-intensity`` takes raw intensities (MR in scaled units,
@@ -74,16 +74,20 @@ class ExportedGenerator(ABC):
         self.source: str = metadata["source"]
         self.target: str = metadata["target"]
         self.orientation: str = metadata["orientation"]
+        self.context: int = int(metadata.get("context", 0))  # 2.5-D: neighbours each side of a slice
         self.precision: str = metadata.get("precision", "fp32")
         self.intensity_in_graph: bool = bool(metadata.get("intensity_in_graph", False))
         self.source_window = Window(*metadata.get("source_window", (-1.0, 1.0)))
         self.target_window = Window(*metadata.get("target_window", (-1.0, 1.0)))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, 1, H, W)`` in [-1, 1] -> the translation, same shape, in [-1, 1]."""
+        """``(N, C, H, W)`` in [-1, 1] -> the translation, same shape, in [-1, 1] (C = 2 context + 1)."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ImtransError(f"{type(self).__name__} takes (N, 1, H, W) batches, got shape {x.shape}")
+        channels = 2 * self.context + 1
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ImtransError(
+                f"{type(self).__name__} takes (N, {channels}, H, W) batches, got shape {x.shape}"
+            )
         if not self.intensity_in_graph:
             return self.run(x)
         raw = self.source_window.inverse(x)  # source units: MR after scaling, or HU

@@ -28,6 +28,7 @@ class TrainedGenerator:
     spec: str
     step: int
     config: dict[str, Any] = field(default_factory=dict)
+    context: int = 0  # neighbours on each side fed with each slice (2.5-D); channels = 2 context + 1
 
 
 def checkpoint_of(model: Path) -> Path:
@@ -49,22 +50,19 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     import imtrans_core as ic
 
     from .training.checkpoint import load_file
+    from .training.validate import generator_spec
 
     if direction not in DIRECTIONS:
         raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
     key, source, target = DIRECTIONS[direction]
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
-    net = ic.GENERATORS.build(config.get("gen", "resnet9"))
+    context = int(config.get("context", 0))
+    spec = generator_spec(config.get("gen", "resnet9"), context)
+    net = ic.GENERATORS.build(spec)
     net.load_state_dict(state["models"][key])
     net.to(device).eval()
+    orientation = config.get("orientation", "coronal")
     return TrainedGenerator(
-        net,
-        direction,
-        source,
-        target,
-        config.get("orientation", "coronal"),
-        str(ic.GENERATORS.resolve(config.get("gen", "resnet9"))),
-        int(state.get("step", 0)),
-        config,
+        net, direction, source, target, orientation, str(spec), int(state.get("step", 0)), config, context
     )

@@ -3,7 +3,7 @@
 :class:`OnnxBackend` satisfies the translation engine's backend protocol: it has
 ``direction``, ``source``, ``target`` and ``orientation`` (read from the model's
 metadata, see :mod:`imtrans_core.export`) and is called on a batch
-``(N, 1, H, W)`` float32 in [-1, 1], returning the same shape in [-1, 1].
+``(N, C, H, W)`` float32 in [-1, 1] (C = 2 context + 1), returning the same shape in [-1, 1].
 
 Providers are tried in the order TensorRT -> CUDA -> CPU, but only those that can
 really load. ``onnxruntime-gpu`` lists CUDA and TensorRT as available on any
@@ -260,7 +260,7 @@ def _precision_of(path: str | Path) -> str:
 class OnnxBackend(ExportedGenerator):
     """A translation backend on an exported generator, run by onnxruntime (see the module docstring).
 
-    ``backend(batch)`` takes ``(N, 1, H, W)`` float32 in [-1, 1] and returns the
+    ``backend(batch)`` takes ``(N, C, H, W)`` float32 in [-1, 1] and returns the
     translation, same shape, in [-1, 1]. ``providers`` lists what the session
     really runs on.
     """

@@ -87,7 +87,7 @@ def to_int8(
 ) -> None:
     """Static QDQ quantization (u8 activations, s8 per-channel weights) calibrated on ``batches``.
 
-    ``batches`` are graph inputs (N, 1, H, W) float32. ``keep_ends`` leaves the
+    ``batches`` are graph inputs (N, C, H, W) float32. ``keep_ends`` leaves the
     first and last convolution in fp32. ``op_types``: what is quantized (None:
     every operator onnxruntime can quantize; the default, convolutions only, was
     both faster and closer to fp32 on a trained ResNet-9).

@@ -20,12 +20,14 @@ class SampleData:
     """Slices of the source modality in its own units (HU, or MR after scaling), for checks and calibration."""
 
     description: str
-    calibration: list[np.ndarray]  # (H, W) slices from the calibration volumes
+    calibration: list[np.ndarray]  # (C, H, W) stacks around slices of the calibration volumes
     volume_id: str  # the held-out volume
     volume: np.ndarray  # its slice stack (n, H, W)
 
 
-def sample_data(spec: str, modality: str, orientation: str, n_slices: int = 32) -> SampleData:
+def sample_data(
+    spec: str, modality: str, orientation: str, n_slices: int = 32, context: int = 0
+) -> SampleData:
     """Calibration slices from the first two volumes of ``spec``'s ``modality`` pool, and a held-out volume.
 
     The held-out volume is the pool's third (its last when it has fewer), so a
@@ -33,7 +35,7 @@ def sample_data(spec: str, modality: str, orientation: str, n_slices: int = 32) 
     """
     import imtrans_core as ic
 
-    from .slices import Plane, to_slices
+    from .slices import Plane, to_slices, window_indices
 
     source = ic.DATASETS.build(spec)
     pool = source.mr if modality == "mr" else source.ct
@@ -53,8 +55,8 @@ def sample_data(spec: str, modality: str, orientation: str, n_slices: int = 32) 
     stacks = {i: stack(i) for i in {*calib_ids, held_out}}
     slices = []
     for i in calib_ids:
-        body = (window.forward(stacks[i]) > -0.9).mean(axis=(1, 2))
-        slices += [stacks[i][s] for s in np.flatnonzero(body >= 0.05)]
+        body = np.flatnonzero((window.forward(stacks[i]) > -0.9).mean(axis=(1, 2)) >= 0.05)
+        slices += list(stacks[i][window_indices(len(stacks[i]), body, context)])
     if len(slices) > n_slices:
         slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]
     return SampleData(f"{spec} ({modality.upper()})", slices, pool.ids[held_out], stacks[held_out])

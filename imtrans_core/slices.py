@@ -7,6 +7,11 @@ slices show the patient's right on the left. :func:`to_slices` and
 :func:`from_slices` only transpose and flip, so they are exact inverses, and a
 translated stack goes back onto the input's grid voxel for voxel.
 
+2.5-D (``context`` k > 0): the networks see each slice with its k neighbours on
+each side as channels, ``(2k + 1, rows, cols)``; :func:`window_indices` says
+which slices make each stack (the first and last slice repeat past the volume's
+ends), in training and in translation alike.
+
 Training data: every volume of the CT and MR pools is windowed to [-1, 1] once,
 stored as a float16 ``.npy`` in a cache folder and memory-mapped, so a pool far
 larger than RAM streams from disk and worker processes share pages. Sample
@@ -149,20 +154,30 @@ class SliceStacks:
     def __len__(self) -> int:
         return len(self.index)
 
-    def slice(self, n: int) -> np.ndarray:
-        """The ``n``-th usable slice, (rows, cols) float16 in [-1, 1]."""
-        return self.at(*self.index[n])
-
     def at(self, volume: int, index: int) -> np.ndarray:
-        """Slice ``index`` of the pool's ``volume``-th volume."""
+        """Slice ``index`` of the pool's ``volume``-th volume: (rows, cols) float16 in [-1, 1]."""
+        return self._volume(volume)[index]
+
+    def around(self, volume: int, index: int, context: int) -> np.ndarray:
+        """Slice ``index`` of the ``volume``-th volume with ``context`` neighbours each side: (2k + 1, rows, cols)."""
+        stack = self._volume(volume)
+        return np.asarray(stack[window_indices(len(stack), np.array([index]), context)[0]])
+
+    def _volume(self, volume: int) -> np.ndarray:
         if self.folder is None:
-            return self.arrays[volume][index]
+            return self.arrays[volume]
         if volume not in self._open:  # opened lazily: each worker process maps its own
             self._open[volume] = np.load(self.paths[volume], mmap_mode="r")
-        return self._open[volume][index]
+        return self._open[volume]
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_open": {}}
+
+
+def window_indices(n_slices: int, centres: np.ndarray, context: int) -> np.ndarray:
+    """The slices of each 2.5-D stack: (len(centres), 2k + 1) indices, clamped to the volume's ends."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.asarray(centres)[:, None] + offsets[None, :], 0, n_slices - 1)
 
 
 def _foreground_slices(stack: np.ndarray, min_fraction: float) -> list[int]:
@@ -200,14 +215,18 @@ def fit_to(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.
 
 
 class UnpairedSlices:
-    """Map-style dataset: item ``i`` is ``{"ct": (1, S, S), "mr": (1, S, S)}`` float32 tensors.
+    """Map-style dataset: item ``i`` is ``{"ct": (C, S, S), "mr": (C, S, S)}`` float32 tensors.
 
     The CT slice and the MR slice are drawn independently (unpaired, like the
-    reference CycleGAN's unaligned dataset) from ``rng(seed, i)``.
+    reference CycleGAN's unaligned dataset) from ``rng(seed, i)``; each comes
+    with ``context`` neighbours on each side as channels (C = 2 context + 1).
     """
 
-    def __init__(self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True):
+    def __init__(
+        self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True, context: int = 0
+    ):
         self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
+        self.context = context
 
     def __len__(self) -> int:
         return 2**62  # indices are iteration numbers; any of them is valid
@@ -218,23 +237,26 @@ class UnpairedSlices:
         rng = np.random.default_rng([self.seed, index])
         out = {}
         for name, stacks in (("ct", self.ct), ("mr", self.mr)):
-            image = fit_to(np.asarray(stacks.slice(int(rng.integers(len(stacks))))), self.size, rng)
+            volume, index = stacks.index[int(rng.integers(len(stacks)))]
+            image = fit_to(stacks.around(volume, index, self.context), self.size, rng)
             if self.flip and rng.random() < 0.5:
-                image = image[:, ::-1]
-            out[name] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+                image = image[..., ::-1]
+            out[name] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
         return out
 
 
 class PairedSlices:
-    """Map-style dataset of aligned pairs: item ``i`` is ``{"pair_ct": (1, S, S), "pair_mr": (1, S, S)}``.
+    """Map-style dataset of aligned pairs: item ``i`` is ``{"pair_ct": (C, S, S), "pair_mr": (C, S, S)}``.
 
     ``ct`` and ``mr`` hold the same subjects in the same order, each pair on
-    one grid; an item is one slice of one pair (where both show enough body),
-    cropped and flipped alike, drawn from ``rng(seed, i, 1)`` (a stream apart
-    from the unpaired draws of the same iteration).
+    one grid; an item is one slice of one pair (where both show enough body)
+    with ``context`` neighbours each side, cropped and flipped alike, drawn from
+    ``rng(seed, i, 1)`` (a stream apart from the unpaired draws of the same iteration).
     """
 
-    def __init__(self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True):
+    def __init__(
+        self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True, context: int = 0
+    ):
         for pair_id, ct_shape, mr_shape in zip(ct.ids, ct.shapes, mr.shapes, strict=True):
             if ct_shape != mr_shape:
                 raise ImtransError(
@@ -245,6 +267,7 @@ class PairedSlices:
         if not self.index:
             raise ImtransError(f"no slice of the {len(ct.ids)} training pairs shows body in both CT and MR")
         self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
+        self.context = context
 
     def __len__(self) -> int:
         return 2**62
@@ -254,11 +277,13 @@ class PairedSlices:
 
         rng = np.random.default_rng([self.seed, index, 1])
         volume, n = self.index[int(rng.integers(len(self.index)))]
-        pair = fit_to(np.stack([self.ct.at(volume, n), self.mr.at(volume, n)]), self.size, rng)
+        k = self.context
+        pair = np.concatenate([self.ct.around(volume, n, k), self.mr.around(volume, n, k)])
+        pair = fit_to(pair, self.size, rng)
         if self.flip and rng.random() < 0.5:
-            pair = pair[:, :, ::-1]
+            pair = pair[..., ::-1]
         pair = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
-        return {"pair_ct": pair[:1], "pair_mr": pair[1:]}
+        return {"pair_ct": pair[: 2 * k + 1], "pair_mr": pair[2 * k + 1 :]}
 
 
 class TrainingSlices:

@@ -18,8 +18,11 @@ Intensities follow the training windows (:mod:`.intensity`):
   every training MR was normalised to.
 
 What runs the network is a *backend*: any object with ``direction``, ``source``, ``target``
-and ``orientation`` attributes that maps a float32 batch ``(N, 1, H, W)`` in [-1, 1] to one of
-the same shape. :class:`TorchBackend` runs a checkpoint with PyTorch;
+and ``orientation`` attributes that maps a float32 batch ``(N, C, H, W)`` in [-1, 1] to one of
+the same shape. C is 1, or for a 2.5-D model (one trained with ``--context k``, which the
+backend's ``context`` attribute says) each slice with its k neighbours on each side, C = 2k + 1:
+every slice is then predicted in each of the 2k + 1 stacks that hold it, and those predictions
+are averaged, which smooths what a single 2-D pass leaves as stripes across slices. :class:`TorchBackend` runs a checkpoint with PyTorch;
 ``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) and
 ``imtrans_core.openvino_runtime.OpenVinoBackend`` run an exported ``.onnx`` file and read the
 same four attributes from its metadata. :func:`make_backend` picks one for a MODEL argument.
@@ -45,7 +48,7 @@ from .errors import ImtransError, ImtransWarning
 from .intensity import CT_WINDOW, MR_WINDOW
 from .io import list_volumes, read_volume, volume_id, write_volume
 from .models import DIRECTIONS
-from .slices import Plane, from_slices, normalize, to_slices
+from .slices import Plane, from_slices, normalize, to_slices, window_indices
 from .volume import Volume
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
@@ -59,10 +62,11 @@ CT_AIR_SHARE = 0.01
 
 @runtime_checkable
 class Backend(Protocol):
-    """Runs one generator: ``(N, 1, H, W)`` float32 in [-1, 1] -> the same shape, [-1, 1].
+    """Runs one generator: ``(N, C, H, W)`` float32 in [-1, 1] -> the same shape, [-1, 1].
 
     ``direction`` is ``mr2ct`` or ``ct2mr``; ``source`` / ``target`` the modalities in and out
-    (``mr``/``ct``); ``orientation`` the slicing plane the model was trained on.
+    (``mr``/``ct``); ``orientation`` the slicing plane the model was trained on. A 2.5-D
+    backend also has ``context`` (neighbours on each side; C = 2 context + 1); without it, 0.
     """
 
     direction: str
@@ -88,6 +92,7 @@ class TorchBackend:
         device: Any = "cpu",
         amp: str = "off",
         compile_net: bool = False,
+        context: int = 0,
     ):
         import torch
 
@@ -99,6 +104,7 @@ class TorchBackend:
         self.direction = direction
         _, self.source, self.target = DIRECTIONS[direction]
         self.orientation = orientation
+        self.context = context
         named = isinstance(device, str) and device in ("auto", "cpu", "cuda")
         self.device = pick_device(device) if named else torch.device(device)
         self.amp = resolve_amp(amp, self.device)
@@ -121,7 +127,9 @@ class TorchBackend:
 
         target = pick_device(device)
         generator = load_generator(Path(model), direction, device=str(target))
-        return cls(generator.net, direction, generator.orientation, target, amp, compile_net)
+        return cls(
+            generator.net, direction, generator.orientation, target, amp, compile_net, generator.context
+        )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -272,25 +280,36 @@ def translate_volume(
     """``volume`` translated by ``backend`` slice by slice, on exactly the input's grid.
 
     The output is float32: HU within [-150, 350] for a synthetic CT, the [0, 100] MR scale for a
-    synthetic MR; its modality is the backend's target. ``progress(n)`` is called after each
-    batch with the number of slices done in it.
+    synthetic MR; its modality is the backend's target. A 2.5-D backend's predictions of each
+    slice (one per stack holding it) are averaged. ``progress(n)`` is called after each batch
+    with the number of slices done in it.
     """
     if batch < 1:
         raise ImtransError(f"--batch {batch}: give at least 1")
     plane = Plane.of(volume, backend.orientation)
     stack = to_slices(normalize(volume, backend.source), plane)  # (n, rows, cols), [-1, 1]
-    out = np.empty(stack.shape, dtype=np.float32)
-    for start in range(0, stack.shape[0], batch):
-        chunk = np.ascontiguousarray(stack[start : start + batch, None], dtype=np.float32)  # (N, 1, H, W)
+    context = int(getattr(backend, "context", 0))
+    n = stack.shape[0]
+    total = np.zeros(stack.shape, dtype=np.float32)  # the sum of each slice's predictions
+    counts = np.zeros(n, dtype=np.float32)
+    for start in range(0, n, batch):
+        centres = np.arange(start, min(start + batch, n))
+        rows = window_indices(n, centres, context)  # (N, C): the slices of each stack
+        chunk = np.ascontiguousarray(stack[rows], dtype=np.float32)  # (N, C, H, W)
         result = np.asarray(backend(chunk))
         if result.shape != chunk.shape:
             raise ImtransError(
                 f"the model returned shape {result.shape} for a batch of shape {chunk.shape} — "
-                "it must map (N, 1, H, W) to the same shape"
+                "it must map (N, C, H, W) to the same shape"
             )
-        out[start : start + len(chunk)] = result[:, 0]
+        for channel in range(rows.shape[1]):  # channel c of stack i predicts slice i + c - context
+            target = centres + channel - context
+            inside = (target >= 0) & (target < n)  # not the repeated end slices
+            total[target[inside]] += result[inside, channel]
+            counts[target[inside]] += 1
         if progress is not None:
-            progress(len(chunk))
+            progress(len(centres))
+    out = total / counts[:, None, None]
     window = CT_WINDOW if backend.target == "ct" else MR_WINDOW
     values = np.asarray(window.inverse(from_slices(out, plane)), dtype=np.float32)
     translated = volume.with_array(np.ascontiguousarray(values), modality=backend.target)

@@ -21,6 +21,7 @@ from .intensity import Window
 from .models import TrainedGenerator
 from .onnx_graph import INPUT_NAME, OUTPUT_NAME, UNITS, WINDOWS
 from .sample_data import SampleData
+from .slices import window_indices
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,12 @@ class Measurement:
 # ----------------------------------------------------------------------------- comparisons
 
 
-def _foreground_batch(stack: np.ndarray, window: Window, count: int = 4) -> np.ndarray:
-    """``count`` slices spread over the body of a stack, as a batch (count, 1, H, W)."""
+def _foreground_batch(stack: np.ndarray, window: Window, context: int, count: int = 4) -> np.ndarray:
+    """``count`` slices spread over the body of a stack, as a batch (count, 2 context + 1, H, W)."""
     body = np.flatnonzero((window.forward(stack) > -0.9).mean(axis=(1, 2)) >= 0.05)
     body = body if body.size else np.arange(len(stack))
     picks = body[np.linspace(0, body.size - 1, min(count, body.size)).round().astype(int)]
-    return np.ascontiguousarray(stack[picks][:, None], dtype=np.float32)
+    return np.ascontiguousarray(stack[window_indices(len(stack), picks, context)], dtype=np.float32)
 
 
 class Pair:
@@ -111,7 +112,7 @@ class Pair:
         )
 
     def compare(self, raw: np.ndarray, batch: int = 4) -> tuple[float, float]:
-        """Max and mean |onnx - torch| on the [-1, 1] scale over ``raw`` (n, 1, H, W), in batches."""
+        """Max and mean |onnx - torch| on the [-1, 1] scale over ``raw`` (n, C, H, W), in batches."""
         half = (self.target.high - self.target.low) / 2
         worst, total = 0.0, 0.0
         for start in range(0, len(raw), batch):
@@ -121,11 +122,11 @@ class Pair:
         return worst, total / raw.size
 
 
-def _random_inputs(window: Window, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _random_inputs(window: Window, rng: np.random.Generator, channels: int) -> dict[str, np.ndarray]:
     """Uniform over the source window widened by 10% each side (the graph's clipping is exercised)."""
     span = window.high - window.low
     out = {}
-    for shape in ((2, 1, 64, 64), (1, 1, 50, 70)):  # 50 x 70: not a multiple of 4 on either side
+    for shape in ((2, channels, 64, 64), (1, channels, 50, 70)):  # 50 x 70: no multiple of 4 either side
         x = rng.uniform(window.low - 0.1 * span, window.high + 0.1 * span, size=shape).astype(np.float32)
         out["random " + "x".join(str(d) for d in (shape[0], *shape[2:]))] = x
     return out
@@ -149,13 +150,14 @@ def verify(
     unit = UNITS[tg.target]
     inputs: dict[str, np.ndarray] = {}
     if precision != "int8":  # noise is far outside the calibrated ranges; int8 is checked on images
-        inputs.update(_random_inputs(pair.source, np.random.default_rng(seed)))
+        inputs.update(_random_inputs(pair.source, np.random.default_rng(seed), 2 * tg.context + 1))
     if data is not None:
-        batch = _foreground_batch(data.volume, pair.source)
+        batch = _foreground_batch(data.volume, pair.source, tg.context)
         inputs[f"{data.volume_id} slices {batch.shape[0]}x{batch.shape[2]}x{batch.shape[3]}"] = batch
     out = [Measurement(what, precision, *pair.compare(x), scale, unit, limit) for what, x in inputs.items()]
     if data is not None and volume_check:
-        stack = data.volume[:, None]
+        n = len(data.volume)
+        stack = data.volume[window_indices(n, np.arange(n), tg.context)]  # (n, C, H, W)
         out.append(
             Measurement(
                 f"volume {data.volume_id} ({len(stack)} slices)",

@@ -30,11 +30,19 @@ EXAMPLE = REPO / "docs" / "examples" / "translate_onnx.py"
 PHANTOM = "phantom:n_ct=3,n_mr=3,n_paired=1,size=64,slices=8"
 
 
-def tiny_run(root: Path, gen: str) -> Path:
+def tiny_run(root: Path, gen: str, context: int = 0) -> Path:
     from imtrans_core.training import TrainConfig, train
 
     config = TrainConfig(
-        gen=gen, disc="patchgan:ndf=8", data=PHANTOM, size=64, iters=4, log_every=2, ckpt_every=4, workers=0
+        gen=gen,
+        disc="patchgan:ndf=8",
+        data=PHANTOM,
+        size=64,
+        iters=4,
+        log_every=2,
+        ckpt_every=4,
+        workers=0,
+        context=context,
     )
     return train(config, out=root / "run").run_dir
 
@@ -252,6 +260,37 @@ def test_standalone_example_needs_only_onnxruntime_numpy_nibabel(exported, tmp_p
     imtrans = translate_volume(read_volume(tmp_path / "mr.nii.gz"), OnnxBackend.from_file(exported.path))
     assert standalone.same_grid(imtrans)
     assert np.abs(standalone.array - imtrans.array).max() < 1e-3  # HU
+
+
+def test_a_2_5d_generator_exports_its_context_and_translates_alike_everywhere(
+    env, tmp_path_factory, tmp_path
+):
+    """A model trained on 3-slice stacks: the graph takes (N, 3, H, W), the metadata says context 1,
+    and onnxruntime, the standalone example and torch give one synthetic CT."""
+    run = tiny_run(tmp_path_factory.mktemp("stacked"), "resnet9:ngf=8,n_blocks=2", context=1)
+    result = export_model(run, tmp_path / "mr2ct.onnx")  # verified against torch on stacks, or it raises
+    assert result.metadata["context"] == 1 and result.metadata["input_layout"].startswith("(N, 3, H, W)")
+    backend = OnnxBackend.from_file(result.path)
+    assert backend.context == 1
+    write_volume(mr_volume(), tmp_path / "mr.nii.gz")
+    volume = read_volume(tmp_path / "mr.nii.gz")
+    by_onnx = translate_volume(volume, backend)
+    by_torch = translate_volume(volume, TorchBackend.from_model(run, device="cpu"))
+    assert np.abs(by_onnx.array - by_torch.array).max() < 0.05  # HU
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            str(result.path),
+            str(tmp_path / "mr.nii.gz"),
+            str(tmp_path / "sct.nii.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert np.abs(read_volume(tmp_path / "sct.nii.gz").array - by_onnx.array).max() < 1e-3
 
 
 # ----------------------------------------------------------------------------- providers and errors

@@ -15,6 +15,7 @@ from imtrans_core.slices import (
     fit_to,
     from_slices,
     to_slices,
+    window_indices,
 )
 from imtrans_core.sources import VolumePool
 from imtrans_core.volume import Volume
@@ -65,7 +66,8 @@ def test_slice_stacks_cache_on_disk_and_skip_empty_slices(tmp_path, monkeypatch)
     loads: list[str] = []
     stacks = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
     assert len(stacks) == 3 * 2  # the air slice of each volume is left out
-    assert stacks.slice(0).dtype == np.float16 and stacks.slice(0).shape == (6, 6)
+    first = stacks.at(*stacks.index[0])
+    assert first.dtype == np.float16 and first.shape == (6, 6)
     again = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
     assert loads == ["v0", "v1", "v2"] and len(again) == 6  # the second build read the cache only
 
@@ -114,6 +116,36 @@ def test_paired_samples_show_one_subjects_slice_cropped_and_flipped_alike(tmp_pa
         seen.add(float(item["pair_ct"][0, 0, 0]))
     assert len(seen) > 10  # crops, slices and subjects vary
     assert not (PairedSlices(ct, mr, size=8, seed=2)[0]["pair_ct"] == data[0]["pair_ct"]).all()
+
+
+def test_window_indices_repeat_the_end_slices():
+    assert window_indices(5, np.arange(5), 1).tolist() == [
+        [0, 0, 1],
+        [0, 1, 2],
+        [1, 2, 3],
+        [2, 3, 4],
+        [3, 4, 4],
+    ]
+    assert window_indices(3, np.array([1]), 2).tolist() == [[0, 0, 1, 2, 2]]
+    assert window_indices(4, np.array([2]), 0).tolist() == [[2]]
+
+
+def test_2_5d_samples_are_the_2d_sample_with_its_neighbours_cropped_and_flipped_alike(tmp_path, monkeypatch):
+    """With context 1 each item is the context-0 item's slice between its two neighbours, same draws."""
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path))
+    ct = SliceStacks(_ramp_pool(3, (12, 5, 12), 0.0), "ct", "coronal", fingerprint="sct")
+    mr = SliceStacks(_ramp_pool(3, (12, 5, 12), 7.0), "ct", "coronal", fingerprint="smr")
+    for flat, stacked in (
+        (UnpairedSlices(ct, mr, size=8, seed=4), UnpairedSlices(ct, mr, size=8, seed=4, context=1)),
+        (PairedSlices(ct, mr, size=8, seed=4), PairedSlices(ct, mr, size=8, seed=4, context=1)),
+    ):
+        for i in range(30):
+            one, three = flat[i], stacked[i]
+            for key in one:
+                assert three[key].shape == (3, 8, 8)
+                assert (three[key][1] == one[key][0]).all()
+                # the neighbours are other slices of that volume (at an end one repeats the middle)
+                assert (three[key][0] != three[key][2]).any()
 
 
 def test_a_pair_on_two_grids_is_an_error_naming_it(tmp_path, monkeypatch):

@@ -153,6 +153,36 @@ def test_paired_term_is_l1_both_ways_and_stands_alone_without_a_discriminator():
     assert hybrid.uses_unpaired and hybrid.uses_pairs and hybrid.adversarial is not None
 
 
+def test_a_2_5d_run_trains_networks_on_stacks_of_adjacent_slices(tmp_path):
+    from imtrans_core.models import load_generator
+
+    config = {**TINY, "data": TINY["data"] + ",n_train_pairs=2", "loss": ["gc:0.3", "paired:1"]}
+    run = train(TrainConfig(**config, context=1), out=tmp_path / "run").run_dir
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert resolved["gen"].startswith("resnet9:in_ch=3,out_ch=3,") and resolved["disc"].startswith(
+        "patchgan:in_ch=3,"
+    )
+    generator = load_generator(run, "ct2mr")
+    assert generator.context == 1 and generator.net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    assert len(list((run / "samples").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"gen": "resnet9:ngf=8,n_blocks=2,in_ch=1"},
+            r"--gen resnet9:ngf=8,n_blocks=2,in_ch=1: in_ch=1, but --context 1 feeds stacks of 3",
+        ),
+        ({"disc": "patchgan:ndf=8,in_ch=2"}, r"--disc patchgan:ndf=8,in_ch=2: in_ch=2, but --context 1"),
+    ],
+)
+def test_a_network_spec_that_contradicts_the_context_is_refused_before_any_work(tmp_path, changes, message):
+    with pytest.raises(ic.ImtransError, match=message):
+        train(TrainConfig(**{**TINY, **changes, "context": 1}), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_removing_the_adversarial_loss_without_a_paired_one_is_refused():
     with pytest.raises(ic.SpecError, match="add --loss paired for supervised training"):
         compose_losses(["lsgan:0"], ic.LOSSES)

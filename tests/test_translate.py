@@ -165,6 +165,34 @@ def test_slice_columns_land_on_the_patients_right_to_left_axis(orientation):
     assert np.allclose(steps, hu_per_column, atol=1e-3)  # identity direction: columns ascend along +L / +P
 
 
+class ChannelOffsets(nn.Module):
+    """A 2.5-D 'generator' that adds 0.1 x (c - 1) to channel c: each prediction tells which stack made it."""
+
+    def forward(self, x):
+        assert x.shape[1] == 3
+        return x + 0.1 * (torch.arange(3, dtype=x.dtype) - 1)[None, :, None, None]
+
+
+def test_2_5d_predictions_of_each_slice_are_averaged_over_the_stacks_that_hold_it():
+    """Slice j is channel 2 of stack j-1, 1 of stack j and 0 of stack j+1: offsets +0.1, 0, -0.1.
+
+    Inside the volume they cancel; the first slice has no stack j-1 (the repeated end slice in
+    stack 0 is no prediction of it), so it keeps the -0.1 of stack 1 averaged with the 0 of its
+    own: -0.05 on [-1, 1], -2.5 on the MR scale; the last slice +2.5.
+    """
+    n = 7
+    hu = np.random.default_rng(3).uniform(-100, 300, size=(6, n, 5)).astype(np.float32)  # inside the window
+    volume = Volume(hu, modality="ct")  # coronal: slices along the second axis
+    plain = translate_volume(volume, TorchBackend(Identity(), "ct2mr", "coronal", "cpu"))
+    seen = Identity()
+    backend = TorchBackend(nn.Sequential(seen, ChannelOffsets()), "ct2mr", "coronal", "cpu", context=1)
+    stacked = translate_volume(volume, backend, batch=3)
+    expected = np.zeros(n)
+    expected[0], expected[-1] = -2.5, 2.5
+    assert np.abs(stacked.array - plain.array - expected[None, :, None]).max() < 1e-4
+    assert seen.shapes == [(3, 3, 5, 6), (3, 3, 5, 6), (1, 3, 5, 6)]  # (stacks, slices, superior, left)
+
+
 def test_bf16_autocast_stays_close_to_fp32():
     torch.manual_seed(0)
     net = ic.GENERATORS.build("resnet9:ngf=8,n_blocks=1")

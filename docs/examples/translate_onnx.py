@@ -12,6 +12,9 @@ windows, the MR scaling, and whether the windows are inside the graph
 2. Unless the graph holds the windows, clip to the source window and map it to [-1, 1].
 3. Cut the volume into slices across the trained plane, in radiological display order
    (coronal: head up, patient's right on the left), run them in batches, put them back.
+   A 2.5-D model (``context`` k > 0) takes each slice with its k neighbours on each side as
+   channels (the end slices repeated past the volume) and returns as many; every slice's
+   predictions from the stacks that hold it are averaged.
 4. Map the output to the target's units (HU within [-150, 350], or MR on the [0, 100] scale)
    and write it on the input's grid (same affine), so it overlays the input in any viewer.
 
@@ -96,10 +99,21 @@ def translate(
     axes, flips = plane_of(affine, meta["orientation"])
     stack = to_slices(values, axes, flips)
     name_in, name_out = session.get_inputs()[0].name, session.get_outputs()[0].name
-    out = np.empty(stack.shape, dtype=np.float32)
-    for start in range(0, len(stack), batch):
-        chunk = np.ascontiguousarray(stack[start : start + batch, None], dtype=np.float32)  # (N, 1, H, W)
-        out[start : start + len(chunk)] = session.run([name_out], {name_in: chunk})[0][:, 0]
+    n, k = len(stack), int(meta.get("context", 0))
+    offsets = np.arange(-k, k + 1)
+    total = np.zeros(stack.shape, dtype=np.float32)
+    counts = np.zeros(n, dtype=np.float32)
+    for start in range(0, n, batch):
+        centres = np.arange(start, min(start + batch, n))
+        rows = np.clip(centres[:, None] + offsets, 0, n - 1)
+        chunk = np.ascontiguousarray(stack[rows], dtype=np.float32)  # (N, 2k + 1, H, W)
+        result = session.run([name_out], {name_in: chunk})[0]
+        for channel, offset in enumerate(offsets):  # channel c predicts slice centre + c - k
+            target = centres + offset
+            inside = (target >= 0) & (target < n)
+            total[target[inside]] += result[inside, channel]
+            counts[target[inside]] += 1
+    out = total / counts[:, None, None]
     result = out if in_graph else from_unit(out, meta["target_window"])
     return np.ascontiguousarray(from_slices(result, axes, flips), dtype=np.float32)
 

@@ -108,6 +108,13 @@ class TrainConfig:
     amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
     orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)
+    context: int = option(
+        0,
+        "Adjacent slices on each side fed to the networks with each slice (2.5-D): 1 gives stacks "
+        "of 3 as channels, in and out (default 0: single slices, the paper's).",
+        low=0,
+        high=8,
+    )
     workers: int = option(
         1, "Data-loader worker processes (0: load in the training process).", low=0, high=256, on_resume=True
     )

@@ -36,6 +36,7 @@ from .precision import autocast, resolve_amp
 from .progress import Progress
 from .rundir import RunDir
 from .schedule import linear_decay, lr_factor
+from .validate import discriminator_spec, generator_spec
 
 log = logging.getLogger("imtrans")
 
@@ -84,8 +85,12 @@ class Trainer:
         self.device = dist.device
         self.amp = resolve_amp(config.amp, self.device)
         torch.manual_seed(config.seed)
-        g_ct, g_mr = (ic.GENERATORS.build(config.gen) for _ in range(2))
-        d_ct, d_mr = (ic.DISCRIMINATORS.build(config.disc) for _ in range(2))
+        gen, disc = (
+            generator_spec(config.gen, config.context),
+            discriminator_spec(config.disc, config.context),
+        )
+        g_ct, g_mr = (ic.GENERATORS.build(gen) for _ in range(2))
+        d_ct, d_mr = (ic.DISCRIMINATORS.build(disc) for _ in range(2))
         self.generators = Generators(g_ct, g_mr).to(self.device)
         self.discriminators = Discriminators(d_ct, d_mr).to(self.device)
         self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES))
@@ -218,7 +223,7 @@ class Trainer:
 
     @torch.no_grad()
     def sample_images(self, ct: torch.Tensor, mr: torch.Tensor) -> dict[str, Any]:
-        """MR, synthetic CT, reconstructed MR; CT, synthetic MR, reconstructed CT (first slice)."""
+        """MR, synthetic CT, reconstructed MR; CT, synthetic MR, reconstructed CT (first sample's middle slice)."""
         with autocast(self.device, self.amp):
             out = self.generators({"ct": ct[:1], "mr": mr[:1]})
         images = {
@@ -229,7 +234,8 @@ class Trainer:
             "fake_mr": out["fake_mr"],
             "rec_ct": out["rec_ct"],
         }
-        return {k: v[0, 0].float().cpu().numpy() for k, v in images.items()}
+        middle = self.config.context
+        return {k: v[0, middle].float().cpu().numpy() for k, v in images.items()}
 
     # -- the loop ---------------------------------------------------------------
 

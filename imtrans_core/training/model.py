@@ -43,7 +43,7 @@ class Generators(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], identity: bool = False) -> dict[str, torch.Tensor]:
         """The translations the objective reads, from the images ``batch`` holds.
 
-        ``ct``, ``mr``: unpaired (N, 1, H, W) in [-1, 1] (x in I_CT, y in I_MR as
+        ``ct``, ``mr``: unpaired (N, C, H, W) in [-1, 1] (C: 1, or a 2.5-D stack; x in I_CT, y in I_MR as
         in the paper); ``pair_ct``, ``pair_mr``: one aligned pair per sample.
         """
         out = {}

@@ -109,7 +109,7 @@ def build_data(
     if objective.uses_unpaired:
         ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
         mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
-        parts.append(UnpairedSlices(ct, mr, config.size, seed=config.seed))
+        parts.append(UnpairedSlices(ct, mr, config.size, seed=config.seed, context=config.context))
         stacks.append((ct, mr))
     if objective.uses_pairs:
         key = f"{source.fingerprint}|train-pairs" if source.fingerprint else ""
@@ -117,14 +117,14 @@ def build_data(
             SliceStacks(source.pair_pool(m), m, config.orientation, key, progress=dist.is_main)
             for m in ("ct", "mr")
         )
-        parts.append(PairedSlices(ct, mr, config.size, seed=config.seed))
+        parts.append(PairedSlices(ct, mr, config.size, seed=config.seed, context=config.context))
         stacks.append((ct, mr))
     fixed = tuple(
         torch.from_numpy(
             np.ascontiguousarray(
-                fit_to(np.asarray(s.slice(len(s) // 2)), config.size, None), dtype=np.float32
+                fit_to(s.around(*s.index[len(s) // 2], config.context), config.size, None), dtype=np.float32
             )
-        )[None, None]
+        )[None]
         for s in stacks[0]
     )
     return TrainingSlices(*parts), fixed  # type: ignore[return-value]

@@ -31,7 +31,7 @@ def check(config: TrainConfig) -> dict[str, Any]:
     resolved = resolve_specs(config)
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)
-    check_size(config.gen, config.disc, config.size)
+    check_size(config.gen, config.disc, config.size, config.context)
     resolve_amp(config.amp, torch.device(device_kind(config.device)))
     return resolved
 
@@ -51,12 +51,41 @@ def check_data(config: TrainConfig, source: Any) -> None:
 def resolve_specs(config: TrainConfig) -> dict[str, Any]:
     """Every spec of the config checked against its registry and resolved (defaults filled in)."""
     return {
-        "gen": str(ic.GENERATORS.resolve(config.gen)),
-        "disc": str(ic.DISCRIMINATORS.resolve(config.disc)),
+        "gen": str(generator_spec(config.gen, config.context)),
+        "disc": str(discriminator_spec(config.disc, config.context)),
         "data": str(ic.DATASETS.resolve(config.data)),
         "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
         "log": [str(ic.LOGGERS.resolve(s)) for s in config.log],
     }
+
+
+def generator_spec(gen: str, context: int = 0) -> ic.Spec:
+    """The generator spec resolved for stacks of ``2 * context + 1`` slices in and out (2.5-D)."""
+    return _stacked(ic.GENERATORS, "--gen", gen, context, ("in_ch", "out_ch"))
+
+
+def discriminator_spec(disc: str, context: int = 0) -> ic.Spec:
+    """The discriminator spec resolved for stacks of ``2 * context + 1`` slices in."""
+    return _stacked(ic.DISCRIMINATORS, "--disc", disc, context, ("in_ch",))
+
+
+def _stacked(registry: ic.Registry, option: str, spec: str, context: int, keys: tuple[str, ...]) -> ic.Spec:
+    """``spec`` resolved with ``keys`` set to the stack's channels; a spec that sets them otherwise is refused.
+
+    With ``context`` 0 the spec is resolved as written (one slice: every
+    network's default).
+    """
+    if context == 0:
+        return registry.resolve(spec)
+    channels = 2 * context + 1
+    typed = registry.resolve(spec).kwargs
+    for key in sorted(set(keys) & set(ic.parse(spec).kwargs)):
+        if typed[key] != channels:
+            raise ImtransError(
+                f"{option} {spec}: {key}={typed[key]}, but --context {context} feeds stacks of {channels} "
+                f"slices; drop {key} from the spec (it follows from --context)"
+            )
+    return registry.resolve(spec, **dict.fromkeys(keys, channels))
 
 
 def describe_resolved(resolved: dict[str, Any]) -> str:
@@ -64,27 +93,27 @@ def describe_resolved(resolved: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v}" for k, v in resolved.items() if v)
 
 
-def check_size(gen: str, disc: str, size: int) -> None:
+def check_size(gen: str, disc: str, size: int, context: int = 0) -> None:
     """Refuse a ``--size`` the networks cannot train on, naming the smallest they accept.
 
-    The networks run once on a size x size slice: the generator must give back a
-    slice of the same shape and the discriminator must accept it. They are built
+    The networks run once on a size x size slice (a stack of ``2 * context + 1``
+    of them for 2.5-D): the generator must give back the same shape and the discriminator must accept it. They are built
     on the ``meta`` device first (shapes only: no memory, no arithmetic); what
     fails there is tried again on the CPU, since code that looks at values (an
     ``.item()``, an ``if`` on a tensor) cannot run on ``meta``. Nothing about the
     architectures is hard-coded, so a plugin's network is checked the same way.
     """
-    problem = _probe(gen, disc, size, "meta") and _probe(gen, disc, size, "cpu")
+    problem = _probe(gen, disc, size, "meta", context) and _probe(gen, disc, size, "cpu", context)
     if problem is None:
         return
     # Look for the smallest size where the networks run: on meta if they run there at all.
-    device = next((d for d in ("meta", "cpu") if _probe(gen, disc, REFERENCE_SIZE, d) is None), None)
+    device = next((d for d in ("meta", "cpu") if _probe(gen, disc, REFERENCE_SIZE, d, context) is None), None)
     if device is None:  # not the size: the networks themselves
         raise ImtransError(
             f"{gen} with {disc} cannot train on {size} x {size} slices, nor on {REFERENCE_SIZE} x "
             f"{REFERENCE_SIZE} ({problem}); check their specs (in_ch, out_ch, ...)"
         )
-    smallest = next(s for s in range(2, REFERENCE_SIZE + 1) if _probe(gen, disc, s, device) is None)
+    smallest = next(s for s in range(2, REFERENCE_SIZE + 1) if _probe(gen, disc, s, device, context) is None)
     raise ImtransError(
         f"--size {size}: {gen} with {disc} cannot train on {size} x {size} slices ({problem}); "
         f"the smallest size they accept is {smallest}"
@@ -92,16 +121,19 @@ def check_size(gen: str, disc: str, size: int) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _networks(gen: str, disc: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _networks(gen: str, disc: str, device: str, context: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     with torch.device(device):
-        return ic.GENERATORS.build(gen), ic.DISCRIMINATORS.build(disc)
+        return (
+            ic.GENERATORS.build(generator_spec(gen, context)),
+            ic.DISCRIMINATORS.build(discriminator_spec(disc, context)),
+        )
 
 
 @torch.no_grad()
-def _probe(gen: str, disc: str, size: int, device: str) -> str | None:
-    """None when the networks train on size x size slices on ``device``, else the reason in a few words."""
-    generator, discriminator = _networks(gen, disc, device)
-    x = torch.zeros(1, 1, size, size, device=device)
+def _probe(gen: str, disc: str, size: int, device: str, context: int = 0) -> str | None:
+    """None when the networks train on stacks of size x size slices on ``device``, else why not in a few words."""
+    generator, discriminator = _networks(gen, disc, device, context)
+    x = torch.zeros(1, 2 * context + 1, size, size, device=device)
     try:
         y = generator(x)
         if tuple(y.shape) != tuple(x.shape):

@@ -231,7 +231,7 @@ def build_metadata(
         "source": tg.source,
         "target": tg.target,
         "orientation": tg.orientation,
-        "context": tg.context,
+        "input_contract": tg.contract.to_dict(),
         "input_layout": input_layout,
         "output_layout": output_layout,
         "intensity_in_graph": intensity_in_graph,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .contract import InputContract
 from .errors import ImtransError
 from .intensity import Window
 
@@ -74,7 +75,10 @@ class ExportedGenerator(ABC):
         self.source: str = metadata["source"]
         self.target: str = metadata["target"]
         self.orientation: str = metadata["orientation"]
-        self.context: int = int(metadata.get("context", 0))  # 2.5-D: neighbours each side of a slice
+        self.contract = InputContract.from_dict(
+            metadata.get("input_contract") or {"orientation": self.orientation}
+        )
+        self.context = self.contract.context  # 2.5-D: neighbours each side of a slice
         self.precision: str = metadata.get("precision", "fp32")
         self.intensity_in_graph: bool = bool(metadata.get("intensity_in_graph", False))
         self.source_window = Window(*metadata.get("source_window", (-1.0, 1.0)))

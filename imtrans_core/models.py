@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .contract import InputContract
 from .errors import ImtransError
 
 DIRECTIONS = {"mr2ct": ("g_ct", "mr", "ct"), "ct2mr": ("g_mr", "ct", "mr")}
@@ -28,7 +29,12 @@ class TrainedGenerator:
     spec: str
     step: int
     config: dict[str, Any] = field(default_factory=dict)
-    context: int = 0  # neighbours on each side fed with each slice (2.5-D); channels = 2 context + 1
+    contract: InputContract = field(default_factory=InputContract)  # what its inputs must look like
+
+    @property
+    def context(self) -> int:
+        """Neighbours on each side fed with each slice (2.5-D); channels = 2 context + 1."""
+        return self.contract.context
 
 
 def checkpoint_of(model: Path) -> Path:
@@ -57,12 +63,19 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     key, source, target = DIRECTIONS[direction]
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
-    context = int(config.get("context", 0))
-    spec = generator_spec(config.get("gen", "resnet9"), context)
+    contract = InputContract.of_run(state)
+    spec = generator_spec(config.get("gen", "resnet9"), contract.context)
     net = ic.GENERATORS.build(spec)
     net.load_state_dict(state["models"][key])
     net.to(device).eval()
-    orientation = config.get("orientation", "coronal")
     return TrainedGenerator(
-        net, direction, source, target, orientation, str(spec), int(state.get("step", 0)), config, context
+        net,
+        direction,
+        source,
+        target,
+        contract.orientation,
+        str(spec),
+        int(state.get("step", 0)),
+        config,
+        contract,
     )

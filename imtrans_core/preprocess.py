@@ -9,14 +9,19 @@ that their field of view resembles the MR's, then resized to 256 x 256. Here:
   (coronal by default, like the paper's MR) is ``size x size`` voxels of ``spacing`` mm, centred on
   the volume; 256 x 1.25 mm = 320 mm is the paper's MR field of view.
 * :func:`resample_to_grid` puts a volume on another's grid (e.g. a CT on its MR's).
+* :func:`resample_to_spacing` reslices a volume onto a patient-aligned grid of given spacing
+  that covers it (a model's input grid, :mod:`imtrans_core.contract`).
 * :func:`body_mask` and :func:`fov_mask` give the voxels evaluation should count.
-* :func:`prepare_folder` runs the above over a folder, resumably.
+* :func:`prepare_folder` runs the above over a folder, resumably, and records its options in
+  the folder's ``prepared.json`` (a model trained on it records ``n4`` in its input contract).
 
 Voxels outside the input are filled with :func:`padding_value` (air: -1024 HU for CT, 0 otherwise).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +50,7 @@ from .volume import Volume
 # The LPS world axis each slicing plane is cut across (see Volume.axis_of).
 SLICE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 INTERPOLATORS = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
+PREPARED = "prepared.json"  # how prepare_folder made a folder: its options (n4, spacing, ...)
 CT_BODY_THRESHOLD = -500.0  # HU: between air (-1000) and fat (-100)
 
 
@@ -126,6 +132,24 @@ def resample_inplane(
     middle[normal] = (low[normal] + high[normal]) / 2
     origin = middle - steps * (shape - 1) / 2
     grid = _grid_image(tuple(shape), tuple(steps), tuple(origin), np.eye(3))
+    return _resample(volume, grid, interpolator, default)
+
+
+def resample_to_spacing(
+    volume: Volume, spacing: Sequence[float], interpolator: str | None = None, default: float | None = None
+) -> Volume:
+    """Reslice onto a patient-aligned grid (identity direction) of ``spacing`` mm along L, P and S.
+
+    The grid starts at the low corner of the volume's bounding box (so an axis-aligned input
+    keeps its first voxel's position and, where its spacing is the asked one, its voxels) and
+    reaches past the high corner by less than one step, so every input voxel lies inside it: a
+    translation made on it goes back onto the input's grid without holes.
+    """
+    corners = _world_corners(volume)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    steps = np.asarray(spacing, dtype=np.float64)
+    shape = np.ceil((high - low) / steps - 1e-6).astype(int) + 1
+    grid = _grid_image(tuple(shape), tuple(steps), tuple(low), np.eye(3))
     return _resample(volume, grid, interpolator, default)
 
 
@@ -249,6 +273,10 @@ def prepare_folder(
         "slice_spacing": slice_spacing,
         "n4": n4,
     }
+    record = out_dir / PREPARED  # how the folder was made: a model trained on it records its n4
+    partial = record.with_name(f".{PREPARED}.partial")
+    partial.write_text(json.dumps({"modality": modality, **options}, indent=2) + "\n")
+    os.replace(partial, record)
     with _progress(console) as progress:
         task = progress.add_task(f"prepare {modality.upper()}", total=len(inputs))
         for path in inputs:

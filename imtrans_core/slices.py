@@ -25,6 +25,7 @@ uninterrupted one would.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ class Plane:
             bool((signs[1] > 0) == _COL_FLIP[orientation]),
         )
         return cls(axes, flips)  # type: ignore[arg-type]
+
+    def spacing(self, volume: Volume) -> tuple[float, float, float]:
+        """The volume's voxel spacing (mm) between slices, rows and columns of this plane."""
+        return tuple(float(volume.spacing[axis]) for axis in self.axes)  # type: ignore[return-value]
 
 
 def to_slices(array: np.ndarray, plane: Plane) -> np.ndarray:
@@ -121,9 +126,11 @@ class SliceStacks:
         self.arrays: list[np.ndarray] = []  # used when the source gives no fingerprint to cache by
         counts = []
         self.shapes: list[tuple[int, ...]] = []  # (slices, rows, cols) of each volume
+        self.spacings: list[tuple[float, float, float]] = []  # mm between slices, rows, columns
         for volume_id in _iterate(pool.ids, f"caching {modality} slices", progress):
-            stack = self._stack(pool, volume_id, orientation)
+            stack, spacing = self._stack(pool, volume_id, orientation)
             self.shapes.append(tuple(stack.shape))
+            self.spacings.append(spacing)
             counts.append(_foreground_slices(stack, min_foreground))
         self.index = [(v, s) for v, slices in enumerate(counts) for s in slices]
         if not self.index:
@@ -132,24 +139,33 @@ class SliceStacks:
             )
         self._open: dict[int, np.ndarray] = {}
 
-    def _stack(self, pool: VolumePool, volume_id: str, orientation: str) -> np.ndarray:
+    def _stack(
+        self, pool: VolumePool, volume_id: str, orientation: str
+    ) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """One volume's slice stack and its (slice, row, column) spacing, from the cache where it is."""
         if self.folder is None:
             volume = pool.load(volume_id)
-            stack = to_slices(normalize(volume, self.modality), Plane.of(volume, orientation)).astype(
-                np.float16
-            )
+            plane = Plane.of(volume, orientation)
+            stack = to_slices(normalize(volume, self.modality), plane).astype(np.float16)
             self.arrays.append(np.ascontiguousarray(stack))
-            return stack
+            return stack, plane.spacing(volume)
         path = self.folder / f"{volume_id}.npy"
+        sidecar = path.with_suffix(".json")  # the grid the stack was cut from
         self.paths.append(path)
-        if not path.exists():
+        if not (path.exists() and sidecar.exists()):
             volume = pool.load(volume_id)
-            stack = to_slices(normalize(volume, self.modality), Plane.of(volume, orientation))
+            plane = Plane.of(volume, orientation)
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, np.ascontiguousarray(stack, dtype=np.float16))
-            os.replace(tmp, path)
-        return np.load(path, mmap_mode="r")
+            if not path.exists():
+                stack = to_slices(normalize(volume, self.modality), plane)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, np.ascontiguousarray(stack, dtype=np.float16))
+                os.replace(tmp, path)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.json")
+            tmp.write_text(json.dumps({"spacing": plane.spacing(volume)}))
+            os.replace(tmp, sidecar)
+        spacing = tuple(float(v) for v in json.loads(sidecar.read_text())["spacing"])
+        return np.load(path, mmap_mode="r"), spacing  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self.index)

@@ -64,6 +64,9 @@ class VolumeSource:
     label_names: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
     train_pairs: list[PairedSubject] = field(default_factory=list)
+    mr_n4: bool = (
+        False  # the MRs were N4-corrected (recorded in the input contract of a model trained on them)
+    )
 
     def pair_pool(self, modality: str) -> VolumePool:
         """One modality of the training pairs as a pool, in the pairs' order."""

@@ -39,11 +39,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .contract import InputContract, conform, restore
 from .errors import ImtransError, ImtransWarning
 from .intensity import CT_WINDOW, MR_WINDOW
 from .io import list_volumes, read_volume, volume_id, write_volume
@@ -92,7 +94,7 @@ class TorchBackend:
         device: Any = "cpu",
         amp: str = "off",
         compile_net: bool = False,
-        context: int = 0,
+        contract: InputContract | None = None,
     ):
         import torch
 
@@ -104,7 +106,8 @@ class TorchBackend:
         self.direction = direction
         _, self.source, self.target = DIRECTIONS[direction]
         self.orientation = orientation
-        self.context = context
+        self.contract = contract or InputContract(orientation)  # without a recorded grid: slices as given
+        self.context = self.contract.context
         named = isinstance(device, str) and device in ("auto", "cpu", "cuda")
         self.device = pick_device(device) if named else torch.device(device)
         self.amp = resolve_amp(amp, self.device)
@@ -128,7 +131,7 @@ class TorchBackend:
         target = pick_device(device)
         generator = load_generator(Path(model), direction, device=str(target))
         return cls(
-            generator.net, direction, generator.orientation, target, amp, compile_net, generator.context
+            generator.net, direction, generator.orientation, target, amp, compile_net, generator.contract
         )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -317,6 +320,28 @@ def translate_volume(
     return translated
 
 
+def translate_on_grid(
+    volume: Volume,
+    backend: Backend,
+    batch: int = 8,
+    progress_for: Callable[[int], Callable[[int], None] | None] | None = None,
+    name: str = "",
+) -> Volume:
+    """``volume`` translated on the grid the model was trained on, returned on the input's own grid.
+
+    The input is brought onto the backend's input contract (:func:`contract.conform`: N4
+    where training used it, the training plane's pixel spacing, patient-aligned), translated,
+    and resampled back onto exactly the input's grid; a volume already on such a grid is
+    translated as it is. ``progress_for(n_slices)`` may return a per-batch progress callback.
+    """
+    contract = getattr(backend, "contract", None) or InputContract(backend.orientation)
+    conformed = conform(volume, contract, name)
+    progress = progress_for(_slice_count(conformed, backend)) if progress_for is not None else None
+    translated = translate_volume(conformed, backend, batch, progress)
+    low = (CT_WINDOW if backend.target == "ct" else MR_WINDOW).low
+    return restore(translated, volume, low)
+
+
 # ----------------------------------------------------------------------------- files and folders
 
 
@@ -378,13 +403,15 @@ def translate_files(
     force: bool = False,
     skip_existing: bool = False,
     on_volume: Callable[[Job, int], Callable[[int], None] | None] | None = None,
+    resample: bool = True,
 ) -> Iterator[Outcome]:
     """Translate each job's volume and write it; yields an :class:`Outcome` after each one.
 
     Volumes stream one at a time (read, translate, write, release), so a folder larger than
     memory is fine. A volume that cannot be used (unreadable, the wrong modality, too thin for the network) is reported
     as ``failed`` and the others go on. ``on_volume(job, n_slices)`` may return a per-batch
-    progress callback.
+    progress callback. ``resample`` (default) translates on the model's training grid
+    (:func:`translate_on_grid`); without it, slices are cut from the input's own grid.
     """
     for job in jobs:
         started = time.perf_counter()
@@ -397,10 +424,13 @@ def translate_files(
         except ImtransError as err:
             yield Outcome(job, "failed", time.perf_counter() - started, str(err))
             continue
-        n_slices = volume.shape[Plane.of(volume, backend.orientation).axes[0]]
-        callback = on_volume(job, n_slices) if on_volume is not None else None
+        progress_for = partial(on_volume, job) if on_volume is not None else None
         try:
-            translated = translate_volume(volume, backend, batch, callback)
+            if resample:
+                translated = translate_on_grid(volume, backend, batch, progress_for, str(job.input))
+            else:
+                progress = progress_for(_slice_count(volume, backend)) if progress_for is not None else None
+                translated = translate_volume(volume, backend, batch, progress)
         except RuntimeError as err:  # e.g. slices thinner than the network's padding
             detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
             yield Outcome(
@@ -410,6 +440,10 @@ def translate_files(
         del volume
         write_volume(translated, job.output)
         yield Outcome(job, "written", time.perf_counter() - started)
+
+
+def _slice_count(volume: Volume, backend: Backend) -> int:
+    return volume.shape[Plane.of(volume, backend.orientation).axes[0]]
 
 
 def _subsample(array: np.ndarray, limit: int = 1_000_000) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+import imtrans_core as ic
 from imtrans_core.cli.data_cmds import data
 from imtrans_core.errors import ImtransError
 from imtrans_core.io import read_volume, write_volume
@@ -205,7 +207,7 @@ def test_prepare_folder_skips_existing_and_reports_a_bad_file_without_stopping(c
     assert "1 done, 1 skipped (output exists), 1 failed" in text.getvalue()
     prepared = read_volume(out / "ct_a.nii.gz")
     assert prepared.array.dtype == np.int16 and prepared.shape[0] == prepared.shape[2] == 16
-    assert sorted(p.name for p in out.iterdir()) == ["ct_a.nii.gz", "ct_b.nii.gz"]  # no partial files left
+    assert sorted(p.name for p in out.iterdir()) == ["ct_a.nii.gz", "ct_b.nii.gz", "prepared.json"]  # no partials
 
 
 def test_prepare_folder_reports_two_inputs_with_one_name(tmp_path):
@@ -228,7 +230,11 @@ def test_cli_prepare_goes_on_past_a_bad_file_lists_it_at_the_end_and_exits_1(ct_
     last = err.strip().splitlines()
     assert last[-2] == "error: 1 of 3 volume(s) failed; the others were done:"
     assert last[-1].strip().startswith(str(ct_folder / "ct_bad.nii.gz")) and "truncated" in last[-1]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ct_a.nii.gz", "ct_b.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ct_a.nii.gz",
+        "ct_b.nii.gz",
+        "prepared.json",
+    ]
 
 
 def test_cli_prepare_mr_with_n4(tmp_path):
@@ -243,6 +249,18 @@ def test_cli_prepare_mr_with_n4(tmp_path):
     prepared = nib.load(tmp_path / "out" / "mr_1.nii.gz")
     assert prepared.shape[0] == prepared.shape[2] == 16 and prepared.get_data_dtype() == np.float32
     assert prepared.header.get_zooms() == pytest.approx((4.0, 2.0, 4.0))
+    record = json.loads((tmp_path / "out" / "prepared.json").read_text())
+    assert record == {
+        "modality": "mr",
+        "size": 16,
+        "spacing": 4.0,
+        "slice_axis": "coronal",
+        "slice_spacing": 2.0,
+        "n4": True,
+    }
+    write_volume(Volume(np.zeros((4, 4, 4), np.float32)), tmp_path / "ct" / "c.nii.gz")
+    folder = ic.DATASETS.build(f"folder:ct={tmp_path / 'ct'},mr={tmp_path / 'out'}")
+    assert folder.mr_n4 and not ic.DATASETS.build(f"folder:ct={tmp_path / 'ct'},mr={tmp_path / 'in'}").mr_n4
 
 
 def test_cli_prepare_on_a_missing_folder_is_an_imtrans_error(tmp_path):

@@ -93,6 +93,12 @@ def _progress(console: Console) -> Progress:
 )
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a folder).")
 @click.option("--force", is_flag=True, help="Translate volumes whose modality tag contradicts the model.")
+@click.option(
+    "--no-resample",
+    "native",
+    is_flag=True,
+    help="Cut slices from each input's own grid instead of the model's training grid (its input contract).",
+)
 def translate(
     model: Path,
     inputs: tuple[Path, ...],
@@ -107,12 +113,15 @@ def translate(
     fmt: str,
     skip_existing: bool,
     force: bool,
+    native: bool,
 ) -> None:
     """Translate MR volumes to synthetic CT (or CT to MR) with a trained MODEL.
 
     MODEL is a run directory (its newest checkpoint), a checkpoint file or an exported .onnx.
-    INPUT is volumes (NIfTI, MHA/MHD/NRRD, DICOM series folders) or folders of them. Each
-    output lies on exactly its input's grid. A synthetic CT is in HU within the paper's
+    INPUT is volumes (NIfTI, MHA/MHD/NRRD, DICOM series folders) or folders of them. Each input
+    is resampled onto the grid the model was trained on (its plane and pixel spacing, N4 where
+    training used it), translated, and the result resampled back: each output lies on exactly
+    its input's grid. A synthetic CT is in HU within the paper's
     window [-150, 350] (what the model was trained on); a synthetic MR is on the [0, 100] MR scale.
     """
     from ..translate import make_backend, plan_jobs, translate_files
@@ -122,7 +131,7 @@ def translate(
         jobs = plan_jobs(inputs, out, fmt)
         runner = make_backend(model, direction, backend, device, amp, compile_net, precision)
         console.print(
-            f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {runner.orientation} slices -> {out}"
+            f"{runner.direction} with {_describe(runner)}: {len(jobs)} volume(s), {_grid(runner, native)} -> {out}"
         )
         counts = {"written": 0, "skipped": 0, "failed": 0}
         failures: list[tuple[str, str]] = []
@@ -134,7 +143,7 @@ def translate(
                 bar.reset(slices, total=n_slices, description=escape(job.input.name), visible=True, rate="")
                 return lambda n: bar.update(slices, advance=n, rate=_rate(bar, slices, "slice"))
 
-            for outcome in translate_files(jobs, runner, batch, force, skip_existing, on_volume):
+            for outcome in translate_files(jobs, runner, batch, force, skip_existing, on_volume, not native):
                 counts[outcome.status] += 1
                 if outcome.error:
                     console.print(f"[red]failed:[/] {escape(outcome.error)}")
@@ -150,6 +159,15 @@ def translate(
 def _describe(runner: Any) -> str:
     """The backend's own repr when it has one (TorchBackend(mr2ct, coronal, cpu, bf16)), else its class name."""
     return escape(repr(runner) if type(runner).__repr__ is not object.__repr__ else type(runner).__name__)
+
+
+def _grid(runner: Any, native: bool) -> str:
+    """Where the slices are cut: ``coronal slices at 2.5 x 2.5 mm`` (the contract), or on each input's grid."""
+    contract = getattr(runner, "contract", None)
+    if native or contract is None or contract.spacing is None:
+        return f"{runner.orientation} slices of each input's own grid"
+    rows, cols = contract.spacing
+    return f"{runner.orientation} slices at {rows:g} x {cols:g} mm"
 
 
 def _rate(bar: Progress, task_id: Any, unit: str) -> str:

@@ -319,7 +319,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ImtransError(f"--config {path}: cannot parse it: {' '.join(str(err).split())}") from err
     if not isinstance(data, dict):
         raise ImtransError(f"--config {path}: expected a mapping of option names to values")
-    data.pop("resolved", None)  # a run's config.json repeats a run: its resolved specs are derived
+    data.pop("resolved", None)  # a run's config.json repeats a run: its resolved specs are derived,
+    data.pop("contract", None)  # its input contract measured from the data
     return check_values(data, str(path))
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 import imtrans_core as ic
 
+from ..contract import InputContract
 from ..errors import ImtransError
 from . import checkpoint
 from .config import TrainConfig
@@ -105,6 +106,7 @@ class Trainer:
         self.pool_ct = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank)
         self.pool_mr = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank + 1)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.contract = InputContract(config.orientation, context=config.context)  # measured by the runner
         self.g_train = dist.wrap(self.generators)
         self.d_train = dist.wrap(self.discriminators)
         self.step = 0
@@ -173,6 +175,7 @@ class Trainer:
             "pool_ct": self.pool_ct.state_dict(),
             "pool_mr": self.pool_mr.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "contract": self.contract.to_dict(),
             "versions": self.run_dir.versions,
         }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import imtrans_core as ic
 
+from ..contract import InputContract
 from ..errors import ImtransError
 from . import checkpoint
 from .checkpoint import atomic_write
@@ -60,9 +61,13 @@ class RunDir:
             checkpoint.write_json(path / "versions.json", run.versions)
         return run
 
-    def write_config(self, resolved: dict[str, Any]) -> None:
-        """``config.json``: every option as given, plus each spec resolved with its defaults."""
-        checkpoint.write_json(self.path / "config.json", {**self.config.to_dict(), "resolved": resolved})
+    def write_config(self, resolved: dict[str, Any], contract: InputContract | None = None) -> None:
+        """``config.json``: every option as given, each spec resolved with its defaults, and once the
+        training data is read, the generators' input contract (:mod:`imtrans_core.contract`)."""
+        record = {**self.config.to_dict(), "resolved": resolved}
+        if contract is not None:
+            record["contract"] = contract.to_dict()
+        checkpoint.write_json(self.path / "config.json", record)
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -74,6 +79,7 @@ class RunDir:
         if not isinstance(data, dict):
             raise ImtransError(f"--resume {path}: {config_file} is damaged (not a JSON object of options)")
         data.pop("resolved", None)
+        data.pop("contract", None)  # measured again from the data when the run resumes
         if data.get("keep") == 0:  # v0.1 read keep=0 as "keep every checkpoint"
             data["keep"] = KEEP_ALL
         try:

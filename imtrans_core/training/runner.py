@@ -14,6 +14,7 @@ import torch
 
 import imtrans_core as ic
 
+from ..contract import InputContract, measure
 from ..errors import ImtransError
 from ..slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from . import checkpoint
@@ -59,10 +60,8 @@ def train(
         check_data(config, source)
         if resume is None:
             run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
-        elif config != run_dir.config:
+        elif config != run_dir.config:  # config.json records the changes once the data is read
             run_dir = RunDir(run_dir.path, config, run_dir.versions)
-            if dist.is_main:
-                run_dir.write_config(resolved)
         dist.barrier()
         log.info(f"configuration: {describe_resolved(resolved)}")  # every check passed: the run starts
         trainer = Trainer(config, run_dir, dist)
@@ -70,7 +69,10 @@ def train(
         if state is not None:
             trainer.load_state_dict(state)
             log.info(f"resuming {run_dir.path} at iteration {trainer.step} of {config.iters}")
-        dataset, fixed = build_data(source, config, dist, trainer.objective)
+        dataset, fixed, stacks = build_data(source, config, dist, trainer.objective)
+        trainer.contract = input_contract(stacks, config, source)
+        if dist.is_main:
+            run_dir.write_config(resolved, trainer.contract)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=config.batch,
@@ -102,8 +104,8 @@ def open_run(path: Path, changes: dict[str, Any]) -> tuple[RunDir, TrainConfig]:
 
 def build_data(
     source: Any, config: TrainConfig, dist: Distributed, objective: Any
-) -> tuple[TrainingSlices, tuple[torch.Tensor, torch.Tensor]]:
-    """The slices the objective reads (unpaired and/or paired) and a fixed (CT, MR) for sample images."""
+) -> tuple[TrainingSlices, tuple[torch.Tensor, torch.Tensor], list[SliceStacks]]:
+    """The slices the objective reads (unpaired and/or paired), a fixed (CT, MR) for sample images, the stacks."""
     parts: list[UnpairedSlices | PairedSlices] = []
     stacks = []
     if objective.uses_unpaired:
@@ -127,7 +129,13 @@ def build_data(
         )[None]
         for s in stacks[0]
     )
-    return TrainingSlices(*parts), fixed  # type: ignore[return-value]
+    return TrainingSlices(*parts), fixed, [s for pair in stacks for s in pair]  # type: ignore[return-value]
+
+
+def input_contract(stacks: list[SliceStacks], config: TrainConfig, source: Any) -> InputContract:
+    """What every input of the trained generators must look like: measured on the training slices."""
+    spacings = [spacing for stack in stacks for spacing in stack.spacings]
+    return measure(spacings, config.orientation, config.context, config.size, source.mr_n4)
 
 
 @contextmanager

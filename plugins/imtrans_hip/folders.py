@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from imtrans_core.errors import ImtransError
@@ -33,7 +34,20 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
     subjects = _pair_folders(Path(pairs)) if pairs else []
     stamps = [_stamps(f) for f in (ct, mr, *(str(Path(pairs) / s.id) for s in subjects))]
     fingerprint = _fingerprint("folder", *stamps)
-    return VolumeSource(ct_pool, mr_pool, fingerprint=fingerprint, train_pairs=subjects)
+    return VolumeSource(
+        ct_pool, mr_pool, fingerprint=fingerprint, train_pairs=subjects, mr_n4=_prepared_with_n4(Path(mr))
+    )
+
+
+def _prepared_with_n4(folder: Path) -> bool:
+    """Whether `imtrans data prepare` N4-corrected this MR folder (its ``prepared.json`` says so)."""
+    from imtrans_core.preprocess import PREPARED  # SimpleITK: only when a folder dataset is built
+
+    record = folder / PREPARED
+    try:
+        return bool(json.loads(record.read_text()).get("n4", False)) if record.is_file() else False
+    except ValueError as err:
+        raise ImtransError(f"{record}: damaged, not JSON ({err}); prepare the folder again") from err
 
 
 def _pair_folders(base: Path) -> list[PairedSubject]:

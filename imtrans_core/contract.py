@@ -129,6 +129,7 @@ def conform(volume: Volume, contract: InputContract, name: str = "") -> Volume:
         *contract.spacing,
     ]
     _warn_thick(volume, contract, wanted, name)
+    _warn_small(volume, contract, wanted, name)
     if contract.mr_n4 and volume.modality != "ct":
         volume = n4_correct(volume)
     if _on_grid(volume, wanted):
@@ -193,6 +194,26 @@ def _warn_thick(volume: Volume, contract: InputContract, wanted: np.ndarray, nam
                 stacklevel=3,
             )
             return
+
+
+def _warn_small(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:
+    """Say so when the volume spans less than half the training slices' width in the training plane."""
+    from .preprocess import bounding_box
+    from .slices import PLANES
+
+    if not contract.size:
+        return
+    low, high = bounding_box(volume)
+    _, row_world, col_world = PLANES[contract.orientation]
+    pixels = [int(np.ceil((high[w] - low[w]) / wanted[w] - 1e-6)) + 1 for w in (row_world, col_world)]
+    if min(pixels) < contract.size / 2:
+        warnings.warn(
+            f"{name or 'the volume'}: its {contract.orientation} slices are {pixels[0]} x {pixels[1]} pixels "
+            f"on the model's grid, where it learned on {contract.size} x {contract.size}: it sees little of "
+            "the anatomy around each structure",
+            ImtransWarning,
+            stacklevel=3,
+        )
 
 
 _AXES = {0: "left-right", 1: "anterior-posterior", 2: "inferior-superior"}

@@ -121,8 +121,7 @@ def resample_inplane(
     if slice_axis not in SLICE_AXES:
         raise ImtransError(f"slice axis {slice_axis!r}: use one of {', '.join(SLICE_AXES)}")
     normal = SLICE_AXES[slice_axis]
-    corners = _world_corners(volume)
-    low, high = corners.min(axis=0), corners.max(axis=0)
+    low, high = bounding_box(volume)
     middle = (low + high) / 2 if center is None else np.asarray(center, dtype=np.float64)
     thickness = volume.spacing[volume.axis_of(normal)] if slice_spacing is None else float(slice_spacing)
     shape = np.full(3, int(size))
@@ -145,8 +144,7 @@ def resample_to_spacing(
     reaches past the high corner by less than one step, so every input voxel lies inside it: a
     translation made on it goes back onto the input's grid without holes.
     """
-    corners = _world_corners(volume)
-    low, high = corners.min(axis=0), corners.max(axis=0)
+    low, high = bounding_box(volume)
     steps = np.asarray(spacing, dtype=np.float64)
     shape = np.ceil((high - low) / steps - 1e-6).astype(int) + 1
     grid = _grid_image(tuple(shape), tuple(steps), tuple(low), np.eye(3))
@@ -374,6 +372,12 @@ def _resample(volume: Volume, grid: sitk.Image, interpolator: str | None, defaul
     resampled = from_sitk(out, volume.modality)
     resampled.meta = dict(volume.meta)
     return resampled
+
+
+def bounding_box(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """The low and high LPS corners (mm) of the box around the volume's voxel centres."""
+    corners = _world_corners(volume)
+    return corners.min(axis=0), corners.max(axis=0)
 
 
 def _world_corners(volume: Volume) -> np.ndarray:

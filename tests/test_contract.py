@@ -93,6 +93,19 @@ def test_thick_slices_across_the_training_plane_warn_once_and_a_contract_without
         assert conform(axial, InputContract("coronal")) is axial
 
 
+def test_a_volume_much_smaller_than_the_training_slices_says_the_model_sees_little_around():
+    """A 19-slice axial T2 (57 mm head to foot) cut coronally: slices 12 pixels tall on a 5 mm grid."""
+    t2 = blobs((24, 48, 19), (5.0, 5.0, 3.0), (-60.0, -120.0, -27.0), np.eye(3))
+    contract = InputContract("coronal", (5.0, 5.0), 9.5, size=64)
+    with pytest.warns(
+        ImtransWarning, match=r"t2: its coronal slices are 12 x 24 pixels .* learned on 64 x 64"
+    ):
+        conform(t2, contract, "t2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conform(blobs((48, 10, 48), (5.0, 9.5, 5.0), (-117.5, -42.75, -117.5), np.eye(3)), contract)
+
+
 def test_measure_records_the_median_grid_and_warns_when_the_training_volumes_disagree():
     contract = measure([(2.5, 1.25, 1.25)] * 3, "coronal", 1, 128, True)
     assert contract == InputContract("coronal", (1.25, 1.25), 2.5, 1, 128, True)
@@ -153,3 +166,16 @@ def test_translate_cli_puts_an_axial_mr_back_on_its_own_grid_and_says_where_it_c
         sct = read_volume(tmp_path / "o" / "axial.nii.gz")
         assert sct.same_grid(read_volume(tmp_path / "axial.nii.gz"))
         (tmp_path / "o" / "axial.nii.gz").unlink()
+
+
+def test_real_mr_volumes_translate_onto_their_own_grids_in_hu(tiny_run, real_data, tmp_path, capsys):
+    """The prostate T2 (axial, 0.5 x 0.5 x 3 mm, 19 slices) and an abdominal T1 (3 mm) through the CLI."""
+    inputs = [real_data / "prostatex0000_t2.nii.gz", real_data / "ts_example_mr_sm.nii.gz"]
+    code = run(["translate", str(tiny_run), *map(str, inputs), "--out", str(tmp_path / "o")])
+    said = " ".join(capsys.readouterr().err.split())
+    assert code == 0, said
+    assert "prostatex0000_t2.nii.gz: its coronal slices are" in said  # 57 mm head to foot: little context
+    for path in inputs:
+        sct, mr = read_volume(tmp_path / "o" / path.name), read_volume(path)
+        assert sct.same_grid(mr)
+        assert -150.0 <= sct.array.min() and sct.array.max() <= 350.0 and sct.array.std() > 1.0

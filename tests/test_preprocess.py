@@ -207,7 +207,11 @@ def test_prepare_folder_skips_existing_and_reports_a_bad_file_without_stopping(c
     assert "1 done, 1 skipped (output exists), 1 failed" in text.getvalue()
     prepared = read_volume(out / "ct_a.nii.gz")
     assert prepared.array.dtype == np.int16 and prepared.shape[0] == prepared.shape[2] == 16
-    assert sorted(p.name for p in out.iterdir()) == ["ct_a.nii.gz", "ct_b.nii.gz", "prepared.json"]  # no partials
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ct_a.nii.gz",
+        "ct_b.nii.gz",
+        "prepared.json",
+    ]  # no partials
 
 
 def test_prepare_folder_reports_two_inputs_with_one_name(tmp_path):

@@ -169,6 +169,7 @@ def train_or_reuse(config: Any, run: Path) -> float:
     from imtrans_core.training import train
     from imtrans_core.training.checkpoint import latest_step
     from imtrans_core.training.config import FIELDS
+    from imtrans_core.training.validate import resolve_specs
 
     if (run / "config.json").exists():
         stored = json.loads((run / "config.json").read_text())
@@ -176,7 +177,10 @@ def train_or_reuse(config: Any, run: Path) -> float:
         trained = [k for k, f in FIELDS.items() if not f.metadata["on_resume"] and k != "preset"]
         different = [
             k for k in trained if stored.get(k, FIELDS[k].default) != wanted[k]
-        ]  # older runs lack newer fields
+        ]  # old runs lack new fields
+        loss = resolve_specs(config)["loss"]  # a default whose meaning changed must not relabel a run
+        if stored.get("resolved", {}).get("loss", loss) != loss:
+            different.append("loss (as resolved)")
         if different:
             sys.exit(
                 f"error: {run} was trained with other {', '.join(different)}; remove it or pass another --runs"

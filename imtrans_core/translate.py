@@ -3,8 +3,11 @@
 The networks are 2-D (Hiasa et al. 2018, §2.3), so a volume is cut into slices across the
 plane the model was trained on (``orientation`` in its config, coronal by default), the slices
 go through the generator in batches, and the stack is put back with :func:`slices.from_slices`,
-the exact inverse of the cut. The output is ``volume.with_array(...)``: shape, spacing, origin
-and direction are the input's, so the translation overlays its input in any viewer.
+the exact inverse of the cut (:func:`translate_volume`). The output is ``volume.with_array(...)``:
+shape, spacing, origin and direction are the input's, so the translation overlays its input in
+any viewer. :func:`translate_on_grid` (what ``imtrans translate`` runs) first brings the volume
+onto the grid the model was trained on, its input contract (:mod:`.contract`), and the result
+back onto the input's grid.
 
 Intensities follow the training windows (:mod:`.intensity`):
 
@@ -22,7 +25,9 @@ and ``orientation`` attributes that maps a float32 batch ``(N, C, H, W)`` in [-1
 the same shape. C is 1, or for a 2.5-D model (one trained with ``--context k``, which the
 backend's ``context`` attribute says) each slice with its k neighbours on each side, C = 2k + 1:
 every slice is then predicted in each of the 2k + 1 stacks that hold it, and those predictions
-are averaged, which smooths what a single 2-D pass leaves as stripes across slices. :class:`TorchBackend` runs a checkpoint with PyTorch;
+are averaged, which smooths what a single 2-D pass leaves as stripes across slices. A backend's
+``contract`` (:class:`~.contract.InputContract`) says what grid its inputs should be on.
+:class:`TorchBackend` runs a checkpoint with PyTorch;
 ``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) and
 ``imtrans_core.openvino_runtime.OpenVinoBackend`` run an exported ``.onnx`` file and read the
 same four attributes from its metadata. :func:`make_backend` picks one for a MODEL argument.

@@ -182,10 +182,10 @@ def cyclegan_only(monkeypatch):
 def test_registry_builds_gc_with_weight_and_options(cyclegan_only):
     gc = ic.LOSSES.build("gc:0.3,op=diff")
     assert isinstance(gc, GradientConsistencyLoss)
-    assert (gc.weight, gc.op, gc.abs, gc.kind) == (0.3, "diff", False, "gradient")
+    assert (gc.weight, gc.op, gc.abs, gc.kind) == (0.3, "diff", True, "gradient")  # magnitudes by default
     assert ic.LOSSES.build("gc").weight == 0.3
     assert ic.LOSSES.build("cycle:10").weight == 10.0
-    assert ic.LOSSES.build("gc:abs=true").abs is True
+    assert ic.LOSSES.build("gc:0.3,abs=false").abs is False  # Eq. 4 as printed: one option away
 
 
 def test_spec_built_loss_equals_the_directly_built_one(cyclegan_only):
@@ -269,7 +269,7 @@ def test_composed_specs_are_resolved_for_the_config(losses):
     assert specs == [
         "lsgan:weight=1.0",
         "cycle:weight=3.0",
-        "gc:weight=0.3,op=sobel,abs=false",
+        "gc:weight=0.3,op=sobel,abs=true",
         "identity:weight=0.5",
     ]
 

@@ -46,7 +46,7 @@ def test_tiny_run_writes_everything(tmp_path):
         config["resolved"]["gen"]
         == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0,up=transpose,n_down=2"
     )
-    assert "gc:weight=0.3,op=sobel,abs=false" in config["resolved"]["loss"]
+    assert "gc:weight=0.3,op=sobel,abs=true" in config["resolved"]["loss"]
     versions = json.loads((run / "versions.json").read_text())
     assert (
         versions["torch"] == torch.__version__ and "cyclegan" in versions["plugins"] and versions["seed"] == 0

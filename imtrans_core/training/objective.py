@@ -29,7 +29,7 @@ def compose_loss_specs(specs: Sequence[str], registry: Any) -> list[Any]:
 
     ``registry`` is the loss registry (``imtrans_core.LOSSES``); what is
     returned is what a run's config stores, e.g. ``['lsgan:weight=1.0',
-    'cycle:weight=3.0', 'gc:weight=0.3,op=sobel,abs=false']`` for ``['gc:0.3']``.
+    'cycle:weight=3.0', 'gc:weight=0.3,op=sobel,abs=true']`` for ``['gc:0.3']``.
     """
     terms: dict[str, tuple[Any, nn.Module]] = {}
     removed_adversarial = ""

@@ -160,11 +160,13 @@ def test_gc_refuses_mismatched_or_tiny_images(image):
 
 
 def test_gc_loss_is_one_minus_gc_averaged_over_the_batch(image):
-    gc = GradientConsistencyLoss(op="diff")
-    assert gc(image, image).item() == pytest.approx(0.0, abs=1e-6)
-    assert gc(image, -image).item() == pytest.approx(2.0, abs=1e-6)
+    signed = GradientConsistencyLoss(op="diff", abs=False)
+    assert signed(image, image).item() == pytest.approx(0.0, abs=1e-6)
+    assert signed(image, -image).item() == pytest.approx(2.0, abs=1e-6)
     half = torch.cat([image[:1], -image[1:]])
-    assert gc(image, half).item() == pytest.approx(1.0, abs=1e-6)
+    assert signed(image, half).item() == pytest.approx(1.0, abs=1e-6)
+    magnitudes = GradientConsistencyLoss(op="diff")  # the default: an inverted contrast keeps its edges
+    assert magnitudes(image, -image).item() == pytest.approx(0.0, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------- through the registry

@@ -79,10 +79,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true"], "disc": "patchgan:ndf=32,blur=1.5"},
         "`gc1` with discriminators that see the images blurred (SD 1.5 px): no CT noise to imitate",
     ),
-    "unet-dblur": (
-        {"loss": ["gc:1,abs=true"], "gen": UNET, "disc": "patchgan:ndf=32,blur=1.5"},
-        "`unet` with discriminators that see the images blurred (SD 1.5 px)",
-    ),
     "ctx1": (
         {"loss": ["gc:1,abs=true"], "context": 1},
         "`gc1` on 2.5-D stacks: each slice with one neighbour on each side as channels, in and out",

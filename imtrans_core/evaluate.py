@@ -41,12 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from .choices import SCALES, SCORE_ORIENTATIONS
 from .errors import ImtransError, ImtransWarning
 from .io import list_volumes, read_volume, suffix_of, volume_id
 from .volume import Volume
 
-SCALES = ("paper", "synthrad", "both")
-ORIENTATIONS = {"sagittal": 0, "coronal": 1, "axial": 2, "none": None}
 CT_PADDING = -1024.0  # what resampling writes outside a CT (preprocess.padding_value)
 
 # (row key, metric spec, column label) per protocol; the specs go to imtrans_core.METRICS.
@@ -101,8 +100,8 @@ def evaluate_pair(
             "nothing to compare the prediction with — give REF (a real CT) and/or --source (its MR)"
         )
     protocol = _protocol(scale)
-    if orientation not in ORIENTATIONS:
-        raise ImtransError(f"--orientation {orientation}: choose {', '.join(ORIENTATIONS)}")
+    if orientation not in SCORE_ORIENTATIONS:
+        raise ImtransError(f"--orientation {orientation}: choose {', '.join(SCORE_ORIENTATIONS)}")
     grid = ref if ref is not None else pred
     pred = _on_grid(pred, grid, "PRED", resample, "linear")
     region = np.isfinite(pred.array)  # False only outside a resampled PRED's field of view
@@ -124,7 +123,7 @@ def evaluate_pair(
         for key, spec, _ in protocol:
             scores[key] = ic.METRICS.build(spec)(pred.array, ref.array, region)
     if source is not None:
-        axis = ORIENTATIONS[orientation]
+        axis = SCORE_ORIENTATIONS[orientation]
         spec = f"mi:bins={mi_bins}" + ("" if axis is None else f",axis={pred.axis_of(axis)}")
         scores["mi"] = ic.METRICS.build(spec)(pred.array, source.array, region_mi)
     scores["voxels"] = int(region.sum())

@@ -36,11 +36,13 @@ from typing import Any
 
 import torch
 
+from .choices import CALIBRATIONS
+from .choices import EXPORT_PRECISIONS as PRECISIONS
 from .errors import ImtransError
 from .intensity import CT_WINDOW, MRScaling, Window
 from .models import DIRECTIONS, TrainedGenerator, load_generator
 from .onnx_graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
-from .quantize import CALIBRATIONS, INT8_OPERATORS, PRECISIONS, to_fp16, to_int8
+from .quantize import INT8_OPERATORS, to_fp16, to_int8
 from .sample_data import SampleData, sample_data
 from .verify import TOLERANCES, Measurement, Pair, verify
 

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .choices import CALIBRATIONS
 from .errors import ImtransError
 from .onnx_graph import INPUT_NAME, quiet
 
-PRECISIONS = ("fp32", "fp16", "int8")
-CALIBRATIONS = ("percentile", "entropy", "minmax")
 INT8_OPERATORS = ("Conv", "ConvTranspose")
 
 

@@ -8,13 +8,17 @@ that signature and calls it.
 
 Plugins add entries from their ``imtrans_register`` hook; the registries ask
 the plugin manager to load plugins the first time they are read, so importing
-``imtrans_core`` stays cheap.
+``imtrans_core`` stays cheap. A factory may be registered as a reference,
+``"package.module:name"``, imported the first time that entry is used (its
+signature read, or built): registering the built-ins then imports neither
+torch nor SimpleITK, and ``imtrans --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,14 +28,31 @@ from . import spec as specs
 from .errors import RegistryError, SpecError
 
 
-@dataclass(frozen=True)
+@dataclass
 class Entry:
-    """One registered factory and where it came from."""
+    """One registered factory (or a ``"module:name"`` reference to it) and where it came from."""
 
     name: str
-    factory: Callable[..., Any]
+    target: Callable[..., Any] | str
     plugin: str
     version: str
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The factory itself, imported on first use when registered by reference."""
+        if isinstance(self.target, str):
+            module, _, attr = self.target.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module), attr, None)
+            except ImportError as err:
+                raise RegistryError(
+                    f"'{self.name}' of plugin '{self.plugin}': cannot import {module} ({err}); "
+                    "reinstall the plugin or its dependencies"
+                ) from err
+            if not callable(factory):
+                raise RegistryError(f"'{self.name}' of plugin '{self.plugin}': {self.target} is not callable")
+            self.target = factory
+        return self.target
 
     @property
     def summary(self) -> str:
@@ -102,18 +123,24 @@ class Registry:
 
         return decorate
 
-    def add(self, name: str, factory: Callable[..., Any], *, override: bool = False) -> None:
-        """File ``factory`` under ``name``; a clash is an error naming both plugins."""
+    def add(self, name: str, factory: Callable[..., Any] | str, *, override: bool = False) -> None:
+        """File ``factory`` (or ``"package.module:name"``, imported when first used) under ``name``.
+
+        A clash is an error naming both plugins.
+        """
         if not re.fullmatch(r"[A-Za-z_][\w.\-]*", name):
             raise RegistryError(f"cannot register {self.kind} {name!r}: names are letters, digits, _ . -")
-        if not callable(factory):
-            raise RegistryError(f"cannot register {self.kind} '{name}': {factory!r} is not callable")
+        reference = isinstance(factory, str) and re.fullmatch(r"[\w.]+:\w+", factory)
+        if not (callable(factory) or reference):
+            raise RegistryError(
+                f"cannot register {self.kind} '{name}': {factory!r} is neither callable nor 'module:name'"
+            )
         plugin, version = self._provider
         old = self._entries.get(name)
         if old is not None and not override:
             raise RegistryError(
                 f"{self.kind} '{name}' is registered twice: by plugin '{old.plugin}' "
-                f"({_where(old.factory)}) and by plugin '{plugin}' ({_where(factory)}); "
+                f"({_where(old.target)}) and by plugin '{plugin}' ({_where(factory)}); "
                 "remove one, or register the new one with override=True"
             )
         self._entries[name] = Entry(name, factory, plugin, version)
@@ -221,6 +248,8 @@ class _Providing:
         self.registry._provider = self.saved
 
 
-def _where(factory: Callable) -> str:
+def _where(factory: Callable | str) -> str:
+    if isinstance(factory, str):
+        return factory.replace(":", ".")
     module = getattr(factory, "__module__", "?")
     return f"{module}.{getattr(factory, '__qualname__', factory)}"

@@ -50,6 +50,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .choices import BACKENDS, OUTPUT_FORMATS
 from .contract import InputContract, conform, restore
 from .errors import ImtransError, ImtransWarning
 from .intensity import CT_WINDOW, MR_WINDOW
@@ -58,8 +59,6 @@ from .models import DIRECTIONS
 from .slices import Plane, from_slices, normalize, to_slices, window_indices
 from .volume import Volume
 
-BACKENDS = ("auto", "torch", "onnx", "openvino")
-OUTPUT_FORMATS = ("nii.gz", "nii", "mha", "nrrd")
 # An MR has (almost) nothing below this; a CT in HU has all its air there.
 CT_AIR_BELOW = -500.0
 # The share of voxels below CT_AIR_BELOW above which an "MR" is taken for a CT (a few interpolation

@@ -86,3 +86,35 @@ def test_config_file_and_command_line_precedence(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "imtrans_core", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("imtrans ")
+
+
+LEAN = """
+import contextlib, io, sys
+from imtrans_core.cli import run
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = run({args!r})
+    except SystemExit as stop:
+        code = stop.code
+heavy = sorted(m for m in ("torch", "onnx", "onnxruntime", "SimpleITK", "scipy", "numpy") if m in sys.modules)
+print(code, ",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["translate", "--help"], 0),
+        (["data", "--help"], 0),
+        (["segment", "--help"], 0),
+        (["train", "--iters", "-1"], 2),
+    ],
+)
+def test_help_and_option_errors_import_neither_torch_nor_simpleitk(args, code):
+    """Plugins register their factories by reference and commands import their machinery when they run."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN.format(args=args)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split("\n")[0] == f"{code} ", done.stdout + done.stderr

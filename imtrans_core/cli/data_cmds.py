@@ -1,20 +1,25 @@
-"""``imtrans data``: look at volumes and prepare folders of them for training."""
+"""``imtrans data``: look at volumes and prepare folders of them for training.
+
+Volume I/O (nibabel, SimpleITK) is imported inside the commands, so ``--help`` does not wait for it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import nibabel as nib
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import batch_error
-from ..io import read_volume
-from ..preprocess import SLICE_AXES, prepare_folder
-from ..volume import Volume
+from ..training.config import ORIENTATIONS
 from .types import FiniteFloatRange
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..volume import Volume
 
 
 @click.group("data", help="Inspect and prepare CT/MR volumes (NIfTI, MHA/MHD/NRRD, DICOM series folders).")
@@ -26,6 +31,8 @@ def data() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def show(files: tuple[Path, ...]) -> None:
     """Print each volume's geometry, dtype and intensity statistics."""
+    from ..io import read_volume
+
     console = Console()
     for path in files:
         console.print(volume_table(read_volume(path), str(path)))
@@ -45,7 +52,7 @@ def show(files: tuple[Path, ...]) -> None:
 )
 @click.option(
     "--slice-axis",
-    type=click.Choice(list(SLICE_AXES)),
+    type=click.Choice(ORIENTATIONS),
     default="coronal",
     show_default=True,
     help="The plane the 2-D networks see.",
@@ -74,6 +81,8 @@ def prepare(
     Existing outputs are skipped, so an interrupted run resumes. A file that fails is reported
     and the rest go on; the failed ones are listed at the end, and the exit status is 1.
     """
+    from ..preprocess import prepare_folder
+
     report = prepare_folder(
         in_dir,
         out_dir,
@@ -100,6 +109,8 @@ def volume_table(volume: Volume, title: str) -> Table:
 
 
 def _geometry_rows(volume: Volume) -> list[tuple[str, str]]:
+    import nibabel as nib
+
     direction = "\n".join(" ".join(f"{v:+.4f}" for v in row) for row in volume.direction)
     return [
         ("shape", " x ".join(str(n) for n in volume.shape)),
@@ -112,6 +123,8 @@ def _geometry_rows(volume: Volume) -> list[tuple[str, str]]:
 
 
 def _statistics_rows(array: np.ndarray) -> list[tuple[str, str]]:
+    import numpy as np
+
     p1, p50, p99 = np.percentile(array, [1, 50, 99])
     return [
         ("min / max", f"{_number(array.min())} / {_number(array.max())}"),

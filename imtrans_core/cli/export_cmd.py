@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..quantize import CALIBRATIONS, PRECISIONS
+from ..choices import CALIBRATIONS, EXPORT_PRECISIONS
 
 PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or int8 (static QDQ, CPU speed)."
 
@@ -30,7 +30,11 @@ PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or in
     help="mr2ct exports G_CT, ct2mr exports G_MR.",
 )
 @click.option(
-    "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP
+    "--precision",
+    type=click.Choice(EXPORT_PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help=PRECISION_HELP,
 )
 @click.option(
     "--opset",

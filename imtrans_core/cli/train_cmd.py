@@ -93,16 +93,14 @@ def train(
     for key in ("loss", "log"):
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             cli_values[key] = list(values[key])
-    from ..training import train as run_training
-
     if resume is not None:
         changes = _resume_changes(resume, preset, out, config_file, cli_values)
-        if dry_run:
-            from ..training.runner import open_run
+        from ..training.runner import open_run, train  # torch: only once the options passed their checks
 
+        if dry_run:
             _describe(open_run(resume, changes)[1])
             return
-        result = run_training(None, resume=resume, changes=changes)
+        result = train(None, resume=resume, changes=changes)
     else:
         config = resolve_config(cli_values, config_file, preset)
         changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
@@ -111,7 +109,9 @@ def train(
         if dry_run:
             _describe(config)
             return
-        result = run_training(config, out=out)
+        from ..training.runner import train
+
+        result = train(config, out=out)
     if result.status == "interrupted":
         click.echo(
             f"interrupted at iteration {result.step}; checkpoint saved. Continue with: "

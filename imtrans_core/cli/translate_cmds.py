@@ -19,9 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..choices import BACKENDS, OUTPUT_FORMATS, SCALES, SCORE_ORIENTATIONS
 from ..errors import ImtransError, batch_error
-from ..evaluate import LABELS, ORIENTATIONS, SCALES
-from ..translate import BACKENDS, OUTPUT_FORMATS
 from .warnings_shown import shown_warnings
 
 _PATH = click.Path(path_type=Path)
@@ -209,7 +208,7 @@ def _rate(bar: Progress, task_id: Any, unit: str) -> str:
 )
 @click.option(
     "--orientation",
-    type=click.Choice(list(ORIENTATIONS)),
+    type=click.Choice(list(SCORE_ORIENTATIONS)),
     default="coronal",
     show_default=True,
     help="MI is the mean over slices of this plane (the model's); none: one 3-D histogram.",
@@ -249,6 +248,7 @@ def evaluate(
     (PSNR = 20 log10(255 / sqrt(MSE))), MAE in HU and SSIM; inside --mask only, if given.
     """
     from ..evaluate import (
+        LABELS,
         baseline_line,
         iter_evaluate,
         match_subjects,

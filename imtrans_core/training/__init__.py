@@ -2,19 +2,32 @@
 
 The same call serves one process and every rank of ``torchrun``; see
 :mod:`.distributed`. ``imtrans train`` is a thin layer over it.
+
+The names below load on first use (PEP 562): the configuration (:mod:`.config`)
+needs no torch, so ``imtrans train --help`` and an option error answer without
+importing it; ``train`` and the checks do.
 """
 
-from .config import PRESETS, TrainConfig, resolve_config, resume_config
-from .runner import TrainResult, train
-from .validate import check, resolve_specs
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "TrainConfig",
-    "TrainResult",
-    "check",
-    "resolve_config",
-    "resolve_specs",
-    "resume_config",
-    "train",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "PRESETS": "config",
+    "TrainConfig": "config",
+    "resolve_config": "config",
+    "resume_config": "config",
+    "TrainResult": "runner",
+    "train": "runner",
+    "check": "validate",
+    "resolve_specs": "validate",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -1,6 +1,7 @@
 """Entry point ``cyclegan``: registers the networks and losses of Hiasa et al. 2018.
 
-torch is imported inside the hook, not here, so that ``imtrans --help`` stays fast.
+Registered by reference (``"module:name"``): torch is imported when a network or
+loss is first used, not when plugins load, so ``imtrans --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from imtrans_core import hookimpl
 
 @hookimpl
 def imtrans_register(registries: Any) -> None:
-    from . import losses, networks
-
-    registries.generators.add("resnet9", networks.resnet9)
-    registries.generators.add("unet", networks.unet)
-    registries.discriminators.add("patchgan", networks.patchgan)
-    registries.losses.add("lsgan", losses.LSGANLoss)
-    registries.losses.add("vanilla", losses.VanillaGANLoss)
-    registries.losses.add("cycle", losses.CycleLoss)
-    registries.losses.add("identity", losses.IdentityLoss)
-    registries.losses.add("gc", losses.GradientConsistencyLoss)
-    registries.losses.add("paired", losses.PairedL1Loss)
+    networks, losses = f"{__package__}.networks", f"{__package__}.losses"
+    registries.generators.add("resnet9", f"{networks}:resnet9")
+    registries.generators.add("unet", f"{networks}:unet")
+    registries.discriminators.add("patchgan", f"{networks}:patchgan")
+    registries.losses.add("lsgan", f"{losses}:LSGANLoss")
+    registries.losses.add("vanilla", f"{losses}:VanillaGANLoss")
+    registries.losses.add("cycle", f"{losses}:CycleLoss")
+    registries.losses.add("identity", f"{losses}:IdentityLoss")
+    registries.losses.add("gc", f"{losses}:GradientConsistencyLoss")
+    registries.losses.add("paired", f"{losses}:PairedL1Loss")

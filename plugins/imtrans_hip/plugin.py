@@ -7,11 +7,9 @@ from imtrans_core import hookimpl
 
 @hookimpl
 def imtrans_register(registries) -> None:
-    from . import folders, phantom
-
-    registries.datasets.add("phantom", phantom.phantom)
-    registries.datasets.add("folder", folders.folder)
-    registries.datasets.add("synthrad", folders.synthrad)
+    registries.datasets.add("phantom", f"{__package__}.phantom:phantom")  # imported when first used
+    registries.datasets.add("folder", f"{__package__}.folders:folder")
+    registries.datasets.add("synthrad", f"{__package__}.folders:synthrad")
 
 
 @hookimpl

@@ -9,10 +9,9 @@ from imtrans_core import hookimpl
 
 @hookimpl
 def imtrans_register(registries: Any) -> None:
-    from . import overlap, similarity
-
-    registries.metrics.add("mae", similarity.mae_factory)
-    registries.metrics.add("psnr", similarity.psnr_factory)
-    registries.metrics.add("ssim", similarity.ssim_factory)
-    registries.metrics.add("mi", similarity.mi_factory)
-    registries.metrics.add("dice", overlap.dice_factory)
+    similarity, overlap = f"{__package__}.similarity", f"{__package__}.overlap"  # imported when first used
+    registries.metrics.add("mae", f"{similarity}:mae_factory")
+    registries.metrics.add("psnr", f"{similarity}:psnr_factory")
+    registries.metrics.add("ssim", f"{similarity}:ssim_factory")
+    registries.metrics.add("mi", f"{similarity}:mi_factory")
+    registries.metrics.add("dice", f"{overlap}:dice_factory")

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from imtrans_core.cli.types import FiniteFloatRange
 from imtrans_core.errors import ImtransError
 
-from .engine import SegmentConfig
+from .config import SegmentConfig
 
 _DEFAULTS = {f.name: f.default for f in fields(SegmentConfig) if not callable(f.default_factory)}  # type: ignore[misc]
 _AMP = click.Choice(["off", "bf16", "fp16", "auto"])

@@ -348,3 +348,18 @@ def test_ddp_two_processes_keep_parameters_identical(tmp_path):
             assert torch.equal(value, r1[net][key]), f"{net}.{key} differs between ranks"
     first = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-00000004.pt", weights_only=True)
     assert first["step"] == 4  # rank 0 alone wrote the run directory
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_like_an_eager_one_and_its_checkpoints_do_not_know(tmp_path):
+    config = {**TINY, "iters": 3, "ckpt_every": 3}
+    eager = train(TrainConfig(**config), out=tmp_path / "eager").run_dir
+    fast = train(TrainConfig(**config, compile="default"), out=tmp_path / "compiled").run_dir
+    states = [
+        torch.load(next((run / "checkpoints").glob("*.pt")), weights_only=False) for run in (eager, fast)
+    ]
+    for name, weights in states[0]["models"].items():
+        assert weights.keys() == states[1]["models"][name].keys()  # no _orig_mod. prefixes
+    logged = [json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]) for run in (eager, fast)]
+    for term in ("g_ct", "g_mr", "cycle", "d_ct", "d_mr"):
+        assert logged[1][term] == pytest.approx(logged[0][term], rel=0.02), term  # the same objective, fused

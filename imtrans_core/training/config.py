@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ImtransError
 
 AMP = ("off", "bf16", "fp16", "auto")
+COMPILE = ("off", "default", "max-autotune-no-cudagraphs")  # torch.compile modes
 DEVICES = ("auto", "cpu", "cuda")
 ORIENTATIONS = ("coronal", "axial", "sagittal")
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
@@ -107,6 +108,13 @@ class TrainConfig:
     seed: int = option(0, "Random seed (default 0).", low=0, high=MAX_SEED)
     amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
+    compile: str = option(
+        "off",
+        "torch.compile the networks for training: a mode (default suits CPUs); compiling takes tens of "
+        "seconds once per process, then each iteration runs faster.",
+        choices=COMPILE,
+        on_resume=True,
+    )
     orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)
     context: int = option(
         0,

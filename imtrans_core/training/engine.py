@@ -78,6 +78,15 @@ class _Meter:
         return {**means, "it_per_s": rate}
 
 
+def compiled(module: nn.Module, mode: str) -> nn.Module:
+    """``module`` under ``torch.compile`` in ``mode`` (``off``: as it is).
+
+    Only the module that runs is compiled; the networks inside keep their own
+    state dicts, so checkpoints do not depend on whether a run was compiled.
+    """
+    return module if mode == "off" else torch.compile(module, mode=mode)
+
+
 class Trainer:
     """Builds the networks, data and optimizers from a config, then trains."""
 
@@ -107,8 +116,8 @@ class Trainer:
         self.pool_mr = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank + 1)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.contract = InputContract(config.orientation, context=config.context)  # measured by the runner
-        self.g_train = dist.wrap(self.generators)
-        self.d_train = dist.wrap(self.discriminators)
+        self.g_train = compiled(dist.wrap(self.generators), config.compile)
+        self.d_train = compiled(dist.wrap(self.discriminators), config.compile)
         self.step = 0
 
     # -- one iteration ---------------------------------------------------------
@@ -265,11 +274,16 @@ class Trainer:
         )
         ic.plugins.call_each("imtrans_run_start", run=self.run)
         meter = _Meter()
-        status = "failed"
+        status, first = "failed", self.step
         try:
             with Progress(config.iters, self.step, enabled=self.dist.is_main) as progress:
                 for batch in loader:
+                    started = time.perf_counter()
                     terms = self.train_step({k: v.to(self.device) for k, v in batch.items()})
+                    if config.compile != "off" and self.step == first + 1:
+                        log.info(
+                            f"compiled the training step in {time.perf_counter() - started:.0f} s (once)"
+                        )
                     self._check_finite(terms)
                     meter.add(terms)
                     self.run.step = self.step

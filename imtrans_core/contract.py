@@ -110,12 +110,13 @@ def measure(
     return InputContract(orientation, (medians[1], medians[2]), medians[0], context, size, mr_n4)
 
 
-def conform(volume: Volume, contract: InputContract, name: str = "") -> Volume:
-    """``volume`` on the contract's grid (N4-corrected first for an MR when training used N4).
+def conform(volume: Volume, contract: InputContract, source: str = "mr", name: str = "") -> Volume:
+    """``volume`` (of modality ``source``) on the contract's grid, an MR N4-corrected first when training used N4.
 
     Returned unchanged when the contract records no spacing or the volume is already
-    on such a grid. Warns, once, when its voxels across the training plane are much
-    coarser than the pixels the model learned (thick slices of another plane).
+    on such a grid. Warns when its voxels across the training plane are much coarser
+    than the pixels the model learned (thick slices of another plane), and when it
+    spans less than half the training slices there.
     """
     from .preprocess import n4_correct, resample_to_spacing
     from .slices import PLANES
@@ -130,7 +131,7 @@ def conform(volume: Volume, contract: InputContract, name: str = "") -> Volume:
     ]
     _warn_thick(volume, contract, wanted, name)
     _warn_small(volume, contract, wanted, name)
-    if contract.mr_n4 and volume.modality != "ct":
+    if contract.mr_n4 and source == "mr":
         volume = n4_correct(volume)
     if _on_grid(volume, wanted):
         return volume

@@ -339,7 +339,7 @@ def translate_on_grid(
     translated as it is. ``progress_for(n_slices)`` may return a per-batch progress callback.
     """
     contract = getattr(backend, "contract", None) or InputContract(backend.orientation)
-    conformed = conform(volume, contract, name)
+    conformed = conform(volume, contract, backend.source, name)
     progress = progress_for(_slice_count(conformed, backend)) if progress_for is not None else None
     translated = translate_volume(conformed, backend, batch, progress)
     low = (CT_WINDOW if backend.target == "ct" else MR_WINDOW).low

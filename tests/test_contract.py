@@ -78,16 +78,16 @@ def test_n4_runs_only_where_the_contract_says_training_used_it(monkeypatch):
     monkeypatch.setattr(preprocess, "n4_correct", lambda v: calls.append(v) or v)
     mr = blobs((48, 10, 48), (5.0, 9.5, 5.0), (-117.5, -42.75, -117.5), np.eye(3))
     conform(mr, TRAINING_GRID)
-    conform(mr.with_array(mr.array, modality="ct"), InputContract("coronal", (5.0, 5.0), 9.5, mr_n4=True))
+    conform(mr, InputContract("coronal", (5.0, 5.0), 9.5, mr_n4=True), "ct")  # a CT for G_MR: never
     assert not calls
-    conform(mr, InputContract("coronal", (5.0, 5.0), 9.5, mr_n4=True))
+    conform(mr, InputContract("coronal", (5.0, 5.0), 9.5, mr_n4=True), "mr")
     assert len(calls) == 1
 
 
 def test_thick_slices_across_the_training_plane_warn_once_and_a_contract_without_a_grid_changes_nothing():
     axial = blobs((20, 48, 20), (12.0, 5.0, 5.0), (-117.5, -40.0, -117.5), AXIAL)  # 12 mm axial slices
     with pytest.warns(ImtransWarning, match=r"t2\.nii: 12 mm between its voxels along the inferior-superior"):
-        conform(axial, TRAINING_GRID, "t2.nii")
+        conform(axial, TRAINING_GRID, "mr", "t2.nii")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert conform(axial, InputContract("coronal")) is axial
@@ -100,7 +100,7 @@ def test_a_volume_much_smaller_than_the_training_slices_says_the_model_sees_litt
     with pytest.warns(
         ImtransWarning, match=r"t2: its coronal slices are 12 x 24 pixels .* learned on 64 x 64"
     ):
-        conform(t2, contract, "t2")
+        conform(t2, contract, "mr", "t2")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         conform(blobs((48, 10, 48), (5.0, 9.5, 5.0), (-117.5, -42.75, -117.5), np.eye(3)), contract)

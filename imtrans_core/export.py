@@ -36,8 +36,7 @@ from typing import Any
 
 import torch
 
-from .choices import CALIBRATIONS
-from .choices import EXPORT_PRECISIONS as PRECISIONS
+from .choices import CALIBRATIONS, EXPORT_PRECISIONS
 from .errors import ImtransError
 from .intensity import CT_WINDOW, MRScaling, Window
 from .models import DIRECTIONS, TrainedGenerator, load_generator
@@ -300,8 +299,8 @@ def export_model(
     """
     started = time.perf_counter()
     say = report or (lambda text: logging.getLogger("imtrans").info(text))
-    if precision not in PRECISIONS:
-        raise ImtransError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise ImtransError(f"--precision {precision}: choose {', '.join(EXPORT_PRECISIONS)}")
     if direction not in DIRECTIONS:
         raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
     if calibration not in CALIBRATIONS:

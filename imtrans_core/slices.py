@@ -170,12 +170,11 @@ class SliceStacks:
     def __len__(self) -> int:
         return len(self.index)
 
-    def at(self, volume: int, index: int) -> np.ndarray:
-        """Slice ``index`` of the pool's ``volume``-th volume: (rows, cols) float16 in [-1, 1]."""
-        return self._volume(volume)[index]
-
     def around(self, volume: int, index: int, context: int) -> np.ndarray:
-        """Slice ``index`` of the ``volume``-th volume with ``context`` neighbours each side: (2k + 1, rows, cols)."""
+        """Slice ``index`` of the ``volume``-th volume with ``context`` neighbours each side.
+
+        (2k + 1, rows, cols) float16 in [-1, 1]; the first and last slice repeat past the ends.
+        """
         stack = self._volume(volume)
         return np.asarray(stack[window_indices(len(stack), np.array([index]), context)[0]])
 

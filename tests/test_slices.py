@@ -66,8 +66,8 @@ def test_slice_stacks_cache_on_disk_and_skip_empty_slices(tmp_path, monkeypatch)
     loads: list[str] = []
     stacks = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
     assert len(stacks) == 3 * 2  # the air slice of each volume is left out
-    first = stacks.at(*stacks.index[0])
-    assert first.dtype == np.float16 and first.shape == (6, 6)
+    first = stacks.around(*stacks.index[0], 0)
+    assert first.dtype == np.float16 and first.shape == (1, 6, 6)
     again = SliceStacks(pool(3, 100.0, loads), "ct", "coronal", fingerprint="test-1")
     assert loads == ["v0", "v1", "v2"] and len(again) == 6  # the second build read the cache only
 

@@ -109,9 +109,9 @@ def segmentation_scores(
 ) -> list[dict]:
     """Fig. 6: Dice of the two-channel U-Net (trained with ``seed``) through this run's synthetic images."""
     from imtrans_metrics.overlap import dice
-    from imtrans_segment.engine import SegmentConfig
-    from imtrans_segment.engine import train as train_segmenter
+    from imtrans_segment.config import SegmentConfig
     from imtrans_segment.predict import Segmenter
+    from imtrans_segment.train import train as train_segmenter
 
     seg_run = args.runs / f"seg-{run.name}"
     if not (seg_run / "segment.json").exists() or not list((seg_run / "checkpoints").glob("*.pt")):

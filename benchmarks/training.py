@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,13 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
 
 from imtrans_core.training.config import PRESETS, TrainConfig
+from imtrans_core.training.cyclegan import CycleGAN
 from imtrans_core.training.distributed import Distributed
-from imtrans_core.training.engine import Trainer
-from imtrans_core.training.rundir import RunDir
 
 
-def make_trainer(config: TrainConfig) -> Trainer:
-    return Trainer(config, RunDir(Path(tempfile.mkdtemp()), config), Distributed())
+def make_trainer(config: TrainConfig) -> CycleGAN:
+    """The model ``imtrans train`` would train with ``config`` (its steps, without the loop around them)."""
+    torch.manual_seed(config.seed)
+    model = CycleGAN()
+    model.setup(config, Distributed())
+    return model
 
 
 def unpaired_batch(size: int, batch: int) -> dict[str, torch.Tensor]:
@@ -42,7 +44,7 @@ def unpaired_batch(size: int, batch: int) -> dict[str, torch.Tensor]:
 
 
 def time_iterations(
-    trainers: dict[str, Trainer], size: int, batch: int, repeats: int
+    trainers: dict[str, CycleGAN], size: int, batch: int, repeats: int
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Interleaved iteration times per variant, and each variant's first (warm-up, compiling) step."""
     data = unpaired_batch(size, batch)
@@ -60,7 +62,7 @@ def time_iterations(
     return times, first
 
 
-def iteration_flops(trainer: Trainer, size: int, batch: int) -> int:
+def iteration_flops(trainer: CycleGAN, size: int, batch: int) -> int:
     with FlopCounterMode(display=False) as counter:
         trainer.train_step(unpaired_batch(size, batch))
     return counter.get_total_flops()

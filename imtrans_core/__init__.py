@@ -2,7 +2,7 @@
 
 ``import imtrans_core as ic`` gives the registries (``ic.GENERATORS``,
 ``ic.DISCRIMINATORS``, ``ic.LOSSES``, ``ic.DATASETS``, ``ic.METRICS``,
-``ic.LOGGERS``), the ``hookimpl`` marker for plugins and the error types.
+``ic.LOGGERS``, ``ic.MODELS``), the ``hookimpl`` marker for plugins and the error types.
 Importing is cheap: plugins (and torch) load on the first registry read.
 """
 
@@ -27,8 +27,9 @@ LOSSES = Registry("loss", "losses")
 DATASETS = Registry("dataset")
 METRICS = Registry("metric")
 LOGGERS = Registry("logger")
+MODELS = Registry("model")
 
-REGISTRIES = {r.plural: r for r in (GENERATORS, DISCRIMINATORS, LOSSES, DATASETS, METRICS, LOGGERS)}
+REGISTRIES = {r.plural: r for r in (GENERATORS, DISCRIMINATORS, LOSSES, DATASETS, METRICS, LOGGERS, MODELS)}
 plugins = PluginSystem(REGISTRIES)
 plugins.reset()
 
@@ -39,6 +40,7 @@ __all__ = [
     "LOGGERS",
     "LOSSES",
     "METRICS",
+    "MODELS",
     "REGISTRIES",
     "ImtransError",
     "PluginError",

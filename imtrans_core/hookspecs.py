@@ -30,7 +30,8 @@ def imtrans_register(registries: Any) -> None:
     Called once per process, the first time any registry is read.
     ``registries`` has one :class:`~imtrans_core.registry.Registry` per kind
     as attributes: ``generators``, ``discriminators``, ``losses``,
-    ``datasets``, ``metrics``, ``loggers``. Add with
+    ``datasets``, ``metrics``, ``loggers``, ``models`` (trainable models:
+    subclasses of :class:`~imtrans_core.training.trainable.TrainableModel`). Add with
     ``registries.generators.add("name", factory)`` or the
     ``registries.generators.register("name")`` decorator. A name that another
     plugin already registered is an error (the plugin is then skipped, with a
@@ -56,8 +57,9 @@ def imtrans_run_start(run: Any) -> None:
 
     ``run`` carries ``run.dir`` (the run directory), ``run.config`` (the
     resolved configuration as a dict), ``run.step`` (the iteration it starts
-    at), ``run.is_main`` (False on every DDP rank but 0) and ``run.networks``
-    (``g_ct``, ``g_mr``, ``d_ct``, ``d_mr``). Loggers built from ``--log``
+    at), ``run.is_main`` (False on every DDP rank but 0), ``run.model`` (the
+    model's spec, e.g. ``cyclegan``) and ``run.networks`` (for ``cyclegan``:
+    ``g_ct``, ``g_mr``, ``d_ct``, ``d_mr``; for ``segment``: ``unet``). Loggers built from ``--log``
     specs are registered on rank 0 only; other plugins see every rank.
     """
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import imtrans_core as ic
 
@@ -143,3 +146,40 @@ def test_example_plugin_through_the_cli(site, monkeypatch, capsys):
     assert "tiny" in out and "example 0.1.0" in out
     assert run(["train", "--gen", "tiny:width=4", "--dry-run"]) == 0
     assert "G_CT, G_MR: Sequential, 225 parameters each" in capsys.readouterr().out
+
+
+def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
+    site, monkeypatch, tmp_path, capsys
+):
+    from imtrans_core.cli import run
+    from imtrans_core.training import TrainConfig, train
+    from imtrans_core.translate import TorchBackend
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "cache"))
+    install_fake_dist(site, "imtrans-example", {"example": "imtrans_example"}, {})
+    assert run(["plugins", "models"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("cyclegan", "segment", "paired-l1", "example 0.1.0"))
+
+    pairs = "phantom:n_ct=0,n_mr=0,n_paired=1,size=32,slices=6,n_train_pairs=2"
+    config = dict(model="paired-l1", gen="tiny:width=4", data=pairs, size=32, iters=4, workers=0)
+    config.update(log_every=2, ckpt_every=2, sample_every=2)
+    result = train(TrainConfig(**config), out=tmp_path / "run")
+    assert (result.step, result.status) == (4, "finished")
+    state = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-00000004.pt", weights_only=True)
+    assert set(state["models"]) == {"g_ct"} and state["config"]["model"] == "paired-l1"
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iter"] for line in log] == [2, 4] and log[-1]["l1"] < log[0]["l1"] + 1
+    assert (tmp_path / "run" / "samples" / "iter-00000004.png").is_file()
+    assert train(None, resume=tmp_path / "run", changes={"iters": 6}).step == 6  # resumes like any run
+    sct = TorchBackend.from_model(tmp_path / "run", "mr2ct", device="cpu")(np.zeros((1, 1, 32, 32)))
+    assert sct.shape == (1, 1, 32, 32) and np.isfinite(sct).all()
+
+    with pytest.raises(ic.ImtransError, match=r"--model paired-l1 trains on aligned CT/MR pairs"):
+        train(
+            TrainConfig(**{**config, "data": "phantom:n_ct=2,n_mr=2,size=32,slices=6"}), out=tmp_path / "no"
+        )
+    assert not (tmp_path / "no").exists()
+    assert run(["train", "--model", "segment", "--dry-run"]) == 2
+    assert "this model is trained with `imtrans segment train`" in capsys.readouterr().err

@@ -7,8 +7,14 @@ trains on the hip phantom and checks that the Dice of pelvis and femur is well a
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -21,9 +27,11 @@ from imtrans_core.cli import run
 from imtrans_core.errors import ImtransError
 from imtrans_core.io import read_volume, write_volume
 from imtrans_core.volume import Volume
-from imtrans_segment import engine
+from imtrans_segment import train as segtrain
+from imtrans_segment.config import SegmentConfig
 from imtrans_segment.data import from_folders, prepare
 from imtrans_segment.evaluate import evaluate
+from imtrans_segment.model import segmentation_loss
 from imtrans_segment.predict import Segmenter, predict
 from imtrans_segment.structures import PAPER_STRUCTURES, Structure, class_lut, class_values, resolve
 
@@ -100,7 +108,7 @@ ODD_GRID = {
 }
 
 
-def tiny_config(root: Path, **changes) -> engine.SegmentConfig:
+def tiny_config(root: Path, **changes) -> SegmentConfig:
     ct, labels = labelled_folders(root)
     values = dict(
         cyclegan=str(fake_cyclegan(root / "cg")),
@@ -116,7 +124,7 @@ def tiny_config(root: Path, **changes) -> engine.SegmentConfig:
         log_every=1,
         ckpt_every=2,
     )
-    return engine.SegmentConfig(**{**values, **changes})
+    return SegmentConfig(**{**values, **changes})
 
 
 # ----------------------------------------------------------------------------- structures
@@ -176,22 +184,22 @@ def test_sample_batch_is_deterministic_and_pads_labels_with_background():
         np.ones((n, 8, 10), np.uint8),
         np.arange(n),
     )
-    x, y = engine.sample_batch([volume], 12, 2, seed=0, step=5)
+    x, y = segtrain.sample_batch([volume], 12, 2, seed=0, step=5)
     assert (
         x.shape == (2, 2, 12, 12) and x.dtype == np.float32 and y.shape == (2, 12, 12) and y.dtype == np.int64
     )
     assert set(np.unique(y)) == {0, 1} and (y[x[:, 0] == -1] == 0).all() and (y[x[:, 0] == 0.5] == 1).all()
-    x2, y2 = engine.sample_batch([volume], 12, 2, seed=0, step=5)
+    x2, y2 = segtrain.sample_batch([volume], 12, 2, seed=0, step=5)
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
 
 
 def test_loss_is_cross_entropy_plus_optional_dice():
     logits = torch.zeros(1, 3, 4, 4)
     target = torch.zeros(1, 4, 4, dtype=torch.long)
-    terms = engine.segmentation_loss(logits, target)
-    assert set(terms) == {"ce", "loss"} and terms["ce"].item() == pytest.approx(np.log(3))
-    terms = engine.segmentation_loss(logits, target, dice_weight=0.5)
-    assert terms["loss"].item() == pytest.approx(np.log(3) + 0.5 * terms["dice"].item())
+    terms = segmentation_loss(logits, target)
+    assert set(terms) == {"ce", "total"} and terms["ce"].item() == pytest.approx(np.log(3))
+    terms = segmentation_loss(logits, target, dice_weight=0.5)
+    assert terms["total"].item() == pytest.approx(np.log(3) + 0.5 * terms["dice"].item())
 
 
 def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
@@ -217,38 +225,130 @@ def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
     assert set(np.unique(first[0].classes)) == {0, 1, 2}
 
 
-def test_train_writes_run_and_resume_matches_uninterrupted(tmp_path, monkeypatch):
+def _unet(run: Path, step: int) -> dict[str, torch.Tensor]:
+    path = run / "checkpoints" / f"ckpt-{step:08d}.pt"
+    return torch.load(path, weights_only=True)["models"]["unet"]
+
+
+class StopAt:
+    """A hook plugin that sends this process Ctrl-C after iteration ``step``: the engine's stop request."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    @ic.hookimpl
+    def imtrans_step_end(self, run, step, metrics):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_train_runs_on_the_engine_with_hooks_loggers_and_exact_resume(tmp_path):
     config = tiny_config(tmp_path, iters=4)
-    result = engine.train(config, out=tmp_path / "full", progress=False)
+    result = segtrain.train(config, out=tmp_path / "full", progress=False)
     assert (result.step, result.status) == (4, "finished")
     meta = json.loads((tmp_path / "full" / "segment.json").read_text())
     assert meta["structures"] == [{"name": "pelvis", "values": [1]}, {"name": "femur", "values": [3, 4]}]
     assert meta["classes"] == ["background", "pelvis", "femur"] and meta["orientation"] == "coronal"
     assert meta["net"] == "unet:in_ch=2,out_ch=3,base=4,depth=1,norm=instance,final=none"
     assert meta["cyclegan"] == str((tmp_path / "cg").resolve()) and meta["status"] == "finished"
-    log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["iter"] for line in log] == [1, 2, 3, 4]
+    log = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iter"] for line in log] == [1, 2, 3, 4] and {"ce", "total", "lr"} <= set(log[0])
+    assert (tmp_path / "full" / "samples" / "iter-00000004.png").is_file()  # the samples logger
 
-    real = engine.sample_batch
-
-    def interrupt_at_3(volumes, size, batch, seed, step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real(volumes, size, batch, seed, step)
-
-    monkeypatch.setattr(engine, "sample_batch", interrupt_at_3)
-    cut = engine.train(config, out=tmp_path / "cut", progress=False)
+    ic.plugins.add_plugin(StopAt(3), "stop-at-3")
+    try:
+        cut = segtrain.train(config, out=tmp_path / "cut", progress=False)
+    finally:
+        ic.plugins.manager.unregister(name="stop-at-3")
     assert (cut.step, cut.status) == (3, "interrupted")
-    monkeypatch.setattr(engine, "sample_batch", real)
-    resumed = engine.train(None, resume=tmp_path / "cut", progress=False)
+    assert json.loads((tmp_path / "cut" / "segment.json").read_text())["status"] == "interrupted"
+    resumed = segtrain.train(None, resume=tmp_path / "cut", progress=False)
     assert (resumed.step, resumed.status) == (4, "finished")
-    a, b = (
-        torch.load(tmp_path / run_ / "checkpoints" / "ckpt-00000004.pt", weights_only=True)["models"]["unet"]
-        for run_ in ("full", "cut")
-    )
+    a, b = _unet(tmp_path / "full", 4), _unet(tmp_path / "cut", 4)
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ImtransError, match="already holds a segmentation run"):
-        engine.train(config, out=tmp_path / "full", progress=False)
+        segtrain.train(config, out=tmp_path / "full", progress=False)
+
+
+SEGMENT_SCRIPT = """
+    import os, signal, sys
+    from pathlib import Path
+    import torch
+    import imtrans_core as ic
+    from imtrans_segment.config import SegmentConfig
+    from imtrans_segment.train import train
+
+    out = Path(sys.argv[1])
+    class Hooks:
+        @ic.hookimpl
+        def imtrans_step_end(self, run, step, metrics):
+            if step == {kill_at}:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        @ic.hookimpl
+        def imtrans_run_end(self, run, status):
+            state = {{k: v.state_dict() for k, v in run.networks.items()}}
+            torch.save(state, out.parent / f"rank{{os.environ.get('RANK', '0')}}.pt")
+
+    ic.plugins.add_plugin(Hooks(), "hooks")
+    if "RANK" in os.environ:  # two ranks on two cores
+        torch.set_num_threads(1)
+    train(SegmentConfig(**{config}), out=out, progress=False)
+"""
+
+
+def _script(tmp_path: Path, config: SegmentConfig, kill_at: int = 0) -> Path:
+    script = tmp_path / "segment_worker.py"
+    script.write_text(textwrap.dedent(SEGMENT_SCRIPT.format(config=repr(config.to_dict()), kill_at=kill_at)))
+    return script
+
+
+def test_segment_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
+    config = tiny_config(tmp_path, iters=5, ckpt_every=2)
+    segtrain.train(config, out=tmp_path / "straight", progress=False)
+    killed = tmp_path / "killed"
+    proc = subprocess.run(
+        [sys.executable, str(_script(tmp_path, config, kill_at=3)), str(killed)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["ckpt-00000002.pt"]
+    assert segtrain.train(None, resume=killed, progress=False).step == 5
+    a, b = _unet(tmp_path / "straight", 5), _unet(killed, 5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    iters = [json.loads(line)["iter"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert iters == [1, 2, 3, 4, 5]  # the lines the killed run wrote past its checkpoint were dropped
+
+
+def test_segment_ddp_two_processes_keep_parameters_identical(tmp_path):
+    config = tiny_config(tmp_path, iters=3, ckpt_every=3)
+    script = _script(tmp_path, config)
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "run")],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["unet"] for r in range(2))
+    assert all(torch.equal(value, r1[key]) for key, value in r0.items())
+    single = segtrain.train(config, out=tmp_path / "single", progress=False)
+    assert single.step == 3
+    alone = _unet(tmp_path / "single", 3)
+    assert not all(torch.equal(value, alone[key]) for key, value in r0.items())  # two ranks: twice the data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- predict
@@ -399,7 +499,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 
 def test_predict_without_the_cyclegan_run_says_what_to_do(tmp_path):
     config = tiny_config(tmp_path, iters=1)
-    engine.train(config, out=tmp_path / "seg", progress=False)
+    segtrain.train(config, out=tmp_path / "seg", progress=False)
     _, mr, _ = volumes(anatomy())
     write_volume(mr, tmp_path / "mr.nii.gz")
     shutil.rmtree(tmp_path / "cg")

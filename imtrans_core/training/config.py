@@ -70,6 +70,9 @@ def option(
 class TrainConfig:
     """Every knob of a CycleGAN(+GC) run. Defaults reproduce Hiasa et al. 2018, §2.2."""
 
+    model: str = option(
+        "cyclegan", "What to train: cyclegan (default), or a plugin's model (see `imtrans plugins models`)."
+    )
     gen: str = option(
         "resnet9", "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`)."
     )

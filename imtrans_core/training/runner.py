@@ -1,4 +1,4 @@
-"""Set up a run (new or resumed), its data and loggers, and drive the Trainer."""
+"""``imtrans train``: set up a run (new or resumed), its model, data and loggers, and drive the engine."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, Unp
 from . import checkpoint
 from .config import TrainConfig, resume_config
 from .distributed import Distributed
-from .engine import Trainer
+from .engine import Engine
 from .rundir import RunDir, new_run_path
 from .validate import check, check_data, describe_resolved
 
@@ -57,34 +57,36 @@ def train(
     dist = Distributed.setup(config.device)
     try:
         source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
-        check_data(config, source)
+        torch.manual_seed(config.seed)
+        model = ic.MODELS.build(config.model)
+        model.setup(config, dist)
+        check_data(config, source, needs_pairs=model.data_needs()[1])
         if resume is None:
             run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
         elif config != run_dir.config:  # config.json records the changes once the data is read
             run_dir = RunDir(run_dir.path, config, run_dir.versions)
         dist.barrier()
         log.info(f"configuration: {describe_resolved(resolved)}")  # every check passed: the run starts
-        trainer = Trainer(config, run_dir, dist)
-        state = checkpoint.load_latest(run_dir.path, map_location=dist.device) if resume is not None else None
-        if state is not None:
-            trainer.load_state_dict(state)
-            log.info(f"resuming {run_dir.path} at iteration {trainer.step} of {config.iters}")
-        dataset, fixed, stacks = build_data(source, config, dist, trainer.objective)
-        trainer.contract = input_contract(stacks, config, source)
+        engine = Engine(model, resolved["model"], config, run_dir.path, dist)
+        if resume is not None:
+            engine.resume()
+        dataset, fixed, stacks = build_data(source, config, dist, model.data_needs())
+        contract = input_contract(stacks, config, source)
+        engine.extras = {"contract": contract.to_dict(), "versions": run_dir.versions}
         if dist.is_main:
-            run_dir.write_config(resolved, trainer.contract)
+            run_dir.write_config(resolved, contract)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=config.batch,
-            sampler=StepSampler(trainer.step, config.iters, config.batch, dist.rank, dist.world),
+            sampler=StepSampler(engine.step, config.iters, config.batch, dist.rank, dist.world),
             num_workers=config.workers,
             pin_memory=dist.device.type == "cuda",
             generator=torch.Generator(),  # keeps the global RNG untouched (resume is exact)
         )
         fixed = tuple(t.to(dist.device) for t in fixed)
-        with loggers(config, dist), StopRequest() as stop:
-            status = trainer.fit(loader, fixed, stop) if trainer.step < config.iters else "finished"
-        return TrainResult(run_dir.path, trainer.step, status)
+        with loggers(config.log, dist), StopRequest() as stop:
+            status = engine.fit(loader, fixed, stop)
+        return TrainResult(run_dir.path, engine.step, status)
     finally:
         dist.close()
 
@@ -103,17 +105,18 @@ def open_run(path: Path, changes: dict[str, Any]) -> tuple[RunDir, TrainConfig]:
 
 
 def build_data(
-    source: Any, config: TrainConfig, dist: Distributed, objective: Any
+    source: Any, config: TrainConfig, dist: Distributed, needs: tuple[bool, bool]
 ) -> tuple[TrainingSlices, tuple[torch.Tensor, torch.Tensor], list[SliceStacks]]:
-    """The slices the objective reads (unpaired and/or paired), a fixed (CT, MR) for sample images, the stacks."""
+    """The slices the model reads (``needs``: unpaired, paired), a fixed (CT, MR) for sample images, the stacks."""
     parts: list[UnpairedSlices | PairedSlices] = []
     stacks = []
-    if objective.uses_unpaired:
+    unpaired, pairs = needs
+    if unpaired:
         ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
         mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
         parts.append(UnpairedSlices(ct, mr, config.size, seed=config.seed, context=config.context))
         stacks.append((ct, mr))
-    if objective.uses_pairs:
+    if pairs:
         key = f"{source.fingerprint}|train-pairs" if source.fingerprint else ""
         ct, mr = (
             SliceStacks(source.pair_pool(m), m, config.orientation, key, progress=dist.is_main)
@@ -139,11 +142,11 @@ def input_contract(stacks: list[SliceStacks], config: TrainConfig, source: Any) 
 
 
 @contextmanager
-def loggers(config: TrainConfig, dist: Distributed):
-    """Build the logger plugins of this run and register them for its events (rank 0 only)."""
+def loggers(specs: list[str], dist: Distributed):
+    """Build the default loggers and ``specs`` and register them for the run's events (rank 0 only)."""
     built = []
     if dist.is_main:
-        for spec in (*DEFAULT_LOGGERS, *config.log):
+        for spec in (*DEFAULT_LOGGERS, *specs):
             if (
                 spec.split(":")[0] not in ic.LOGGERS
             ):  # only a default one can be missing: check() saw the rest

@@ -36,27 +36,39 @@ def check(config: TrainConfig) -> dict[str, Any]:
     return resolved
 
 
-def check_data(config: TrainConfig, source: Any) -> None:
-    """Refuse a paired loss on data without training pairs (the spec is fine, the data cannot feed it)."""
+def check_data(config: TrainConfig, source: Any, needs_pairs: bool) -> None:
+    """Refuse a model or a paired loss that trains on aligned pairs when the data has none."""
+    if not needs_pairs or source.train_pairs:
+        return
     losses = compose_losses(config.loss, ic.LOSSES)
     paired = [name for name, loss in losses.items() if getattr(loss, "kind", "") == "paired"]
-    if paired and not source.train_pairs:
-        raise ImtransError(
-            f"--loss {paired[0]} trains on aligned CT/MR pairs, and --data {config.data} has none; "
-            "give data with training pairs (phantom:n_train_pairs=N, folder:ct=DIR,mr=DIR,pairs=DIR, "
-            "synthrad:root=DIR) or drop the paired loss"
-        )
+    why = f"--loss {paired[0]}" if paired else f"--model {config.model}"
+    raise ImtransError(
+        f"{why} trains on aligned CT/MR pairs, and --data {config.data} has none; "
+        "give data with training pairs (phantom:n_train_pairs=N, folder:ct=DIR,mr=DIR,pairs=DIR, "
+        "synthrad:root=DIR)" + (" or drop the paired loss" if paired else "")
+    )
 
 
 def resolve_specs(config: TrainConfig) -> dict[str, Any]:
     """Every spec of the config checked against its registry and resolved (defaults filled in)."""
     return {
+        "model": str(model_spec(config.model)),
         "gen": str(generator_spec(config.gen, config.context)),
         "disc": str(discriminator_spec(config.disc, config.context)),
         "data": str(ic.DATASETS.resolve(config.data)),
         "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
         "log": [str(ic.LOGGERS.resolve(s)) for s in config.log],
     }
+
+
+def model_spec(model: str) -> ic.Spec:
+    """The ``--model`` spec resolved; a model that another command trains is refused, naming that command."""
+    spec = ic.MODELS.resolve(model)
+    trained_by = getattr(ic.MODELS.get(spec.name), "trained_by", "imtrans train")
+    if trained_by != "imtrans train":
+        raise ImtransError(f"--model {model}: this model is trained with `{trained_by}`, not `imtrans train`")
+    return spec
 
 
 def generator_spec(gen: str, context: int = 0) -> ic.Spec:

@@ -1,4 +1,4 @@
-"""Entry point ``cyclegan``: registers the networks and losses of Hiasa et al. 2018.
+"""Entry point ``cyclegan``: registers the model, networks and losses of Hiasa et al. 2018.
 
 Registered by reference (``"module:name"``): torch is imported when a network or
 loss is first used, not when plugins load, so ``imtrans --help`` stays fast.
@@ -14,6 +14,7 @@ from imtrans_core import hookimpl
 @hookimpl
 def imtrans_register(registries: Any) -> None:
     networks, losses = f"{__package__}.networks", f"{__package__}.losses"
+    registries.models.add("cyclegan", "imtrans_core.training.cyclegan:CycleGAN")
     registries.generators.add("resnet9", f"{networks}:resnet9")
     registries.generators.add("unet", f"{networks}:unet")
     registries.discriminators.add("patchgan", f"{networks}:patchgan")

@@ -16,8 +16,7 @@ import numpy as np
 from imtrans_core import hookimpl
 from imtrans_core.training.rundir import truncate_metrics
 
-# The sample grid: MR, synthetic CT, reconstructed MR / CT, synthetic MR, reconstructed CT.
-GRID = (("mr", "fake_ct", "rec_mr"), ("ct", "fake_mr", "rec_ct"))
+PER_ROW = 3  # cyclegan's samples: MR, synthetic CT, reconstructed MR / CT, synthetic MR, reconstructed CT
 
 
 class JsonlLogger:
@@ -37,7 +36,8 @@ class JsonlLogger:
 
 
 class SampleLogger:
-    """PNG grids in RUN/samples/: MR | synthetic CT | reconstructed MR over CT | synthetic MR | reconstructed CT."""
+    """PNG grids in RUN/samples/ of the model's sample images (cyclegan: MR | synthetic CT | reconstructed MR
+    over CT | synthetic MR | reconstructed CT)."""
 
     def __init__(self, every: int = 0):
         self.every = every  # 0: the run's sample_every
@@ -65,10 +65,12 @@ class SampleLogger:
 
 
 def write_grid(images: dict[str, np.ndarray], path: Path) -> Path:
-    """Tile (H, W) images in [-1, 1] as the 2 x 3 GRID and write an 8-bit PNG."""
+    """Tile (H, W) images in [-1, 1], in their order, ``PER_ROW`` to a row, and write an 8-bit PNG."""
     import SimpleITK as sitk
 
-    rows = [np.concatenate([images[name] for name in row], axis=1) for row in GRID]
+    tiles = list(images.values())
+    tiles += [np.full_like(tiles[0], -1.0)] * (-len(tiles) % PER_ROW)  # black fills the last row
+    rows = [np.concatenate(tiles[i : i + PER_ROW], axis=1) for i in range(0, len(tiles), PER_ROW)]
     grid = np.concatenate(rows, axis=0)
     pixels = np.clip((grid + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,12 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 @_opt("ckpt_every", click.IntRange(min=1), "Write a checkpoint every N iterations.")
 @_opt("keep", click.IntRange(min=1), "Checkpoints to keep.")
 @click.option(
+    "--log",
+    "log",
+    multiple=True,
+    help="Extra logger spec, repeatable, e.g. tensorboard (a JSONL log and sample PNGs are always written).",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
@@ -109,12 +115,13 @@ def train_cmd(
     ct: Path | None,
     labels: Path | None,
     structures: str | None,
+    log: tuple[str, ...],
     out: Path | None,
     resume: Path | None,
     **values: Any,
 ) -> None:
     """Train the two-channel U-Net on labelled CT (CT + synthetic MR from G_MR)."""
-    from .engine import train
+    from .train import train
 
     given = {
         k: v
@@ -122,7 +129,7 @@ def train_cmd(
         if v is not None and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE
     }
     if resume is not None:
-        if given or cyclegan or data or ct or labels or structures or out:
+        if given or cyclegan or data or ct or labels or structures or log or out:
             raise ImtransError(
                 f"--resume {resume} continues the run as it was configured; drop the other options"
             )
@@ -144,6 +151,7 @@ def train_cmd(
             ct=str(ct or ""),
             labels=str(labels or ""),
             structures=[structures] if structures else [],
+            log=list(log),
             **given,
         )
         result = train(config, out=out)

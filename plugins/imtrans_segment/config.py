@@ -31,6 +31,7 @@ class SegmentConfig:
     log_every: int = 50
     ckpt_every: int = 1000
     keep: int = 2
+    log: list[str] = field(default_factory=list)  # extra logger specs (a JSONL log is always written)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

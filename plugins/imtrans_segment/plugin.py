@@ -1,10 +1,15 @@
-"""Adds ``imtrans segment train | predict | evaluate`` (the paper's §3.2 application)."""
+"""Adds the ``segment`` model and ``imtrans segment train | predict | evaluate`` (the paper's §3.2 application)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imtrans_core import hookimpl
+
+
+@hookimpl
+def imtrans_register(registries: Any) -> None:
+    registries.models.add("segment", f"{__package__}.model:SegmentationUNet")
 
 
 @hookimpl

@@ -21,7 +21,7 @@ import numpy as np
 from imtrans_core.errors import ImtransError
 from imtrans_core.volume import Volume
 
-from .engine import read_meta, structures_of
+from .rundir import read_meta, structures_of
 from .structures import Structure, class_values, label_dtype
 
 LABELS_JSON = "labels.json"

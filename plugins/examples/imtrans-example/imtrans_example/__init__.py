@@ -1,8 +1,10 @@
-"""An example third-party imtrans plugin: one generator and one metric.
+"""An example third-party imtrans plugin: one generator, one metric and one trainable model.
 
 Install it with ``pip install plugins/examples/imtrans-example``; then
-``imtrans plugins`` lists ``tiny`` and ``maxerr`` as provided by ``example``
-and ``imtrans train --gen tiny:width=16`` trains with it.
+``imtrans plugins`` lists ``tiny``, ``maxerr`` and ``paired-l1`` as provided by
+``example``, ``imtrans train --gen tiny:width=16`` trains CycleGAN with it and
+``imtrans train --model paired-l1 --data phantom:n_train_pairs=8`` trains the
+model of :mod:`imtrans_example.model`.
 """
 
 from __future__ import annotations
@@ -49,3 +51,4 @@ def maxerr() -> MaxError:
 def imtrans_register(registries) -> None:
     registries.generators.add("tiny", tiny)
     registries.metrics.add("maxerr", maxerr)
+    registries.models.add("paired-l1", "imtrans_example.model:PairedL1")

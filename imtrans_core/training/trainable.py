@@ -1,0 +1,70 @@
+"""What a trainable model is: the part of training that the engine does not own.
+
+A model (an entry of ``imtrans_core.MODELS``) declares its networks and
+optimisers, performs one training step, and saves and restores its own state;
+the engine (:mod:`.engine`) owns everything else: the loop, checkpoints written
+atomically, resume after a kill, the NaN stop, Ctrl-C, progress, the event hooks
+and the loggers. ``cyclegan`` (:mod:`.cyclegan`) and the segmentation plugin's
+``segment`` are two; a third-party package adds its own through the ``imtrans``
+entry points exactly as they do (see ``plugins/examples/imtrans-example``).
+
+The registry builds a model from its spec (``--model cyclegan``) with only the
+spec's parameters: it is cheap and holds no networks. The command that trains it
+(``trained_by``) then calls ``setup`` with its settings and the process group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class TrainableModel:
+    """The interface the engine trains; subclass it and fill in the methods below.
+
+    ``train_step`` returns its loss terms detached and named for the log; the
+    terms named ``total...`` are the ones the engine checks for NaN/inf after
+    every step (the first non-finite term is named in the error).
+    """
+
+    trained_by: ClassVar[str] = "imtrans train"  # the command whose settings ``setup`` reads
+    label: ClassVar[str] = "train"  # the progress line's name
+    shown: ClassVar[tuple[str, ...]] = ()  # the terms the progress line shows, in order
+
+    def setup(self, config: Any, dist: Any) -> None:
+        """Build the networks (on ``dist.device``, wrapped with ``dist.wrap`` for DDP) and optimisers."""
+        raise NotImplementedError
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained networks by name: what hooks see and what ``state_dict()["models"]`` saves."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch`` (already on the device); returns the detached loss terms."""
+        raise NotImplementedError
+
+    def lr(self) -> float:
+        """The current learning rate, for the log."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the step and the RNG that resuming bit for bit needs; ``models`` holds the networks."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s entries; ``state["step"]`` says which iteration it was saved at."""
+        raise NotImplementedError
+
+    def samples(self, fixed: Any) -> dict[str, np.ndarray]:
+        """Sample images of ``fixed`` inputs as (H, W) float arrays in [-1, 1], three to a row when drawn."""
+        return {}
+
+    # -- what ``imtrans train`` asks of the models it trains ---------------------------------
+
+    def data_needs(self) -> tuple[bool, bool]:
+        """Whether a step reads unpaired (``ct``, ``mr``) slices and aligned (``pair_ct``, ``pair_mr``) ones."""
+        return True, False

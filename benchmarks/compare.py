@@ -104,7 +104,7 @@ def compare(
 
     ``scores[name][seed]`` holds one row per test subject, in the same order for every name and seed.
     """
-    from imtrans_core.statistics import wilcoxon_signed_rank
+    from imtrans_core.evaluation.statistics import wilcoxon_signed_rank
 
     result: dict[str, Any] = {"a": a, "b": b}
     for key in keys:

@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
 
 import imtrans_core as ic
-from imtrans_core.export import export_graph
-from imtrans_core.intensity import CT_WINDOW
-from imtrans_core.onnx_graph import INPUT_NAME, WINDOWS
-from imtrans_core.onnx_runtime import loadable_providers, open_session, physical_cores
-from imtrans_core.quantize import to_int8
-from imtrans_core.sample_data import sample_data
+from imtrans_core.data.intensity import CT_WINDOW
+from imtrans_core.onnx.export import export_graph
+from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
+from imtrans_core.onnx.quantize import to_int8
+from imtrans_core.onnx.runtime import loadable_providers, open_session, physical_cores
+from imtrans_core.onnx.sample_data import sample_data
 
 
 def torch_path(net: torch.nn.Module, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -112,7 +112,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     if args.model is not None:
-        from imtrans_core.models import load_generator
+        from imtrans_core.inference.models import load_generator
 
         generator = load_generator(args.model, "mr2ct")
         net, spec, trained = generator.net, generator.spec, True

@@ -43,9 +43,9 @@ from quality import over_seeds, train_or_reuse
 
 import imtrans_core as ic
 from imtrans_core.demo import baseline_rows
-from imtrans_core.evaluate import evaluate_pair
+from imtrans_core.evaluation.evaluate import evaluate_pair
+from imtrans_core.inference.translate import TorchBackend, translate_volume
 from imtrans_core.training import resolve_config
-from imtrans_core.translate import TorchBackend, translate_volume
 
 REPO = Path(__file__).resolve().parents[1]
 # The paper: 20 MR + 20 CT vs 302 MR + 613 CT volumes. Scaled by about 1/5 and 1/10.

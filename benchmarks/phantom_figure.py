@@ -32,7 +32,7 @@ def main() -> None:
 
     import SimpleITK as sitk
 
-    from imtrans_core.io import read_volume
+    from imtrans_core.data.io import read_volume
     from imtrans_hip import phantom as ph
 
     real = read_volume(args.real / "ts_example_ct.nii.gz")

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "phantom_realism.json")
     args = parser.parse_args()
 
-    from imtrans_core.io import read_volume
+    from imtrans_core.data.io import read_volume
     from imtrans_hip import phantom as ph
     from imtrans_hip import realism
 

@@ -71,7 +71,7 @@ def iteration_flops(trainer: CycleGAN, size: int, batch: int) -> int:
 def data_rate(size: int, seconds: float = 3.0) -> float:
     """Unpaired slices per second from the cached, memory-mapped phantom pools (one process)."""
     import imtrans_core as ic
-    from imtrans_core.slices import SliceStacks, UnpairedSlices
+    from imtrans_core.data.slices import SliceStacks, UnpairedSlices
 
     source = ic.DATASETS.build(f"phantom:n_ct=4,n_mr=4,n_paired=0,size={size}")
     dataset = UnpairedSlices(

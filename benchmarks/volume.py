@@ -60,8 +60,8 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
     import torch
 
     import imtrans_core as ic
-    from imtrans_core.export import export_model
-    from imtrans_core.io import write_volume
+    from imtrans_core.data.io import write_volume
+    from imtrans_core.onnx.export import export_model
 
     model = Path(args.model) if args.model else work / "random.pt"
     if not args.model:
@@ -82,7 +82,7 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
 
 def errors(outputs: dict[str, Path], volume: Path) -> dict[str, dict[str, float]]:
     """Mean and max |HU| of each output against torch fp32's, where the MR has signal."""
-    from imtrans_core.io import read_volume
+    from imtrans_core.data.io import read_volume
 
     body = read_volume(volume).array > 1e-3
     reference = read_volume(outputs["torch fp32"]).array[body]

@@ -19,11 +19,11 @@ import numpy as np
 
 import imtrans_core as ic
 
-from .evaluate import constant_baseline, evaluate_pair, summarize
-from .io import write_volume
-from .plots import box_plot
+from .data.io import write_volume
+from .evaluation.evaluate import constant_baseline, evaluate_pair, summarize
+from .evaluation.plots import box_plot
+from .inference.translate import TorchBackend, make_backend, translate_volume
 from .training import resolve_config, train
-from .translate import TorchBackend, make_backend, translate_volume
 
 METRICS = ("mae", "psnr", "ssim", "mi")
 
@@ -122,7 +122,7 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"
 
     def export() -> str:
-        from .export import export_model
+        from .onnx.export import export_model
 
         result = export_model(run_dir, out / "model.onnx", direction="mr2ct", report=None)
         worst = max((m.max_abs for m in result.measurements), default=float("nan"))

@@ -39,7 +39,7 @@ _fresh = itertools.count()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny trained run, its ONNX export, phantom volumes on disk and some bad inputs."""
-    from imtrans_core.export import export_model
+    from imtrans_core.onnx.export import export_model
     from imtrans_hip.phantom import write_phantom
 
     root = tmp_path_factory.mktemp("world")

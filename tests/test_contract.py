@@ -12,13 +12,13 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.cli import run
-from imtrans_core.contract import InputContract, conform, measure
+from imtrans_core.data.contract import InputContract, conform, measure
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.preprocess import resample_to_grid
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransWarning
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.models import load_generator
-from imtrans_core.preprocess import resample_to_grid
-from imtrans_core.translate import TorchBackend, translate_on_grid, translate_volume
-from imtrans_core.volume import Volume
+from imtrans_core.inference.models import load_generator
+from imtrans_core.inference.translate import TorchBackend, translate_on_grid, translate_volume
 
 TRAINING_GRID = InputContract(
     "coronal", (5.0, 5.0), 9.5
@@ -72,7 +72,7 @@ def test_a_volume_on_another_grid_translates_like_one_on_the_training_grid_and_n
 
 
 def test_n4_runs_only_where_the_contract_says_training_used_it(monkeypatch):
-    import imtrans_core.preprocess as preprocess
+    import imtrans_core.data.preprocess as preprocess
 
     calls = []
     monkeypatch.setattr(preprocess, "n4_correct", lambda v: calls.append(v) or v)

@@ -14,16 +14,16 @@ import torch
 
 import imtrans_core as ic
 from imtrans_core.cli import run
+from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW, MRScaling
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.export import METADATA_KEYS, export_model
-from imtrans_core.exported import read_metadata
-from imtrans_core.intensity import CT_WINDOW, MR_WINDOW, MRScaling
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.models import load_generator
-from imtrans_core.onnx_runtime import CPU, OnnxBackend, loadable_providers, physical_cores, resolve_providers
-from imtrans_core.translate import TorchBackend, make_backend, translate_on_grid, translate_volume
-from imtrans_core.verify import TOLERANCES
-from imtrans_core.volume import Volume
+from imtrans_core.inference.models import load_generator
+from imtrans_core.inference.translate import TorchBackend, make_backend, translate_on_grid, translate_volume
+from imtrans_core.onnx.export import METADATA_KEYS, export_model
+from imtrans_core.onnx.exported import read_metadata
+from imtrans_core.onnx.runtime import CPU, OnnxBackend, loadable_providers, physical_cores, resolve_providers
+from imtrans_core.onnx.verify import TOLERANCES
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "examples" / "translate_onnx.py"
@@ -197,7 +197,7 @@ def test_onnx_backend_translates_a_volume_like_the_torch_backend(exported, resne
 
 def test_openvino_runs_the_same_file_exactly_in_f32_and_within_hu_in_bf16(exported):
     pytest.importorskip("openvino")
-    from imtrans_core.openvino_runtime import OpenVinoBackend
+    from imtrans_core.onnx.openvino import OpenVinoBackend
 
     volume = mr_volume()
     reference = translate_volume(volume, make_backend(exported.path, backend="onnx"), batch=3).array
@@ -214,7 +214,7 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     exported, tmp_path, capsys, monkeypatch
 ):
     pytest.importorskip("openvino")
-    from imtrans_core.openvino_runtime import OpenVinoBackend
+    from imtrans_core.onnx.openvino import OpenVinoBackend
 
     assert isinstance(make_backend(exported.path, device="cpu"), OpenVinoBackend)
     write_volume(mr_volume(), tmp_path / "mr.nii.gz")
@@ -226,9 +226,9 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
 
 
 def test_without_openvino_auto_runs_onnxruntime_and_asking_for_it_says_how_to_install(exported, monkeypatch):
-    from imtrans_core import openvino_runtime
+    from imtrans_core.onnx import openvino
 
-    monkeypatch.setattr(openvino_runtime, "available", lambda: False)
+    monkeypatch.setattr(openvino, "available", lambda: False)
     assert isinstance(make_backend(exported.path, device="cpu"), OnnxBackend)
     monkeypatch.setitem(sys.modules, "openvino", None)  # import fails
     with pytest.raises(ImtransError, match=r"openvino backend not available.*imtrans\[openvino\]"):
@@ -344,7 +344,7 @@ class Unexportable(torch.nn.Module):
 @pytest.mark.parametrize("legacy", [False, True])
 def test_exporter_errors_keep_their_cause(tmp_path, legacy):
     """One line for the person, and the exporter's own exception behind it for --debug."""
-    from imtrans_core.export import export_graph
+    from imtrans_core.onnx.export import export_graph
 
     with pytest.raises(ImtransError, match="the ONNX exporter failed") as info:
         export_graph(Unexportable(), tmp_path / "g.onnx", legacy=legacy)

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW, MRScaling, Window, paper_scale
 from imtrans_core.errors import ImtransError
-from imtrans_core.intensity import CT_WINDOW, MR_WINDOW, MRScaling, Window, paper_scale
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
 

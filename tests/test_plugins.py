@@ -152,8 +152,8 @@ def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
     site, monkeypatch, tmp_path, capsys
 ):
     from imtrans_core.cli import run
+    from imtrans_core.inference.translate import TorchBackend
     from imtrans_core.training import TrainConfig, train
-    from imtrans_core.translate import TorchBackend
 
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "cache"))
@@ -183,3 +183,15 @@ def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
     assert not (tmp_path / "no").exists()
     assert run(["train", "--model", "segment", "--dry-run"]) == 2
     assert "this model is trained with `imtrans segment train`" in capsys.readouterr().err
+
+
+def test_the_v0_1_paths_a_dataset_plugin_imports_are_the_moved_modules():
+    import imtrans_core.data.io
+    import imtrans_core.data.sources
+    import imtrans_core.data.volume
+    from imtrans_core.io import read_volume
+    from imtrans_core.sources import VolumeSource
+    from imtrans_core.volume import Volume
+
+    assert Volume is imtrans_core.data.volume.Volume and read_volume is imtrans_core.data.io.read_volume
+    assert VolumeSource is imtrans_core.data.sources.VolumeSource

@@ -14,9 +14,8 @@ from rich.console import Console
 
 import imtrans_core as ic
 from imtrans_core.cli.data_cmds import data
-from imtrans_core.errors import ImtransError
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.preprocess import (
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.preprocess import (
     body_mask,
     fov_mask,
     n4_correct,
@@ -24,7 +23,8 @@ from imtrans_core.preprocess import (
     resample_inplane,
     resample_to_grid,
 )
-from imtrans_core.volume import Volume
+from imtrans_core.data.volume import Volume
+from imtrans_core.errors import ImtransError
 
 
 def rotation(angle: float) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imtrans_core.io import read_volume
-from imtrans_core.volume import Volume
+from imtrans_core.data.io import read_volume
+from imtrans_core.data.volume import Volume
 from imtrans_hip import phantom as ph
 from imtrans_hip import realism
 

@@ -7,10 +7,10 @@ import pytest
 import SimpleITK as sitk
 
 from imtrans_core.cli import run
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.register import register_ct_to_mr, resample_moving
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.register import register_ct_to_mr, resample_moving
-from imtrans_core.volume import Volume
 
 SHAPE, SPACING = (48, 48, 48), 2.0
 SHIFT = np.array([4.0, -3.0, 5.0])  # mm

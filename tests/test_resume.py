@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from imtrans_core.cli import run
+from imtrans_core.data.io import write_volume
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.io import write_volume
 from imtrans_core.training import TrainConfig, train
 from imtrans_core.training.checkpoint import load_file
-from imtrans_core.volume import Volume
 
 TINY = dict(
     gen="resnet9:ngf=8,n_blocks=1",

@@ -24,9 +24,9 @@ import torch
 
 import imtrans_core as ic
 from imtrans_core.cli import run
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.volume import Volume
 from imtrans_segment import train as segtrain
 from imtrans_segment.config import SegmentConfig
 from imtrans_segment.data import from_folders, prepare
@@ -203,7 +203,7 @@ def test_loss_is_cross_entropy_plus_optional_dice():
 
 
 def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
-    from imtrans_core.translate import TorchBackend
+    from imtrans_core.inference.translate import TorchBackend
 
     ct_dir, labels_dir = labelled_folders(tmp_path)
     items, names, _ = from_folders(ct_dir, labels_dir)

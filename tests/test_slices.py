@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imtrans_core.errors import ImtransError
-from imtrans_core.slices import (
+from imtrans_core.data.slices import (
     PairedSlices,
     Plane,
     SliceStacks,
@@ -17,8 +16,9 @@ from imtrans_core.slices import (
     to_slices,
     window_indices,
 )
-from imtrans_core.sources import VolumePool
-from imtrans_core.volume import Volume
+from imtrans_core.data.sources import VolumePool
+from imtrans_core.data.volume import Volume
+from imtrans_core.errors import ImtransError
 
 FLIPS = np.diag([-1.0, 1.0, -1.0])  # an LPS grid stored with two axes reversed
 

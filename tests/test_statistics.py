@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from imtrans_core.statistics import wilcoxon_signed_rank
+from imtrans_core.evaluation.statistics import wilcoxon_signed_rank
 
 
 def _brute_force_p(diff: np.ndarray) -> float:

@@ -154,7 +154,7 @@ def test_paired_term_is_l1_both_ways_and_stands_alone_without_a_discriminator():
 
 
 def test_a_2_5d_run_trains_networks_on_stacks_of_adjacent_slices(tmp_path):
-    from imtrans_core.models import load_generator
+    from imtrans_core.inference.models import load_generator
 
     config = {**TINY, "data": TINY["data"] + ",n_train_pairs=2", "loss": ["gc:0.3", "paired:1"]}
     run = train(TrainConfig(**config, context=1), out=tmp_path / "run").run_dir

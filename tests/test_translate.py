@@ -13,12 +13,13 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.cli import run
-from imtrans_core.contract import InputContract
+from imtrans_core.data.contract import InputContract
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.slices import Plane
+from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError, ImtransWarning
-from imtrans_core.io import read_volume, write_volume
-from imtrans_core.slices import Plane
-from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
-from imtrans_core.translate import (
+from imtrans_core.inference.translate import (
     TorchBackend,
     check_source,
     make_backend,
@@ -26,7 +27,6 @@ from imtrans_core.translate import (
     translate_files,
     translate_volume,
 )
-from imtrans_core.volume import Volume
 
 TINY = dict(
     gen="resnet9:ngf=8,n_blocks=2",
@@ -235,7 +235,7 @@ def test_wrong_modality_tag_is_an_error_and_ct_like_intensities_warn():
 
 
 def test_onnx_backend_missing_is_one_clear_line(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", None)  # import fails
+    monkeypatch.setitem(sys.modules, "imtrans_core.onnx.runtime", None)  # import fails
     (tmp_path / "g.onnx").write_bytes(b"")
     with pytest.raises(ImtransError, match="onnx backend not available"):
         make_backend(tmp_path / "g.onnx", backend="onnx")
@@ -257,7 +257,7 @@ def test_onnx_backend_plugs_in_through_from_file(monkeypatch, tmp_path):
         def __call__(self, batch):
             return batch
 
-    monkeypatch.setitem(sys.modules, "imtrans_core.onnx_runtime", types.SimpleNamespace(OnnxBackend=FakeOnnx))
+    monkeypatch.setitem(sys.modules, "imtrans_core.onnx.runtime", types.SimpleNamespace(OnnxBackend=FakeOnnx))
     (tmp_path / "g.onnx").write_bytes(b"")
     backend = make_backend(tmp_path / "g.onnx", backend="onnx")
     out = translate_volume(Volume(np.full((6, 5, 4), 100.0, np.float32), modality="ct"), backend)
@@ -429,7 +429,7 @@ def test_translate_cli_errors_are_one_line(tiny_run, tmp_path, capsys):
 
 def test_translate_cli_runs_an_exported_onnx_model_like_torch(tiny_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    export = pytest.importorskip("imtrans_core.export")
+    export = pytest.importorskip("imtrans_core.onnx.export")
     export.export_model(tiny_run, tmp_path / "g.onnx", legacy=True, verify_model=False)
     mr = ic.DATASETS.build(data_spec()).mr[1]
     write_volume(oblique(mr.array), tmp_path / "mr.nii.gz")

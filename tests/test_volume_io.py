@@ -13,8 +13,7 @@ import SimpleITK as sitk
 from click.testing import CliRunner
 
 from imtrans_core.cli.data_cmds import data
-from imtrans_core.errors import ImtransError, ImtransWarning
-from imtrans_core.io import (
+from imtrans_core.data.io import (
     check_ct_hu,
     from_sitk,
     list_volumes,
@@ -23,7 +22,8 @@ from imtrans_core.io import (
     volume_id,
     write_volume,
 )
-from imtrans_core.volume import LPS_TO_RAS, Volume
+from imtrans_core.data.volume import LPS_TO_RAS, Volume
+from imtrans_core.errors import ImtransError, ImtransWarning
 
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
@@ -260,7 +260,7 @@ def test_a_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(
-        "imtrans_core.io._write_nifti" if suffix == ".nii.gz" else "SimpleITK.WriteImage", crash
+        "imtrans_core.data.io._write_nifti" if suffix == ".nii.gz" else "SimpleITK.WriteImage", crash
     )
     assert "No space left on device" in one_line_error(write_volume, Volume(ramp() + 1), target)
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [target.name]

@@ -33,7 +33,7 @@ import onnxruntime as ort
 import SimpleITK as sitk
 
 # World axes (LPS: 0 left, 1 posterior, 2 superior) of each plane's (slice, row, column) axes,
-# and whether rows / columns run against their world axis (as imtrans_core.slices does).
+# and whether rows / columns run against their world axis (as imtrans_core.data.slices does).
 PLANES = {"coronal": (1, 2, 0), "axial": (2, 1, 0), "sagittal": (0, 2, 1)}
 ROW_FLIP = {"coronal": True, "axial": False, "sagittal": True}
 COL_FLIP = {"coronal": False, "axial": False, "sagittal": False}

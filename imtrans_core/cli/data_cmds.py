@@ -19,7 +19,7 @@ from .types import FiniteFloatRange
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..volume import Volume
+    from ..data.volume import Volume
 
 
 @click.group("data", help="Inspect and prepare CT/MR volumes (NIfTI, MHA/MHD/NRRD, DICOM series folders).")
@@ -31,7 +31,7 @@ def data() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def show(files: tuple[Path, ...]) -> None:
     """Print each volume's geometry, dtype and intensity statistics."""
-    from ..io import read_volume
+    from ..data.io import read_volume
 
     console = Console()
     for path in files:
@@ -81,7 +81,7 @@ def prepare(
     Existing outputs are skipped, so an interrupted run resumes. A file that fails is reported
     and the rest go on; the failed ones are listed at the end, and the exit status is 1.
     """
-    from ..preprocess import prepare_folder
+    from ..data.preprocess import prepare_folder
 
     report = prepare_folder(
         in_dir,

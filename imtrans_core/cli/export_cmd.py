@@ -92,7 +92,7 @@ def export(
     HU). Run it with `imtrans translate --backend onnx` or with onnxruntime
     alone (docs/deploy.md).
     """
-    from ..export import export_model, summary
+    from ..onnx.export import export_model, summary
 
     if out is None:
         folder = model if model.is_dir() else model.parent

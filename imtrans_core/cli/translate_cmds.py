@@ -123,7 +123,7 @@ def translate(
     its input's grid. A synthetic CT is in HU within the paper's
     window [-150, 350] (what the model was trained on); a synthetic MR is on the [0, 100] MR scale.
     """
-    from ..translate import make_backend, plan_jobs, translate_files
+    from ..inference.translate import make_backend, plan_jobs, translate_files
 
     console = Console(stderr=True, highlight=False)
     with shown_warnings(console):
@@ -247,7 +247,7 @@ def evaluate(
     suffix, or SynthRAD-style <id>/ct.nii.gz). MAE and PSNR on the paper's scale
     (PSNR = 20 log10(255 / sqrt(MSE))), MAE in HU and SSIM; inside --mask only, if given.
     """
-    from ..evaluate import (
+    from ..evaluation.evaluate import (
         LABELS,
         baseline_line,
         iter_evaluate,
@@ -298,7 +298,7 @@ def evaluate(
     if csv_out:
         write_csv(rows, csv_out)
     if plot:
-        from ..plots import box_plot
+        from ..evaluation.plots import box_plot
 
         keys = metric_keys(scale, mi=source is not None) if ref is not None else ["mi"]
         box_plot({label or "volumes": rows}, keys, plot, LABELS, title=label)
@@ -372,8 +372,8 @@ def register(
     This makes the paired ground truth of `imtrans evaluate` (the paper registers each test CT
     to the MR of the same patient). The CT is resampled onto the MR's grid.
     """
-    from ..io import read_volume, write_volume
-    from ..register import register_ct_to_mr, write_transform
+    from ..data.io import read_volume, write_volume
+    from ..data.register import register_ct_to_mr, write_transform
 
     err = Console(stderr=True, highlight=False)
     with shown_warnings(err):

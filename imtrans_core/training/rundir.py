@@ -22,7 +22,7 @@ from typing import Any
 
 import imtrans_core as ic
 
-from ..contract import InputContract
+from ..data.contract import InputContract
 from ..errors import ImtransError
 from . import checkpoint
 from .checkpoint import atomic_write
@@ -63,7 +63,7 @@ class RunDir:
 
     def write_config(self, resolved: dict[str, Any], contract: InputContract | None = None) -> None:
         """``config.json``: every option as given, each spec resolved with its defaults, and once the
-        training data is read, the generators' input contract (:mod:`imtrans_core.contract`)."""
+        training data is read, the generators' input contract (:mod:`imtrans_core.data.contract`)."""
         record = {**self.config.to_dict(), "resolved": resolved}
         if contract is not None:
             record["contract"] = contract.to_dict()

@@ -14,9 +14,9 @@ import torch
 
 import imtrans_core as ic
 
-from ..contract import InputContract, measure
+from ..data.contract import InputContract, measure
+from ..data.slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from ..errors import ImtransError
-from ..slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from . import checkpoint
 from .config import TrainConfig, resume_config
 from .distributed import Distributed

@@ -6,9 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from imtrans_core.data.io import list_volumes, read_volume, volume_id
+from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
 from imtrans_core.errors import ImtransError
-from imtrans_core.io import list_volumes, read_volume, volume_id
-from imtrans_core.sources import PairedSubject, VolumePool, VolumeSource
 
 
 def _pool(folder: Path, modality: str, option: str) -> VolumePool:
@@ -41,7 +41,7 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
 
 def _prepared_with_n4(folder: Path) -> bool:
     """Whether `imtrans data prepare` N4-corrected this MR folder (its ``prepared.json`` says so)."""
-    from imtrans_core.preprocess import PREPARED  # SimpleITK: only when a folder dataset is built
+    from imtrans_core.data.preprocess import PREPARED  # SimpleITK: only when a folder dataset is built
 
     record = folder / PREPARED
     try:

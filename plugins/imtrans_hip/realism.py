@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from imtrans_core.io import from_sitk, to_sitk
-from imtrans_core.preprocess import body_mask
-from imtrans_core.volume import Volume
+from imtrans_core.data.io import from_sitk, to_sitk
+from imtrans_core.data.preprocess import body_mask
+from imtrans_core.data.volume import Volume
 
 from .anatomy import LABELS
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.volume import Volume
 
 from .rundir import read_meta, structures_of
 from .structures import Structure, class_values, label_dtype
@@ -83,7 +83,7 @@ class Segmenter:
         """Class indices (``uint8``, 0..K) of every voxel from two [-1, 1] arrays on ``grid``."""
         import torch
 
-        from imtrans_core.slices import Plane, from_slices, to_slices
+        from imtrans_core.data.slices import Plane, from_slices, to_slices
         from imtrans_core.training.precision import autocast
 
         plane = Plane.of(grid, self.orientation)
@@ -99,8 +99,8 @@ class Segmenter:
 
     def segment(self, mr: Volume, synthetic_ct: Volume, batch: int = 8) -> Volume:
         """The label volume of ``mr`` given its synthetic CT (in HU, on the same grid)."""
-        from imtrans_core.intensity import CT_WINDOW
-        from imtrans_core.slices import normalize
+        from imtrans_core.data.intensity import CT_WINDOW
+        from imtrans_core.data.slices import normalize
 
         if not synthetic_ct.same_grid(mr):
             raise ImtransError("the synthetic CT is not on the MR's grid; translate the MR itself")
@@ -151,9 +151,9 @@ def predict(
     from rich.console import Console
     from rich.progress import track
 
-    from imtrans_core.io import read_volume, write_volume
+    from imtrans_core.data.io import read_volume, write_volume
+    from imtrans_core.inference.translate import check_source, make_backend, plan_jobs, translate_volume
     from imtrans_core.training.checkpoint import write_json
-    from imtrans_core.translate import check_source, make_backend, plan_jobs, translate_volume
 
     segmenter = Segmenter.load(run, device, amp)
     model = Path(cyclegan) if cyclegan else Path(segmenter.meta.get("cyclegan", ""))

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 import imtrans_core as ic
+from imtrans_core.data.slices import fit_to
 from imtrans_core.errors import ImtransError
-from imtrans_core.slices import fit_to
 
 from . import data as segdata
 from .config import SegmentConfig
@@ -119,8 +119,8 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 
     Rank 0 translates (and caches) first; the other ranks then read the cache.
     """
-    from imtrans_core.models import checkpoint_of
-    from imtrans_core.translate import TorchBackend
+    from imtrans_core.inference.models import checkpoint_of
+    from imtrans_core.inference.translate import TorchBackend
 
     if not config.cyclegan:
         raise ImtransError(

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImtransWarning
+from ..errors import ImtransWarning
 from .intensity import CT_WINDOW, MRScaling
 from .volume import Volume
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImtransError
+from ..errors import ImtransError
 from .exported import ExportedGenerator, check_onnx_file, read_metadata
-from .onnx_runtime import physical_cores
+from .runtime import physical_cores
 
 PRECISIONS = ("auto", "bf16", "f32")
 

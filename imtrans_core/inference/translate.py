@@ -28,8 +28,8 @@ every slice is then predicted in each of the 2k + 1 stacks that hold it, and tho
 are averaged, which smooths what a single 2-D pass leaves as stripes across slices. A backend's
 ``contract`` (:class:`~.contract.InputContract`) says what grid its inputs should be on.
 :class:`TorchBackend` runs a checkpoint with PyTorch;
-``imtrans_core.onnx_runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) and
-``imtrans_core.openvino_runtime.OpenVinoBackend`` run an exported ``.onnx`` file and read the
+``imtrans_core.onnx.runtime.OnnxBackend`` (``OnnxBackend.from_file(path, device=...)``) and
+``imtrans_core.onnx.openvino.OpenVinoBackend`` run an exported ``.onnx`` file and read the
 same four attributes from its metadata. :func:`make_backend` picks one for a MODEL argument.
 
 A model fed the wrong modality (see :func:`check_source`): an explicit modality tag that
@@ -50,14 +50,14 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from .choices import BACKENDS, OUTPUT_FORMATS
-from .contract import InputContract, conform, restore
-from .errors import ImtransError, ImtransWarning
-from .intensity import CT_WINDOW, MR_WINDOW
-from .io import list_volumes, read_volume, volume_id, write_volume
+from ..choices import BACKENDS, OUTPUT_FORMATS
+from ..data.contract import InputContract, conform, restore
+from ..data.intensity import CT_WINDOW, MR_WINDOW
+from ..data.io import list_volumes, read_volume, volume_id, write_volume
+from ..data.slices import Plane, from_slices, normalize, to_slices, window_indices
+from ..data.volume import Volume
+from ..errors import ImtransError, ImtransWarning
 from .models import DIRECTIONS
-from .slices import Plane, from_slices, normalize, to_slices, window_indices
-from .volume import Volume
 
 # An MR has (almost) nothing below this; a CT in HU has all its air there.
 CT_AIR_BELOW = -500.0
@@ -102,8 +102,8 @@ class TorchBackend:
     ):
         import torch
 
-        from .training.distributed import pick_device
-        from .training.precision import resolve_amp
+        from ..training.distributed import pick_device
+        from ..training.precision import resolve_amp
 
         if direction not in DIRECTIONS:
             raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
@@ -129,8 +129,8 @@ class TorchBackend:
         compile_net: bool = False,
     ) -> TorchBackend:
         """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a run directory or checkpoint file."""
+        from ..training.distributed import pick_device
         from .models import load_generator
-        from .training.distributed import pick_device
 
         target = pick_device(device)
         generator = load_generator(Path(model), direction, device=str(target))
@@ -141,7 +141,7 @@ class TorchBackend:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        from .training.precision import autocast
+        from ..training.precision import autocast
 
         with torch.inference_mode(), autocast(self.device, self.amp):
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
@@ -200,17 +200,17 @@ def make_backend(
 
 def _openvino_fits(device: str) -> bool:
     """OpenVINO for an ONNX file: installed, and the model is to run on the CPU."""
-    from .openvino_runtime import available
+    from ..onnx.openvino import available
 
     if device == "cuda" or not available():
         return False
-    from .onnx_runtime import gpu_count
+    from ..onnx.runtime import gpu_count
 
     return device == "cpu" or gpu_count() == 0
 
 
 def _openvino_backend(model: Path, precision: str) -> Backend:
-    from .openvino_runtime import OpenVinoBackend
+    from ..onnx.openvino import OpenVinoBackend
 
     return OpenVinoBackend.from_file(model, precision)
 
@@ -221,7 +221,7 @@ def _onnx_backend(model: Path, device: str, precision: str) -> Backend:
             "--precision applies to the openvino backend; onnxruntime runs the file as exported"
         )
     try:
-        from .onnx_runtime import OnnxBackend  # type: ignore[import-not-found]
+        from ..onnx.runtime import OnnxBackend  # type: ignore[import-not-found]
     except ImportError as exc:
         raise ImtransError(
             f"onnx backend not available ({exc}) — install onnxruntime, or use --backend torch with the run directory"

@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from .choices import SCALES, SCORE_ORIENTATIONS
-from .errors import ImtransError, ImtransWarning
-from .io import list_volumes, read_volume, suffix_of, volume_id
-from .volume import Volume
+from ..choices import SCALES, SCORE_ORIENTATIONS
+from ..data.io import list_volumes, read_volume, suffix_of, volume_id
+from ..data.volume import Volume
+from ..errors import ImtransError, ImtransWarning
 
 CT_PADDING = -1024.0  # what resampling writes outside a CT (preprocess.padding_value)
 
@@ -383,7 +383,7 @@ def _on_grid(
             f"{role} {_name(volume)} is not on the grid of {_name(grid)} ({grid_difference(volume, grid)}) — "
             "pass --resample to resample it onto that grid"
         )
-    from .preprocess import resample_to_grid
+    from ..data.preprocess import resample_to_grid
 
     moved = resample_to_grid(volume, grid, interpolator=interpolator, default=default)
     moved.meta = dict(volume.meta)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImtransError
+from ..errors import ImtransError
 from .intensity import CT_WINDOW, MRScaling
 from .sources import VolumePool
 from .volume import Volume

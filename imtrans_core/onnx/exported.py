@@ -2,8 +2,8 @@
 
 ``imtrans export`` writes one ONNX file whose ``metadata_props`` say what the
 graph does (direction, modalities, slicing plane, precision, windows; see
-:mod:`imtrans_core.export`). onnxruntime (:mod:`.onnx_runtime`) and OpenVINO
-(:mod:`.openvino_runtime`) both run that file; :class:`ExportedGenerator` is
+:mod:`imtrans_core.onnx.export`). onnxruntime (:mod:`.runtime`) and OpenVINO
+(:mod:`.openvino`) both run that file; :class:`ExportedGenerator` is
 what they share: the metadata read once, and the translation backend protocol
 (``(N, C, H, W)`` float32 in [-1, 1] in, the same out; C = 2 context + 1) around the runtime's
 own :meth:`~ExportedGenerator.run`.
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .contract import InputContract
-from .errors import ImtransError
-from .intensity import Window
+from ..data.contract import InputContract
+from ..data.intensity import Window
+from ..errors import ImtransError
 
 
 def decode_metadata(props: dict[str, str]) -> dict[str, Any]:

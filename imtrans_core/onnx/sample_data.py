@@ -1,7 +1,7 @@
 """Slices of a dataset for an export, in the source's units: int8 calibration and the image checks both use them.
 
 The calibration slices come from the first volumes of the source modality's
-pool; a later volume is held out for :mod:`imtrans_core.verify`.
+pool; a later volume is held out for :mod:`imtrans_core.onnx.verify`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ImtransError
-from .intensity import MRScaling
-from .onnx_graph import WINDOWS
+from ..data.intensity import MRScaling
+from ..errors import ImtransError
+from .graph import WINDOWS
 
 
 @dataclass
@@ -35,7 +35,7 @@ def sample_data(
     """
     import imtrans_core as ic
 
-    from .slices import Plane, to_slices, window_indices
+    from ..data.slices import Plane, to_slices, window_indices
 
     source = ic.DATASETS.build(spec)
     pool = source.mr if modality == "mr" else source.ct

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import InputContract
-from .errors import ImtransError
+from ..data.contract import InputContract
+from ..errors import ImtransError
 
 DIRECTIONS = {"mr2ct": ("g_ct", "mr", "ct"), "ct2mr": ("g_mr", "ct", "mr")}
 
@@ -39,7 +39,7 @@ class TrainedGenerator:
 
 def checkpoint_of(model: Path) -> Path:
     """The checkpoint file a MODEL argument means: the file itself, or a run's newest checkpoint."""
-    from .training.checkpoint import list_checkpoints
+    from ..training.checkpoint import list_checkpoints
 
     if model.is_dir():
         found = list_checkpoints(model)
@@ -55,8 +55,8 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a trained run, ready for inference."""
     import imtrans_core as ic
 
-    from .training.checkpoint import load_file
-    from .training.validate import generator_spec
+    from ..training.checkpoint import load_file
+    from ..training.validate import generator_spec
 
     if direction not in DIRECTIONS:
         raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")

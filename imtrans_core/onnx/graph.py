@@ -2,8 +2,8 @@
 
 The names of the graph's one input and one output, the window and unit of each
 modality (a generator's source and target), and :func:`quiet`, which silences
-the exporters' and the quantizer's chatter. :mod:`imtrans_core.export` imports
-:mod:`imtrans_core.quantize` and :mod:`imtrans_core.verify`; all three import this.
+the exporters' and the quantizer's chatter. :mod:`imtrans_core.onnx.export` imports
+:mod:`imtrans_core.onnx.quantize` and :mod:`imtrans_core.onnx.verify`; all three import this.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 
-from .intensity import CT_WINDOW, MR_WINDOW
+from ..data.intensity import CT_WINDOW, MR_WINDOW
 
 WINDOWS = {"ct": CT_WINDOW, "mr": MR_WINDOW}
 UNITS = {"ct": "HU", "mr": "MR units"}

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ImtransError
+from ..errors import ImtransError
 
 MAX_COLUMNS = 4  # subplots per row
 

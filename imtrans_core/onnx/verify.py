@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .intensity import Window
-from .models import TrainedGenerator
-from .onnx_graph import INPUT_NAME, OUTPUT_NAME, UNITS, WINDOWS
+from ..data.intensity import Window
+from ..data.slices import window_indices
+from ..inference.models import TrainedGenerator
+from .graph import INPUT_NAME, OUTPUT_NAME, UNITS, WINDOWS
 from .sample_data import SampleData
-from .slices import window_indices
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def verify(
     volume_check: bool = True,
 ) -> list[Measurement]:
     """Compare the ONNX file with torch: random inputs (not for int8), phantom slices, one whole volume."""
-    from .onnx_runtime import open_session
+    from .runtime import open_session
 
     pair = Pair(tg, open_session(path, providers="cpu"), intensity_in_graph)
     limit = TOLERANCES[precision]

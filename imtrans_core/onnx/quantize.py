@@ -4,11 +4,11 @@
 InstanceNormalization (kept in fp32: its fp16 kernels have a history of wrong
 results); inputs and outputs stay float32. ``int8`` is onnxruntime's static QDQ
 quantization of the convolutions, weights per channel, calibrated on slices of
-the source modality (:mod:`imtrans_core.sample_data`); the first and last
+the source modality (:mod:`imtrans_core.onnx.sample_data`); the first and last
 convolutions stay in fp32 (they carry the intensities in and out; quantizing
 them costs accuracy and buys little speed). It is 2-2.6x faster than fp32 on a
 CPU with AMX but about 7 HU off on a trained model: see
-:data:`imtrans_core.verify.TOLERANCES`.
+:data:`imtrans_core.onnx.verify.TOLERANCES`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .choices import CALIBRATIONS
-from .errors import ImtransError
-from .onnx_graph import INPUT_NAME, quiet
+from ..choices import CALIBRATIONS
+from ..errors import ImtransError
+from .graph import INPUT_NAME, quiet
 
 INT8_OPERATORS = ("Conv", "ConvTranspose")
 

@@ -10,7 +10,7 @@ that their field of view resembles the MR's, then resized to 256 x 256. Here:
   the volume; 256 x 1.25 mm = 320 mm is the paper's MR field of view.
 * :func:`resample_to_grid` puts a volume on another's grid (e.g. a CT on its MR's).
 * :func:`resample_to_spacing` reslices a volume onto a patient-aligned grid of given spacing
-  that covers it (a model's input grid, :mod:`imtrans_core.contract`).
+  that covers it (a model's input grid, :mod:`imtrans_core.data.contract`).
 * :func:`body_mask` and :func:`fov_mask` give the voxels evaluation should count.
 * :func:`prepare_folder` runs the above over a folder, resumably, and records its options in
   the folder's ``prepared.json`` (a model trained on it records ``n4`` in its input contract).
@@ -43,7 +43,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .errors import ImtransError
+from ..errors import ImtransError
 from .io import from_sitk, list_volumes, read_volume, to_sitk, volume_id, write_volume
 from .volume import Volume
 

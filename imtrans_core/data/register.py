@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import ImtransError
+from ..errors import ImtransError
 from .io import from_sitk, to_sitk
 from .volume import Volume
 

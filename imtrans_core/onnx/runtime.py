@@ -2,7 +2,7 @@
 
 :class:`OnnxBackend` satisfies the translation engine's backend protocol: it has
 ``direction``, ``source``, ``target`` and ``orientation`` (read from the model's
-metadata, see :mod:`imtrans_core.export`) and is called on a batch
+metadata, see :mod:`imtrans_core.onnx.export`) and is called on a batch
 ``(N, C, H, W)`` float32 in [-1, 1] (C = 2 context + 1), returning the same shape in [-1, 1].
 
 Providers are tried in the order TensorRT -> CUDA -> CPU, but only those that can
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImtransError
+from ..errors import ImtransError
 from .exported import ExportedGenerator, check_onnx_file, decode_metadata, read_metadata
 
 log = logging.getLogger("imtrans")
@@ -180,7 +180,7 @@ def provider_options(provider: str, cache_dir: Path | None = None, fp16: bool = 
     if provider == CUDA:
         return {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True}
     if provider == TENSORRT:
-        from .slices import cache_root
+        from ..data.slices import cache_root
 
         folder = cache_dir or cache_root() / "tensorrt"
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,17 +8,17 @@ graph takes and returns, so another tool needs nothing but onnxruntime.
 
 Graph units. By default the graph is the network alone: ``(N, C, H, W)`` float32
 in [-1, 1] in and out (C = 1, or 2 context + 1 slices for a 2.5-D generator; the
-metadata's ``context``), the windows of :mod:`imtrans_core.intensity` applied
+metadata's ``context``), the windows of :mod:`imtrans_core.data.intensity` applied
 outside it. With ``with_intensity=True`` the windows are in the graph: MR comes
 in *after* the per-volume MR scaling (foreground 99.5th percentile -> 100; a
 reduction over the whole volume, which a slice graph cannot do), CT in HU; the
 graph clips to the source window, runs the network and maps its output to HU
 within [-150, 350] (or to scaled MR units within [0, 100]).
 
-Precisions and checks. :mod:`imtrans_core.quantize` makes the fp16 and int8
-variants of the exported fp32 graph, :mod:`imtrans_core.verify` compares each
-with torch and holds the :data:`~imtrans_core.verify.TOLERANCES` that fail an
-export, and :mod:`imtrans_core.sample_data` picks the slices both use.
+Precisions and checks. :mod:`imtrans_core.onnx.quantize` makes the fp16 and int8
+variants of the exported fp32 graph, :mod:`imtrans_core.onnx.verify` compares each
+with torch and holds the :data:`~imtrans_core.onnx.verify.TOLERANCES` that fail an
+export, and :mod:`imtrans_core.onnx.sample_data` picks the slices both use.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from typing import Any
 
 import torch
 
-from .choices import CALIBRATIONS, EXPORT_PRECISIONS
-from .errors import ImtransError
-from .intensity import CT_WINDOW, MRScaling, Window
-from .models import DIRECTIONS, TrainedGenerator, load_generator
-from .onnx_graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
+from ..choices import CALIBRATIONS, EXPORT_PRECISIONS
+from ..data.intensity import CT_WINDOW, MRScaling, Window
+from ..errors import ImtransError
+from ..inference.models import DIRECTIONS, TrainedGenerator, load_generator
+from .graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
 from .quantize import INT8_OPERATORS, to_fp16, to_int8
 from .sample_data import SampleData, sample_data
 from .verify import TOLERANCES, Measurement, Pair, verify
@@ -295,7 +295,7 @@ def export_model(
 
     ``calib`` is a dataset spec for calibration and checks (default: the run's
     own dataset, else the phantom). Raises :class:`ImtransError` on bad input
-    or when a check fails its :data:`~imtrans_core.verify.TOLERANCES`; ``out`` is written only then.
+    or when a check fails its :data:`~imtrans_core.onnx.verify.TOLERANCES`; ``out`` is written only then.
     """
     started = time.perf_counter()
     say = report or (lambda text: logging.getLogger("imtrans").info(text))

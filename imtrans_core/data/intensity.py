@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImtransError
+from ..errors import ImtransError
 
 Array = Any  # numpy.ndarray or torch.Tensor; torch is never imported here
 

@@ -48,7 +48,7 @@ def main() -> None:
     rows = demo["baselines"] if demo else baseline_rows(spec)  # the demo scored them beside its model
     if demo:
         rows["demo model"] = demo["subjects"]
-    from imtrans_core.evaluation.evaluate import summarize
+    from imtrans_core.evaluation.report import summarize
 
     result = {
         "data": spec,

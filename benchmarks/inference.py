@@ -32,8 +32,9 @@ import imtrans_core as ic
 from imtrans_core.data.intensity import CT_WINDOW
 from imtrans_core.onnx.export import export_graph
 from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
+from imtrans_core.onnx.providers import loadable_providers, physical_cores
 from imtrans_core.onnx.quantize import to_int8
-from imtrans_core.onnx.runtime import loadable_providers, open_session, physical_cores
+from imtrans_core.onnx.runtime import open_session
 from imtrans_core.onnx.sample_data import sample_data
 
 

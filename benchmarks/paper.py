@@ -43,8 +43,9 @@ from quality import over_seeds, train_or_reuse
 
 import imtrans_core as ic
 from imtrans_core.demo import baseline_rows
-from imtrans_core.evaluation.evaluate import evaluate_pair
-from imtrans_core.inference.translate import TorchBackend, translate_volume
+from imtrans_core.evaluation.scoring import evaluate_pair
+from imtrans_core.inference.backends import TorchBackend
+from imtrans_core.inference.translate import translate_volume
 from imtrans_core.training import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -196,8 +196,9 @@ def train_or_reuse(config: Any, run: Path) -> float:
 
 def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per test subject: the synthetic CT of ``run``'s G_CT scored against the real CT in the body mask."""
-    from imtrans_core.evaluation.evaluate import evaluate_pair
-    from imtrans_core.inference.translate import TorchBackend, translate_volume
+    from imtrans_core.evaluation.scoring import evaluate_pair
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
 
     backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
     rows = []

@@ -20,9 +20,11 @@ import numpy as np
 import imtrans_core as ic
 
 from .data.io import write_volume
-from .evaluation.evaluate import constant_baseline, evaluate_pair, summarize
 from .evaluation.plots import box_plot
-from .inference.translate import TorchBackend, make_backend, translate_volume
+from .evaluation.report import summarize
+from .evaluation.scoring import constant_baseline, evaluate_pair
+from .inference.backends import TorchBackend, make_backend
+from .inference.translate import translate_volume
 from .training import resolve_config, train
 
 METRICS = ("mae", "psnr", "ssim", "mi")

@@ -17,8 +17,9 @@ from imtrans_core.data.io import read_volume, write_volume
 from imtrans_core.data.preprocess import resample_to_grid
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransWarning
+from imtrans_core.inference.backends import TorchBackend
 from imtrans_core.inference.models import load_generator
-from imtrans_core.inference.translate import TorchBackend, translate_on_grid, translate_volume
+from imtrans_core.inference.translate import translate_on_grid, translate_volume
 
 TRAINING_GRID = InputContract(
     "coronal", (5.0, 5.0), 9.5

@@ -14,7 +14,10 @@ from imtrans_core.cli import run
 from imtrans_core.data.io import read_volume, write_volume
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError, ImtransWarning
-from imtrans_core.evaluation.evaluate import evaluate_folders, evaluate_pair, match_subjects, summarize
+from imtrans_core.evaluation.evaluate import evaluate_folders
+from imtrans_core.evaluation.report import summarize
+from imtrans_core.evaluation.scoring import evaluate_pair
+from imtrans_core.evaluation.subjects import match_subjects
 
 
 def paper(hu):
@@ -193,7 +196,8 @@ def test_evaluate_cli_on_a_synthetic_ct_and_its_paired_phantom_ct(phantom_subjec
     """The paper's Table 1 numbers for one subject: translate the paired MR, score against the paired CT."""
     import torch
 
-    from imtrans_core.inference.translate import TorchBackend, translate_volume
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
 
     torch.manual_seed(0)
     net = ic.GENERATORS.build("resnet9:ngf=8,n_blocks=1")

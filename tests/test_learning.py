@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import imtrans_core as ic
-from imtrans_core.evaluation.evaluate import evaluate_pair
-from imtrans_core.inference.translate import TorchBackend, translate_volume
+from imtrans_core.evaluation.scoring import evaluate_pair
+from imtrans_core.inference.backends import TorchBackend
+from imtrans_core.inference.translate import translate_volume
 from imtrans_core.training import resolve_config, train
 
 

@@ -152,7 +152,7 @@ def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
     site, monkeypatch, tmp_path, capsys
 ):
     from imtrans_core.cli import run
-    from imtrans_core.inference.translate import TorchBackend
+    from imtrans_core.inference.backends import TorchBackend
     from imtrans_core.training import TrainConfig, train
 
     monkeypatch.syspath_prepend(str(EXAMPLE))

@@ -203,7 +203,7 @@ def test_loss_is_cross_entropy_plus_optional_dice():
 
 
 def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
-    from imtrans_core.inference.translate import TorchBackend
+    from imtrans_core.inference.backends import TorchBackend
 
     ct_dir, labels_dir = labelled_folders(tmp_path)
     items, names, _ = from_folders(ct_dir, labels_dir)

@@ -19,14 +19,10 @@ from imtrans_core.data.slices import Plane
 from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError, ImtransWarning
-from imtrans_core.inference.translate import (
-    TorchBackend,
-    check_source,
-    make_backend,
-    plan_jobs,
-    translate_files,
-    translate_volume,
-)
+from imtrans_core.inference.backends import TorchBackend, make_backend
+from imtrans_core.inference.jobs import plan_jobs, translate_files
+from imtrans_core.inference.modality import check_source
+from imtrans_core.inference.translate import translate_volume
 
 TINY = dict(
     gen="resnet9:ngf=8,n_blocks=2",

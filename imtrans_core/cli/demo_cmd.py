@@ -33,7 +33,7 @@ def demo(out: Path, iters: int | None) -> None:
     onnxruntime. Run it again to continue the same training.
     """
     from ..demo import run_demo
-    from ..evaluation.evaluate import results_table
+    from ..evaluation.report import results_table
 
     console = Console()
     report = run_demo(out, iters, echo=lambda text: console.print(f"[bold]>[/] {text}"))
@@ -51,7 +51,8 @@ def demo(out: Path, iters: int | None) -> None:
 
 def _beside_baselines(report: Any) -> Table:
     """The model's mean scores between the least it must beat and the best it could reach."""
-    from ..evaluation.evaluate import LABELS, summarize
+    from ..evaluation.report import summarize
+    from ..evaluation.scoring import LABELS
 
     keys = ("mae", "psnr", "ssim")
     table = Table(title="the model beside its baselines (mean over subjects)", title_justify="left")

@@ -9,35 +9,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from ..choices import BACKENDS, OUTPUT_FORMATS, SCALES, SCORE_ORIENTATIONS
 from ..errors import ImtransError, batch_error
+from ..progress import file_bar
 from .warnings_shown import shown_warnings
 
 _PATH = click.Path(path_type=Path)
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("[progress.data.speed]{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 @click.command("translate")
@@ -123,7 +101,8 @@ def translate(
     its input's grid. A synthetic CT is in HU within the paper's
     window [-150, 350] (what the model was trained on); a synthetic MR is on the [0, 100] MR scale.
     """
-    from ..inference.translate import make_backend, plan_jobs, translate_files
+    from ..inference.backends import make_backend
+    from ..inference.jobs import plan_jobs, translate_files
 
     console = Console(stderr=True, highlight=False)
     with shown_warnings(console):
@@ -134,20 +113,20 @@ def translate(
         )
         counts = {"written": 0, "skipped": 0, "failed": 0}
         failures: list[tuple[str, str]] = []
-        with _progress(console) as bar:
-            volumes = bar.add_task("volumes", total=len(jobs), rate="")
-            slices = bar.add_task("slices", total=None, rate="", visible=False)
+        with file_bar(console) as bar:
+            volumes = bar.add_task("volumes", total=len(jobs))
+            slices = bar.add_task("slices", total=None, visible=False, unit="slice")
 
             def on_volume(job: Any, n_slices: int) -> Any:
-                bar.reset(slices, total=n_slices, description=escape(job.input.name), visible=True, rate="")
-                return lambda n: bar.update(slices, advance=n, rate=_rate(bar, slices, "slice"))
+                bar.reset(slices, total=n_slices, description=escape(job.input.name), visible=True)
+                return lambda n: bar.update(slices, advance=n)
 
             for outcome in translate_files(jobs, runner, batch, force, skip_existing, on_volume, not native):
                 counts[outcome.status] += 1
                 if outcome.error:
                     console.print(f"[red]failed:[/] {escape(outcome.error)}")
                     failures.append((str(outcome.job.input), outcome.error))
-                bar.update(volumes, advance=1, rate=_rate(bar, volumes, "volume"))
+                bar.update(volumes, advance=1)
             bar.update(slices, visible=False)
     skipped = f" ({counts['skipped']} existing skipped)" if counts["skipped"] else ""
     click.echo(f"wrote {counts['written']} volume(s) to {out}{skipped}")
@@ -167,14 +146,6 @@ def _grid(runner: Any, native: bool) -> str:
         return f"{runner.orientation} slices of each input's own grid"
     rows, cols = contract.spacing
     return f"{runner.orientation} slices at {rows:g} x {cols:g} mm"
-
-
-def _rate(bar: Progress, task_id: Any, unit: str) -> str:
-    task = next((t for t in bar.tasks if t.id == task_id), None)
-    speed = task.speed if task is not None else None
-    if not speed:
-        return ""
-    return f"{speed:.2f} {unit}/s" if speed >= 1 else f"{1 / speed:.2f} s/{unit}"
 
 
 @click.command("evaluate")
@@ -247,16 +218,10 @@ def evaluate(
     suffix, or SynthRAD-style <id>/ct.nii.gz). MAE and PSNR on the paper's scale
     (PSNR = 20 log10(255 / sqrt(MSE))), MAE in HU and SSIM; inside --mask only, if given.
     """
-    from ..evaluation.evaluate import (
-        LABELS,
-        baseline_line,
-        iter_evaluate,
-        match_subjects,
-        metric_keys,
-        results_table,
-        write_csv,
-        write_json,
-    )
+    from ..evaluation.evaluate import iter_evaluate
+    from ..evaluation.report import baseline_line, results_table, write_csv, write_json
+    from ..evaluation.scoring import LABELS, metric_keys
+    from ..evaluation.subjects import match_subjects
 
     console = Console(
         highlight=False, width=None if sys.stdout.isatty() else 160
@@ -271,11 +236,11 @@ def evaluate(
         rows: list[dict[str, Any]] = []
         failures: list[tuple[str, str]] = []
         options = {"mi_bins": mi_bins, "orientation": orientation, "resample": resample}
-        with _progress(err) as bar:
-            task = bar.add_task("evaluating", total=len(subjects), rate="")
+        with file_bar(err) as bar:
+            task = bar.add_task("evaluating", total=len(subjects))
             for row in iter_evaluate(subjects, scale, mask == "fov", failures, **options):
                 rows.append(row)
-                bar.update(task, advance=1, rate=_rate(bar, task, "volume"))
+                bar.update(task, advance=1)
             bar.update(task, completed=len(subjects))
     if not rows:
         raise batch_error(failures, len(subjects), "subject(s)")

@@ -48,6 +48,7 @@ class Window:
 
 
 CT_WINDOW = Window(-150.0, 350.0)  # HU, the paper's window
+CT_PADDING = -1024.0  # HU of air: what resampling and registration write outside a CT's field of view
 MR_WINDOW = Window(0.0, 100.0)  # after MRScaling
 
 

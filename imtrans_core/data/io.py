@@ -176,7 +176,7 @@ def check_ct_hu(volume: Volume, path: str | Path | None = None) -> bool:
     """
     array = volume.array
     low, high = float(array.min()), float(array.max())
-    median = float(np.median(_subsample(array)))
+    median = float(np.median(subsample(array)))
     reasons = []
     if low >= 0:
         reasons.append(f"no negative values (min {low:g}), so no air at -1000 HU")
@@ -328,7 +328,7 @@ def _write_nifti(volume: Volume, path: Path) -> None:
     nib.save(image, path)
 
 
-def _subsample(array: np.ndarray, limit: int = 2_000_000) -> np.ndarray:
+def subsample(array: np.ndarray, limit: int = 2_000_000) -> np.ndarray:
     """Every n-th voxel along each axis, so statistics on a large volume stay cheap."""
     step = max(1, int(np.ceil((array.size / limit) ** (1 / 3))))
     return array[::step, ::step, ::step]

@@ -31,19 +31,10 @@ import numpy as np
 import SimpleITK as sitk
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from ..errors import ImtransError
+from ..progress import file_bar
+from .intensity import CT_PADDING
 from .io import from_sitk, list_volumes, read_volume, to_sitk, volume_id, write_volume
 from .volume import Volume
 
@@ -56,7 +47,7 @@ CT_BODY_THRESHOLD = -500.0  # HU: between air (-1000) and fat (-100)
 
 def padding_value(volume: Volume) -> float:
     """What resampling writes outside the input: air, so padded images look like real ones."""
-    return -1024.0 if volume.modality == "ct" else 0.0
+    return CT_PADDING if volume.modality == "ct" else 0.0
 
 
 def n4_correct(
@@ -275,7 +266,7 @@ def prepare_folder(
     partial = record.with_name(f".{PREPARED}.partial")
     partial.write_text(json.dumps({"modality": modality, **options}, indent=2) + "\n")
     os.replace(partial, record)
-    with _progress(console) as progress:
+    with file_bar(console) as progress:
         task = progress.add_task(f"prepare {modality.upper()}", total=len(inputs))
         for path in inputs:
             key = volume_id(path)
@@ -318,25 +309,6 @@ def _fail(report: PrepareReport, console: Console, path: Path, reason: str) -> N
     report.failed.append((path, reason))
     line = reason if str(path) in reason else f"{path}: {reason}"
     console.print(f"[red]failed[/] {escape(line)}")
-
-
-class _SecondsPerVolume(ProgressColumn):
-    """The rate as seconds per volume: preprocessing takes seconds each, so volumes/s would read 0.1."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{1 / task.speed:.1f} s/volume" if task.speed else "", style="progress.data.speed")
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _SecondsPerVolume(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def _n4_mask(volume: Volume, image: sitk.Image, mask: Volume | None) -> sitk.Image:

@@ -25,6 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import ImtransError
+from .intensity import CT_PADDING
 from .io import from_sitk, to_sitk
 from .volume import Volume
 
@@ -45,7 +46,7 @@ def register_ct_to_mr(
     sampling: float = 0.1,
     shrink: tuple[int, ...] = (4, 2, 1),
     init: str = "geometry",
-    default: float = -1024.0,
+    default: float = CT_PADDING,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Volume, sitk.Transform]:
@@ -106,7 +107,7 @@ def register_ct_to_mr(
 
 
 def resample_moving(
-    moving: Volume, fixed: Volume, transform: sitk.Transform, default: float = -1024.0
+    moving: Volume, fixed: Volume, transform: sitk.Transform, default: float = CT_PADDING
 ) -> Volume:
     """``moving`` seen through ``transform`` (fixed -> moving points) on ``fixed``'s grid, linearly."""
     image = sitk.Resample(

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImtransError
+from ..progress import track
 from .intensity import CT_WINDOW, MRScaling
 from .sources import VolumePool
 from .volume import Volume
@@ -127,7 +128,7 @@ class SliceStacks:
         counts = []
         self.shapes: list[tuple[int, ...]] = []  # (slices, rows, cols) of each volume
         self.spacings: list[tuple[float, float, float]] = []  # mm between slices, rows, columns
-        for volume_id in _iterate(pool.ids, f"caching {modality} slices", progress):
+        for volume_id in track(pool.ids, f"caching {modality} slices", progress):
             stack, spacing = self._stack(pool, volume_id, orientation)
             self.shapes.append(tuple(stack.shape))
             self.spacings.append(spacing)
@@ -198,15 +199,6 @@ def window_indices(n_slices: int, centres: np.ndarray, context: int) -> np.ndarr
 def _foreground_slices(stack: np.ndarray, min_fraction: float) -> list[int]:
     fractions = (np.asarray(stack) > BACKGROUND + 0.1).mean(axis=(1, 2))
     return [int(i) for i in np.flatnonzero(fractions >= min_fraction)]
-
-
-def _iterate(ids: list[str], label: str, progress: bool) -> Iterator[str]:
-    if not progress:
-        yield from ids
-        return
-    from rich.progress import track
-
-    yield from track(ids, description=label, transient=True)
 
 
 def fit_to(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:

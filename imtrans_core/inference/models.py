@@ -17,6 +17,13 @@ from ..errors import ImtransError
 DIRECTIONS = {"mr2ct": ("g_ct", "mr", "ct"), "ct2mr": ("g_mr", "ct", "mr")}
 
 
+def direction_of(direction: str) -> tuple[str, str, str]:
+    """(network key, source modality, target modality) of ``--direction``; a clear error for another value."""
+    if direction not in DIRECTIONS:
+        raise ImtransError(f"--direction {direction}: choose {' or '.join(DIRECTIONS)}")
+    return DIRECTIONS[direction]
+
+
 @dataclass
 class TrainedGenerator:
     """One generator with what it takes to use it on volumes."""
@@ -58,9 +65,7 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     from ..training.checkpoint import load_file
     from ..training.validate import generator_spec
 
-    if direction not in DIRECTIONS:
-        raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
-    key, source, target = DIRECTIONS[direction]
+    key, source, target = direction_of(direction)
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
     contract = InputContract.of_run(state)

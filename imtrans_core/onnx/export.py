@@ -39,7 +39,7 @@ import torch
 from ..choices import CALIBRATIONS, EXPORT_PRECISIONS
 from ..data.intensity import CT_WINDOW, MRScaling, Window
 from ..errors import ImtransError
-from ..inference.models import DIRECTIONS, TrainedGenerator, load_generator
+from ..inference.models import TrainedGenerator, direction_of, load_generator
 from .graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
 from .quantize import INT8_OPERATORS, to_fp16, to_int8
 from .sample_data import SampleData, sample_data
@@ -301,8 +301,7 @@ def export_model(
     say = report or (lambda text: logging.getLogger("imtrans").info(text))
     if precision not in EXPORT_PRECISIONS:
         raise ImtransError(f"--precision {precision}: choose {', '.join(EXPORT_PRECISIONS)}")
-    if direction not in DIRECTIONS:
-        raise ImtransError(f"--direction {direction}: choose mr2ct or ct2mr")
+    direction_of(direction)
     if calibration not in CALIBRATIONS:
         raise ImtransError(f"--calibration {calibration}: choose {', '.join(CALIBRATIONS)}")
     model, out = Path(model), Path(out)

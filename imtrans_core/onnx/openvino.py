@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ImtransError
 from .exported import ExportedGenerator, check_onnx_file, read_metadata
-from .runtime import physical_cores
+from .providers import physical_cores
 
 PRECISIONS = ("auto", "bf16", "f32")
 

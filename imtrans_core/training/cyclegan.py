@@ -21,12 +21,12 @@ from torch import nn
 
 import imtrans_core as ic
 
+from ..progress import MAIN_TERMS
 from .config import TrainConfig
 from .model import Discriminators, Generators, Objective
 from .objective import compose_losses
 from .pool import ImagePool
 from .precision import autocast, resolve_amp
-from .progress import MAIN_TERMS
 from .schedule import linear_decay, lr_factor
 from .trainable import TrainableModel
 from .validate import discriminator_spec, generator_spec

@@ -30,8 +30,8 @@ from torch import nn
 import imtrans_core as ic
 
 from ..errors import ImtransError
+from ..progress import TrainingProgress
 from . import checkpoint
-from .progress import Progress
 from .trainable import TrainableModel
 
 log = logging.getLogger("imtrans")
@@ -148,7 +148,7 @@ class Engine:
 
     def _loop(self, batches: Iterable[dict[str, torch.Tensor]], stop: Any) -> None:
         config, meter, first = self.config, _Meter(), self.step
-        progress = Progress(
+        progress = TrainingProgress(
             config.iters, self.step, self.dist.is_main, label=self.model.label, terms=self.model.shown
         )
         with progress:

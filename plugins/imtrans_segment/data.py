@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from imtrans_core.data.io import list_volumes, read_volume, volume_id
 from imtrans_core.data.slices import Plane, cache_root, normalize, to_slices
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.evaluation.evaluate import grid_difference
+from imtrans_core.evaluation.scoring import grid_difference
+from imtrans_core.progress import track
 
 from .structures import Structure, class_lut, integer_labels
 
@@ -131,7 +132,7 @@ def prepare(
     orientation. ``gen_key`` identifies it for the cache (:func:`generator_key`).
     """
     out = []
-    for item in _track(items, "synthesizing MR from the labelled CT", progress):
+    for item in track(items, "synthesizing MR from the labelled CT", progress):
         ct, labels = item.load()
         if not labels.same_grid(ct):
             raise ImtransError(
@@ -204,12 +205,3 @@ def _cached(key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     np.save(tmp, array)
     os.replace(tmp, path)
     return array
-
-
-def _track(items: Iterable, label: str, enabled: bool) -> Iterable:
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(list(items), description=label, transient=True)

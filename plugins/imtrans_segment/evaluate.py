@@ -2,7 +2,7 @@
 
 The paper reports Dice of pelvis, femur, gluteus medius and gluteus minimus over 10 MR volumes
 as box plots and mean ± SD (§3.2). Here PRED and REF are two label volumes or two folders
-matched by subject id (``imtrans_core.evaluation.evaluate.match_subjects``); what each label value means
+matched by subject id (``imtrans_core.evaluation.subjects.match_subjects``); what each label value means
 comes from ``labels.json`` beside the predictions (``imtrans segment predict`` writes it) or from
 ``--structures`` (``pelvis:1,femur:3+4``, or names that ``labels.json`` knows). A structure may
 cover several reference values (femur = left ∪ right). Dice itself is the ``dice`` metric of the
@@ -75,7 +75,8 @@ def evaluate(
     """One row per subject: ``{"id", "pred", "ref", <structure>: dice, ..., "voxels"}``."""
     import imtrans_core as ic
     from imtrans_core.data.io import read_volume
-    from imtrans_core.evaluation.evaluate import grid_difference, match_subjects
+    from imtrans_core.evaluation.scoring import grid_difference
+    from imtrans_core.evaluation.subjects import match_subjects
 
     pred, ref = Path(pred), Path(ref)
     subjects = match_subjects(pred, ref)
@@ -127,7 +128,7 @@ def report(
     plot_path: str | Path | None = None,
 ) -> Any:
     """The rich table (one row per subject, mean ± SD below), and the JSON and box plot when asked."""
-    from imtrans_core.evaluation import evaluate as core
+    from imtrans_core.evaluation import report as core
 
     if json_path:
         core.write_json(

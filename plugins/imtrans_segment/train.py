@@ -119,8 +119,8 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 
     Rank 0 translates (and caches) first; the other ranks then read the cache.
     """
+    from imtrans_core.inference.backends import TorchBackend
     from imtrans_core.inference.models import checkpoint_of
-    from imtrans_core.inference.translate import TorchBackend
 
     if not config.cyclegan:
         raise ImtransError(

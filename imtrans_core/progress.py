@@ -1,13 +1,64 @@
-"""Progress on a terminal (a rich bar with losses, rate and ETA), plain lines in logs."""
+"""Progress on a terminal, the same for every command; plain lines where stderr is not one.
+
+- :func:`file_bar`: a bar over volumes (or subjects), each task's rate in its ``unit``
+  (``translate``, ``evaluate``, ``data prepare``);
+- :func:`track`: a transient bar over items that take a while (slice caches, synthetic MR);
+- :class:`TrainingProgress`: the training loop's bar, with its losses, rate and ETA.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+
+class _Rate(ProgressColumn):
+    """The task's rate in its ``unit`` field: ``2.31 slice/s``, or ``3.2 s/volume`` when under one a second."""
+
+    def render(self, task: Task) -> Text:
+        speed, unit = task.speed, task.fields.get("unit", "volume")
+        if not speed:
+            return Text("")
+        text = f"{speed:.2f} {unit}/s" if speed >= 1 else f"{1 / speed:.1f} s/{unit}"
+        return Text(text, style="progress.data.speed")
+
+
+def file_bar(console: Console) -> RichProgress:
+    """A bar for a batch of files: add tasks with ``unit="volume"`` (the default) or ``"slice"``."""
+    return RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def track(items: Iterable[Any], label: str, enabled: bool = True) -> Iterator[Any]:
+    """``items`` one by one, under a transient bar named ``label`` when ``enabled``."""
+    if not enabled:
+        yield from items
+        return
+    from rich.progress import track as rich_track
+
+    yield from rich_track(list(items), description=label, transient=True)
+
 
 MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "paired", "d_ct", "d_mr")
 
@@ -17,8 +68,8 @@ def describe(metrics: dict[str, float], terms: tuple[str, ...] = MAIN_TERMS) -> 
     return "  ".join(shown) + f"  {metrics.get('it_per_s', 0.0):.2f} it/s"
 
 
-class Progress:
-    """A context manager: ``update(step, metrics)`` at each log interval.
+class TrainingProgress:
+    """The training loop's progress, a context manager: ``update(step, metrics)`` at each log interval.
 
     ``label`` names the loop and ``terms`` are the metrics shown, in order.
     """
@@ -37,7 +88,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.bar: RichProgress | None = None
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> TrainingProgress:
         if self.enabled and self.stream.isatty():
             self.bar = RichProgress(
                 TextColumn(f"[bold]{self.label}"),

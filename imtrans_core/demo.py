@@ -19,10 +19,11 @@ import numpy as np
 
 import imtrans_core as ic
 
+from . import defaults
 from .data.io import write_volume
 from .evaluation.plots import box_plot
 from .evaluation.report import summarize
-from .evaluation.scoring import constant_baseline, evaluate_pair
+from .evaluation.scoring import constant_baseline, evaluate_pair, require_metrics
 from .inference.backends import TorchBackend, make_backend
 from .inference.translate import translate_volume
 from .training import resolve_config, train
@@ -78,9 +79,10 @@ def baseline_rows(spec: str) -> dict[str, list[dict[str, Any]]]:
 def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = print) -> DemoReport:
     """Run every step into ``out``; returns the report the CLI prints."""
     report = DemoReport(out)
-    cli_values: dict[str, Any] = {
-        "loss": ["gc:0.3,abs=true"]
-    }  # GC on gradient magnitudes: docs/reproduction.md
+    defaults.require(ic.MODELS, [defaults.MODEL], "imtrans demo")
+    defaults.require(ic.DATASETS, [defaults.DATASET], "imtrans demo")
+    require_metrics("paper", True, "imtrans demo")
+    cli_values: dict[str, Any] = {"loss": list(defaults.DEMO_LOSSES)}
     if iters is not None:
         cli_values["iters"] = iters
     config = resolve_config(cli_values, None, "cpu")

@@ -68,6 +68,7 @@ class PluginSystem:
         self.pm: pluggy.PluginManager | None = None
         self.sources: dict[str, PluginSource] = {}
         self.failures: list[PluginFailure] = []
+        self.skipped: list[str] = []  # entry points kept out by IMTRANS_PLUGINS / IMTRANS_DISABLE_PLUGINS
         self._extra: list[tuple[Any, PluginSource]] = []
 
     # -- public ---------------------------------------------------------------
@@ -129,18 +130,30 @@ class PluginSystem:
         self.pm = None
         self.sources.clear()
         self.failures.clear()
+        self.skipped.clear()
         self._extra.clear()
         for registry in self.registries.values():
             registry._entries.clear()
             registry._loader = self.load
+            registry.skipped = self._skipped
 
     # -- internals ------------------------------------------------------------
+
+    def _skipped(self) -> list[str]:
+        if self.pm is None:
+            self.load()
+        return list(self.skipped)
 
     def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else ""
         only, blocked = _csv_env("IMTRANS_PLUGINS"), _csv_env("IMTRANS_DISABLE_PLUGINS")
-        if (only and not {ep.name, dist} & only) or {ep.name, dist} & blocked:
+        if {ep.name, dist} & blocked:
+            self.skipped.append(f"plugin '{ep.name}' (IMTRANS_DISABLE_PLUGINS)")
+            return
+        if only and not {ep.name, dist} & only:
+            if dist == "imtrans":  # a built-in: what a core default may need
+                self.skipped.append(f"plugin '{ep.name}' (not in IMTRANS_PLUGINS)")
             return
         try:
             plugin = ep.load()

@@ -111,6 +111,7 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._loader = loader
         self._provider: tuple[str, str] = ("__main__", "")
+        self.skipped: Callable[[], list[str]] = list  # the plugin system's: plugins the environment kept out
 
     # -- filling ---------------------------------------------------------------
 
@@ -225,7 +226,12 @@ class Registry:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         listing = ", ".join(known) if known else "none (is a plugin missing? see 'imtrans plugins')"
-        return f"unknown {self.kind} '{name}'{hint} known: {listing}"
+        return f"unknown {self.kind} '{name}'{hint} known: {listing}{self.missing_hint()}"
+
+    def missing_hint(self) -> str:
+        """``; plugin(s) a, b switched off by IMTRANS_...`` when the environment kept plugins out, else ''."""
+        skipped = self.skipped()
+        return f"; switched off by the environment: {', '.join(skipped)}" if skipped else ""
 
     def _ensure_loaded(self) -> None:
         loader, self._loader = self._loader, None

@@ -37,3 +37,31 @@ def fresh_plugins(monkeypatch):
     yield ic.plugins
     monkeypatch.undo()
     ic.plugins.reset()
+
+
+@pytest.fixture
+def run_ranks():
+    """``run(script, out)``: ``python script out`` as two DDP ranks on this machine (gloo), both asserted to exit 0."""
+    import socket
+    import subprocess
+    import sys
+
+    def run(script: Path, out: Path, world: int = 2) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(out)],
+                env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for r in range(world)
+        ]
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * world, outputs
+
+    return run

@@ -195,3 +195,26 @@ def test_the_v0_1_paths_a_dataset_plugin_imports_are_the_moved_modules():
 
     assert Volume is imtrans_core.data.volume.Volume and read_volume is imtrans_core.data.io.read_volume
     assert VolumeSource is imtrans_core.data.sources.VolumeSource
+
+
+@pytest.mark.parametrize(
+    "disabled, args, message",
+    [
+        ("metrics", ["evaluate", "a", "b"], "imtrans evaluate needs the metric 'mae'"),
+        ("cyclegan", ["train", "--dry-run"], "unknown model 'cyclegan' known: segment"),
+        ("hip", ["demo", "--out", "demo"], "imtrans demo needs the dataset 'phantom'"),
+    ],
+)
+def test_a_command_whose_plugin_is_switched_off_says_so_in_one_line(
+    fresh_plugins, monkeypatch, tmp_path, capsys, disabled, args, message
+):
+    from imtrans_core.cli import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMTRANS_DISABLE_PLUGINS", disabled)
+    ic.plugins.reset()
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert f"switched off by the environment: plugin '{disabled}' (IMTRANS_DISABLE_PLUGINS)" in err
+    assert not (tmp_path / "demo").exists()  # nothing was started

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -321,34 +320,15 @@ def test_segment_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert iters == [1, 2, 3, 4, 5]  # the lines the killed run wrote past its checkpoint were dropped
 
 
-def test_segment_ddp_two_processes_keep_parameters_identical(tmp_path):
+def test_segment_ddp_two_processes_keep_parameters_identical(tmp_path, run_ranks):
     config = tiny_config(tmp_path, iters=3, ckpt_every=3)
-    script = _script(tmp_path, config)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "run")],
-            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for r in range(2)
-    ]
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    run_ranks(_script(tmp_path, config), tmp_path / "run")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["unet"] for r in range(2))
     assert all(torch.equal(value, r1[key]) for key, value in r0.items())
     single = segtrain.train(config, out=tmp_path / "single", progress=False)
     assert single.step == 3
     alone = _unet(tmp_path / "single", 3)
     assert not all(torch.equal(value, alone[key]) for key, value in r0.items())  # two ranks: twice the data
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- predict

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -299,12 +297,6 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         ic.plugins.manager.unregister(name="poison")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 DDP_WORKER = """
     import os, sys
     from pathlib import Path
@@ -325,23 +317,11 @@ DDP_WORKER = """
 """
 
 
-def test_ddp_two_processes_keep_parameters_identical(tmp_path):
+def test_ddp_two_processes_keep_parameters_identical(tmp_path, run_ranks):
     config = {**TINY, "iters": 4, "log_every": 2, "ckpt_every": 4}
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(DDP_WORKER.format(config=repr(config))))
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "run")],
-            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for r in range(2)
-    ]
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    run_ranks(script, tmp_path / "run")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     for net in r0:
         for key, value in r0[net].items():

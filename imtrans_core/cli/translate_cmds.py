@@ -220,7 +220,7 @@ def evaluate(
     """
     from ..evaluation.evaluate import iter_evaluate
     from ..evaluation.report import baseline_line, results_table, write_csv, write_json
-    from ..evaluation.scoring import LABELS, metric_keys
+    from ..evaluation.scoring import LABELS, metric_keys, require_metrics
     from ..evaluation.subjects import match_subjects
 
     console = Console(
@@ -231,6 +231,7 @@ def evaluate(
         raise ImtransError(
             "give REF (the real CT) and/or --source (the MR PRED was made from) to compare PRED with"
         )
+    require_metrics(scale, source is not None, "imtrans evaluate")
     with shown_warnings(err):
         subjects = match_subjects(pred, ref, mask, Path(source) if source else None)
         rows: list[dict[str, Any]] = []

@@ -216,8 +216,17 @@ def _read_itk(path: Path) -> sitk.Image:
 
 
 def _dicom_series(folder: Path) -> tuple[str, ...]:
-    """The DICOM SeriesInstanceUIDs found directly in ``folder`` (empty if none)."""
-    return tuple(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    """The DICOM SeriesInstanceUIDs found directly in ``folder`` (empty if none).
+
+    GDCM prints a multi-line warning to stderr for a folder without a series; finding none is
+    an answer here, so its warnings are off while it looks.
+    """
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        return tuple(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_dicom(folder: Path, series: str | None) -> Volume:

@@ -10,7 +10,7 @@ from typing import Any
 from ..data.io import read_volume
 from ..data.volume import Volume
 from ..errors import ImtransError
-from .scoring import constant_baseline, evaluate_pair, protocol_rows
+from .scoring import constant_baseline, evaluate_pair, require_metrics
 from .subjects import Subject, match_subjects
 
 # ----------------------------------------------------------------------------- folders
@@ -72,7 +72,7 @@ def evaluate_folders(
 
     ``mask`` may be ``"fov"``; ``options`` are ``mi_bins``, ``orientation`` and ``resample``.
     """
-    protocol_rows(scale)
+    require_metrics(scale, source is not None, "evaluate_folders")
     subjects = match_subjects(pred, ref, mask, source)
     return list(iter_evaluate(subjects, scale, mask_fov=mask == "fov", **options))
 

@@ -29,28 +29,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import defaults
 from ..choices import SCALES, SCORE_ORIENTATIONS
 from ..data.intensity import CT_PADDING
 from ..data.volume import Volume
+from ..defaults import PROTOCOLS
 from ..errors import ImtransError
 
-# (row key, metric spec, column label) per protocol; the specs go to imtrans_core.METRICS.
-PROTOCOLS: dict[str, list[tuple[str, str, str]]] = {
-    "paper": [
-        ("mae", "mae:scale=paper", "MAE [0-255]"),
-        ("mae_hu", "mae:scale=hu", "MAE [HU]"),
-        ("psnr", "psnr:scale=paper", "PSNR [dB]"),
-        ("ssim", "ssim:scale=paper", "SSIM"),
-    ],
-    "synthrad": [
-        ("synthrad_mae", "mae:scale=hu", "MAE [HU, SynthRAD]"),
-        ("synthrad_psnr", "psnr:scale=synthrad", "PSNR [dB, SynthRAD]"),
-        ("synthrad_ssim", "ssim:scale=synthrad,protocol=synthrad2023", "SSIM (SynthRAD)"),
-    ],
-}
-
-
-LABELS = {key: label for rows in PROTOCOLS.values() for key, _, label in rows} | {"mi": "MI [nats]"}
+LABELS = {key: label for rows in PROTOCOLS.values() for key, _, label in rows} | {defaults.MI: "MI [nats]"}
 
 
 # What names a row rather than scores it.
@@ -111,7 +97,7 @@ def evaluate_pair(
             scores[key] = ic.METRICS.build(spec)(pred.array, ref.array, region)
     if source is not None:
         axis = SCORE_ORIENTATIONS[orientation]
-        spec = f"mi:bins={mi_bins}" + ("" if axis is None else f",axis={pred.axis_of(axis)}")
+        spec = f"{defaults.MI}:bins={mi_bins}" + ("" if axis is None else f",axis={pred.axis_of(axis)}")
         scores["mi"] = ic.METRICS.build(spec)(pred.array, source.array, region_mi)
     scores["voxels"] = int(region.sum())
     return scores
@@ -145,6 +131,14 @@ def constant_baseline(
     constant = ref.with_array(np.full(ref.shape, level, dtype=np.float32))
     scores = evaluate_pair(constant, ref, mask, scale=scale, resample=resample)
     return {k: v for k, v in scores.items() if k != "voxels"}
+
+
+def require_metrics(scale: str, mi: bool, command: str) -> None:
+    """Refuse ``command`` in one line, before any work, when a metric it reports is not registered."""
+    import imtrans_core as ic
+
+    specs = [spec for _, spec, _ in protocol_rows(scale)] + ([defaults.MI] if mi else [])
+    defaults.require(ic.METRICS, specs, command)
 
 
 def protocol_rows(scale: str) -> list[tuple[str, str, str]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from ..data.contract import InputContract
 from ..errors import ImtransError
 
@@ -69,7 +70,7 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
     contract = InputContract.of_run(state)
-    spec = generator_spec(config.get("gen", "resnet9"), contract.context)
+    spec = generator_spec(config.get("gen", defaults.GENERATOR), contract.context)
     net = ic.GENERATORS.build(spec)
     net.load_state_dict(state["models"][key])
     net.to(device).eval()

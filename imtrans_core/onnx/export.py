@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from .. import defaults
 from ..choices import CALIBRATIONS, EXPORT_PRECISIONS
 from ..data.intensity import CT_WINDOW, MRScaling, Window
 from ..errors import ImtransError
@@ -201,7 +202,7 @@ def _resolved_config(tg: TrainedGenerator, model: Path) -> dict[str, Any]:
 
 def _default_calib(config: dict[str, Any]) -> list[str]:
     specs = [config["data"]] if config.get("data") else []
-    return [*specs, "phantom"] if "phantom" not in specs else specs
+    return [*specs, defaults.DATASET] if defaults.DATASET not in specs else specs
 
 
 def build_metadata(

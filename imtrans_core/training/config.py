@@ -23,6 +23,7 @@ from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from ..errors import ImtransError
 
 AMP = ("off", "bf16", "fp16", "auto")
@@ -71,16 +72,20 @@ class TrainConfig:
     """Every knob of a CycleGAN(+GC) run. Defaults reproduce Hiasa et al. 2018, §2.2."""
 
     model: str = option(
-        "cyclegan", "What to train: cyclegan (default), or a plugin's model (see `imtrans plugins models`)."
+        defaults.MODEL,
+        "What to train: cyclegan (default), or a plugin's model (see `imtrans plugins models`).",
     )
     gen: str = option(
-        "resnet9", "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`)."
+        defaults.GENERATOR,
+        "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`).",
     )
-    disc: str = option("patchgan", "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
+    disc: str = option(defaults.DISCRIMINATOR, "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
     loss: list[str] = option(
         [], "Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.", cli=False
     )
-    data: str = option("phantom", "Dataset spec: phantom, folder:ct=DIR,mr=DIR, synthrad:root=DIR, ...")
+    data: str = option(
+        defaults.DATASET, "Dataset spec: phantom, folder:ct=DIR,mr=DIR, synthrad:root=DIR, ..."
+    )
     size: int = option(
         256,
         "Slice size fed to the networks (default 256; the smallest the networks accept is checked).",
@@ -292,9 +297,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         # Learns visibly in minutes on 2 CPU cores: quarter-size networks on
         # 128 x 128 slices of a small phantom, bf16 autocast, a short schedule.
-        "gen": "resnet9:ngf=32,n_blocks=6",
-        "disc": "patchgan:ndf=32",
-        "data": "phantom:n_ct=12,n_mr=12,n_paired=2,size=128",
+        "gen": f"{defaults.GENERATOR}:ngf=32,n_blocks=6",
+        "disc": f"{defaults.DISCRIMINATOR}:ndf=32",
+        "data": f"{defaults.DATASET}:n_ct=12,n_mr=12,n_paired=2,size=128",
         "size": 128,
         "iters": 1200,
         "amp": "auto",

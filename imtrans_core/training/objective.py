@@ -21,7 +21,9 @@ from torch import nn
 
 from imtrans_core import SpecError
 
-DEFAULT_LOSSES = ("lsgan:1", "cycle:3")
+from .. import defaults
+
+DEFAULT_LOSSES = defaults.LOSSES
 
 
 def compose_loss_specs(specs: Sequence[str], registry: Any) -> list[Any]:

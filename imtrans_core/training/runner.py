@@ -14,6 +14,7 @@ import torch
 
 import imtrans_core as ic
 
+from .. import defaults
 from ..data.contract import InputContract, measure
 from ..data.slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from ..errors import ImtransError
@@ -25,7 +26,6 @@ from .rundir import RunDir, new_run_path
 from .validate import check, check_data, describe_resolved
 
 log = logging.getLogger("imtrans")
-DEFAULT_LOGGERS = ("jsonl", "samples")
 
 
 @dataclass
@@ -146,7 +146,7 @@ def loggers(specs: list[str], dist: Distributed):
     """Build the default loggers and ``specs`` and register them for the run's events (rank 0 only)."""
     built = []
     if dist.is_main:
-        for spec in (*DEFAULT_LOGGERS, *specs):
+        for spec in (*defaults.LOGGERS, *specs):
             if (
                 spec.split(":")[0] not in ic.LOGGERS
             ):  # only a default one can be missing: check() saw the rest

@@ -242,8 +242,9 @@ class StopAt:
 
 
 def test_train_runs_on_the_engine_with_hooks_loggers_and_exact_resume(tmp_path):
-    config = tiny_config(tmp_path, iters=4)
+    config = tiny_config(tmp_path, iters=4, log=["tensorboard"])
     result = segtrain.train(config, out=tmp_path / "full", progress=False)
+    assert list((tmp_path / "full" / "tensorboard").glob("events.out.tfevents.*"))
     assert (result.step, result.status) == (4, "finished")
     meta = json.loads((tmp_path / "full" / "segment.json").read_text())
     assert meta["structures"] == [{"name": "pelvis", "values": [1]}, {"name": "femur", "values": [3, 4]}]

@@ -19,12 +19,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import spec as specs
+from .declared import declared
 from .errors import RegistryError, SpecError
 
 
@@ -55,9 +57,16 @@ class Entry:
         return self.target
 
     @property
+    def signature(self) -> inspect.Signature:
+        """The factory's signature: read from its source while it is a reference (no import), else inspected."""
+        found = declared(self.target) if isinstance(self.target, str) else None
+        return found.signature if found is not None else specs.signature(self.factory)
+
+    @property
     def summary(self) -> str:
-        """The first line of the factory's docstring."""
-        doc = (self.factory.__doc__ or "").strip()
+        """The first line of the factory's docstring (from its source while it is a reference)."""
+        found = declared(self.target) if isinstance(self.target, str) else None
+        doc = (found.doc if found is not None else self.factory.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
 
 
@@ -177,7 +186,7 @@ class Registry:
         """Signature, defaults, summary and providing plugin of one entry."""
         self._ensure_loaded()
         entry = self._entry(name)
-        sig = specs.signature(entry.factory)
+        sig = entry.signature
         params = {
             p.name: (_REQUIRED if p.default is p.empty else p.default)
             for p in sig.parameters.values()
@@ -187,7 +196,7 @@ class Registry:
             self.kind,
             name,
             params,
-            specs.describe_params(entry.factory),
+            specs.describe_params(sig),
             entry.summary,
             entry.plugin,
             entry.version,
@@ -197,7 +206,7 @@ class Registry:
         """The spec with every parameter typed and defaults filled in (what configs store)."""
         self._ensure_loaded()
         parsed = specs.parse(spec) if isinstance(spec, str) else spec
-        return specs.bind(self._entry(parsed.name).factory, parsed, self.kind, **overrides)
+        return specs.bind(self._entry(parsed.name).signature, parsed, self.kind, **overrides)
 
     def build(self, spec: str | specs.Spec, **overrides: Any) -> Any:
         """Build from a spec string; keyword ``overrides`` win over the spec's values.

@@ -214,15 +214,17 @@ def _guess(text: str) -> Any:
     return text
 
 
-def signature(factory: Callable) -> inspect.Signature:
-    """The factory's signature with string annotations evaluated."""
+def signature(factory: Callable | inspect.Signature) -> inspect.Signature:
+    """The factory's signature with string annotations evaluated (a signature is returned as it is)."""
+    if isinstance(factory, inspect.Signature):
+        return factory
     try:
         return inspect.signature(factory, eval_str=True)
     except (NameError, TypeError):
         return inspect.signature(factory)
 
 
-def describe_params(factory: Callable) -> str:
+def describe_params(factory: Callable | inspect.Signature) -> str:
     """``ngf=64, n_blocks=9, norm='instance'``: the accepted parameters with defaults."""
     parts = []
     for p in signature(factory).parameters.values():
@@ -232,8 +234,10 @@ def describe_params(factory: Callable) -> str:
     return ", ".join(parts) or "(none)"
 
 
-def bind(factory: Callable, spec: Spec, kind: str = "component", **overrides: Any) -> Spec:
-    """Match a parsed spec (plus Python overrides) to the factory's signature.
+def bind(
+    factory: Callable | inspect.Signature, spec: Spec, kind: str = "component", **overrides: Any
+) -> Spec:
+    """Match a parsed spec (plus Python overrides) to the factory's signature (or to a signature).
 
     Returns the *resolved* spec: every parameter named, typed, defaults filled
     in. ``str()`` of it builds the same thing again; configs store that.

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "imtrans_core"
-TOP = {"__init__", "errors", "registry", "spec", "plugins", "hookspecs", "defaults", "choices", "progress"}
+TOP = {
+    "__init__",
+    "errors",
+    "registry",
+    "spec",
+    "declared",
+    "plugins",
+    "hookspecs",
+    "defaults",
+    "choices",
+    "progress",
+}
 # folder -> the other folders it may import (besides the top-level modules above)
 MAY_IMPORT = {
     "data": set(),

@@ -118,3 +118,22 @@ def test_help_and_option_errors_import_neither_torch_nor_simpleitk(args, code):
         [sys.executable, "-c", LEAN.format(args=args)], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.split("\n")[0] == f"{code} ", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["plugins"], 0),
+        (["plugins", "models", "--json"], 0),
+        (["train", "--gen", "resnet9:nfg=32", "--dry-run"], 2),
+        (["train", "--loss", "gc:0.3,op=laplace"], 2),
+        (["train", "--model", "nope"], 2),
+    ],
+)
+def test_listing_plugins_and_spec_errors_import_no_torch(args, code):
+    """Factories are read from their sources (imtrans_core.declared); only the phantom's numpy is imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN.format(args=args)], capture_output=True, text=True, timeout=60
+    )
+    status, heavy = done.stdout.split("\n")[0].split(" ")
+    assert status == str(code) and set(filter(None, heavy.split(","))) <= {"numpy"}, done.stdout + done.stderr

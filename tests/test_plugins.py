@@ -132,7 +132,7 @@ def test_core_imports_no_plugin_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert (
         out.strip()
-        == "['imtrans_core', 'imtrans_core.errors', 'imtrans_core.hookspecs', 'imtrans_core.plugins', 'imtrans_core.registry', 'imtrans_core.spec']"
+        == "['imtrans_core', 'imtrans_core.declared', 'imtrans_core.errors', 'imtrans_core.hookspecs', 'imtrans_core.plugins', 'imtrans_core.registry', 'imtrans_core.spec']"
     )
 
 

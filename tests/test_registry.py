@@ -109,3 +109,59 @@ def test_loader_runs_once_on_first_read():
     registry = Registry("metric", loader=lambda: calls.append(1))
     assert registry.names() == [] and registry.names() == []
     assert calls == [1]
+
+
+def test_signatures_read_from_source_match_the_imported_factories(fresh_plugins):
+    """Listing and spec checks read factories from their source; that must be what importing would give."""
+    import inspect
+
+    import imtrans_core as ic
+    from imtrans_core.declared import declared
+    from imtrans_core.spec import signature
+
+    read = set()
+    for registry in ic.REGISTRIES.values():
+        for name in registry.names():
+            target = registry._entries[name].target
+            if not isinstance(target, str):
+                continue
+            found = declared(target)
+            real = registry.get(name)
+            if found is None:  # not readable for certain: imported instead, never guessed
+                continue
+            read.add(name)
+            assert found.signature.parameters == signature(real).parameters, f"{registry.kind} {name}"
+            assert found.doc == inspect.cleandoc(real.__doc__ or ""), f"{registry.kind} {name}"
+    assert {
+        "resnet9",
+        "unet",
+        "patchgan",
+        "gc",
+        "lsgan",
+        "paired",
+        "mae",
+        "ssim",
+        "cyclegan",
+        "segment",
+    } <= read
+
+
+def test_what_source_reading_cannot_tell_for_certain_is_imported(tmp_path, monkeypatch):
+    from imtrans_core.declared import declared
+
+    (tmp_path / "fake_declared.py").write_text(
+        "from typing import Literal\n"
+        "from os import sep\n"
+        "Mode = Literal['a', 'b']\n"
+        "def plain(n: int = 3, mode: Mode = 'a', limit: float | None = None):\n    'Plain.'\n"
+        "def computed(n: int = 2 * 3):\n    'Computed default.'\n"
+        "def foreign(path: sep = 'x'):\n    'Annotation imported from elsewhere.'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = declared("fake_declared:plain")
+    assert (
+        plain is not None
+        and str(plain.signature) == "(n: int = 3, mode: Literal['a', 'b'] = 'a', limit: float | None = None)"
+    )
+    assert declared("fake_declared:computed") is None and declared("fake_declared:foreign") is None
+    assert declared("fake_declared:missing") is None and declared("no_such_module:x") is None

@@ -9,7 +9,15 @@ import click
 from click.core import ParameterSource
 
 from ..errors import ImtransError
-from ..training.config import FIELDS, PRESETS, describe_range, flag, read_config_file, resolve_config
+from ..training.config import (
+    FIELDS,
+    PRESETS,
+    check_specs,
+    describe_range,
+    flag,
+    read_config_file,
+    resolve_config,
+)
 
 _CLICK_TYPES = {"int": int, "float": float, "str": str}
 
@@ -103,6 +111,7 @@ def train(
         result = train(None, resume=resume, changes=changes)
     else:
         config = resolve_config(cli_values, config_file, preset)
+        check_specs(config)  # a spec error answers before torch is imported
         changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
         if changed:
             click.echo(f"preset {config.preset} changes: {changed}")

@@ -354,6 +354,28 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
     return TrainConfig(**{**merged, "preset": preset})
 
 
+def check_specs(config: TrainConfig) -> None:
+    """Each spec checked against its registry: the name registered, every parameter known and typed.
+
+    Torch-free: a factory registered by reference is read from its source
+    (:mod:`imtrans_core.declared`), so a mistyped ``--gen resnet9:nfg=32``
+    answers at once. What needs the networks built (slice size, losses that
+    leave no adversarial term) is :func:`~.validate.check`'s.
+    """
+    import imtrans_core as ic
+
+    for registry, specs in (
+        (ic.MODELS, [config.model]),
+        (ic.GENERATORS, [config.gen]),
+        (ic.DISCRIMINATORS, [config.disc]),
+        (ic.DATASETS, [config.data]),
+        (ic.LOSSES, config.loss),
+        (ic.LOGGERS, config.log),
+    ):
+        for spec in specs:
+            registry.resolve(spec)
+
+
 def resume_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     """The stored config with ``changes`` applied, where resuming allows them.
 

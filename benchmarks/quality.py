@@ -87,6 +87,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": SUPERVISED, "data": PAIRS, "gen": UNET, "context": 1},
         "the supervised U-Net on 2.5-D stacks (3 adjacent slices in and out)",
     ),
+    "hist": (
+        {"loss": ["gc:1,abs=true", "hist:3"]},
+        "`gc1` plus the intensity-distribution term (W1 of synthetic against real values, weight 3)",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",

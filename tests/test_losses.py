@@ -278,3 +278,40 @@ def test_composed_specs_are_resolved_for_the_config(losses):
 
 def test_composition_with_the_installed_registry(cyclegan_only):
     assert weights(compose_losses(["gc:0.3"], ic.LOSSES)) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}
+
+
+def test_hist_is_the_wasserstein_distance_between_value_distributions():
+    from imtrans_cyclegan.losses import IntensityDistributionLoss
+
+    hist = IntensityDistributionLoss(quantiles=64)
+    torch.manual_seed(0)
+    real = torch.rand(2, 1, 8, 8) * 2 - 1
+    shuffled = real.flatten()[torch.randperm(real.numel())].reshape(real.shape)
+    assert float(hist(real, shuffled)) == pytest.approx(0.0, abs=1e-7)  # same values, other places
+    assert float(hist(real, real + 0.25)) == pytest.approx(0.25, abs=1e-6)  # W1 of a shift is the shift
+    half = torch.cat([torch.full((1, 1, 8, 8), -1.0), torch.full((1, 1, 8, 8), 1.0)])
+    assert float(hist(half, torch.full_like(half, -1.0))) == pytest.approx(
+        1.0, abs=0.04
+    )  # half the mass moves 2
+    fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    hist(real, fake).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    with pytest.raises(ic.SpecError, match="quantiles must be at least 2"):
+        ic.LOSSES.build("hist:quantiles=1")
+
+
+def test_hist_compares_each_synthetic_batch_with_a_real_batch_of_its_domain():
+    from imtrans_core.training.model import Objective
+
+    objective = Objective.from_losses(compose_losses(["hist:2"], ic.LOSSES))
+    ct, mr = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)
+    out = {"fake_ct": torch.full((1, 1, 4, 4), 0.5), "fake_mr": torch.ones(1, 1, 4, 4)}
+    out |= {"rec_ct": ct, "rec_mr": mr}
+
+    class Real(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+
+    terms = objective.generator_terms({"ct": ct, "mr": mr}, out, Real())
+    assert float(terms["hist"]) == pytest.approx(0.5 * (0.5 + 0.0))  # CT off by 0.5, MR exact; halved
+    assert objective.weights()["hist"] == 2.0 and objective.uses_unpaired

@@ -12,6 +12,8 @@ objective (see ``imtrans_cyclegan.losses``):
 - ``cycle``: Eq. 3, |G_CT(G_MR(x)) - x| + |G_MR(G_CT(y)) - y|;
 - ``gradient``: Eq. 5, 1/2 [(1 - GC(x, G_MR(x))) + (1 - GC(y, G_CT(y)))];
 - ``identity``: |G_CT(x) - x| + |G_MR(y) - y| (the reference CycleGAN's, off by default);
+- ``distribution``: 1/2 [d(x, G_CT(y)) + d(y, G_MR(x))], the value distributions of real and
+  synthetic batches of each domain compared (not in the paper; ``hist``);
 - ``paired``: |G_CT(y') - x'| + |G_MR(x') - y'| on an aligned pair (x', y') (not in the
   paper: the supervised upper bound, or with the others the hybrid).
 
@@ -29,8 +31,7 @@ from torch import nn
 
 from ..errors import ImtransError
 
-KINDS = ("adversarial", "cycle", "gradient", "identity", "paired")
-UNPAIRED_KINDS = KINDS[:4]
+KINDS = ("adversarial", "cycle", "gradient", "identity", "distribution", "paired")
 
 
 class Generators(nn.Module):
@@ -80,6 +81,7 @@ class Objective:
     cycle: dict[str, nn.Module]
     gradient: dict[str, nn.Module]
     identity: dict[str, nn.Module]
+    distribution: dict[str, nn.Module]
     paired: dict[str, nn.Module]
 
     @classmethod
@@ -95,7 +97,7 @@ class Objective:
                 "the objective needs exactly one adversarial loss (lsgan or vanilla), or a paired loss alone"
             )
         adversarial = next(iter(groups["adversarial"].values()), None)
-        return cls(adversarial, groups["cycle"], groups["gradient"], groups["identity"], groups["paired"])
+        return cls(adversarial, *(groups[kind] for kind in KINDS[1:]))
 
     @property
     def wants_identity(self) -> bool:
@@ -104,7 +106,9 @@ class Objective:
     @property
     def uses_unpaired(self) -> bool:
         """Whether any term reads unpaired images (every term of the paper does)."""
-        return self.adversarial is not None or bool(self.cycle or self.gradient or self.identity)
+        return self.adversarial is not None or bool(
+            self.cycle or self.gradient or self.identity or self.distribution
+        )
 
     @property
     def uses_pairs(self) -> bool:
@@ -125,6 +129,8 @@ class Objective:
             terms[name] = 0.5 * (loss(ct, out["fake_mr"]) + loss(mr, out["fake_ct"]))
         for name, loss in self.identity.items():
             terms[name] = loss(ct, out["idt_ct"]) + loss(mr, out["idt_mr"])
+        for name, loss in self.distribution.items():
+            terms[name] = 0.5 * (loss(ct, out["fake_ct"]) + loss(mr, out["fake_mr"]))
         for name, loss in self.paired.items():
             terms[name] = loss(batch["pair_ct"], out["pair_fake_ct"]) + loss(
                 batch["pair_mr"], out["pair_fake_mr"]
@@ -135,7 +141,7 @@ class Objective:
         weights = {}
         if self.adversarial is not None:
             weights = {"g_ct": self.adversarial.weight, "g_mr": self.adversarial.weight}
-        for group in (self.cycle, self.gradient, self.identity, self.paired):
+        for group in (self.cycle, self.gradient, self.identity, self.distribution, self.paired):
             weights.update({name: loss.weight for name, loss in group.items()})
         return weights
 

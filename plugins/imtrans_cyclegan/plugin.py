@@ -24,3 +24,4 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("identity", f"{losses}:IdentityLoss")
     registries.losses.add("gc", f"{losses}:GradientConsistencyLoss")
     registries.losses.add("paired", f"{losses}:PairedL1Loss")
+    registries.losses.add("hist", f"{losses}:IntensityDistributionLoss")

@@ -91,6 +91,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "hist:3"]},
         "`gc1` plus the intensity-distribution term (W1 of synthetic against real values, weight 3)",
     ),
+    "cycle-noise": (
+        {"loss": ["gc:1,abs=true", "cycle:3,noise=0.1"]},
+        "`gc1` with noise (SD 0.1, 25 HU) on each translation before the cycle: no hidden pattern survives",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",
@@ -166,6 +170,7 @@ def train_or_reuse(config: Any, run: Path) -> float:
     A folder trained with anything else that shapes the model (every config
     field that cannot change on resume) is refused, never relabelled.
     """
+    import imtrans_core as ic
     from imtrans_core.training import train
     from imtrans_core.training.checkpoint import latest_step
     from imtrans_core.training.config import FIELDS
@@ -179,7 +184,9 @@ def train_or_reuse(config: Any, run: Path) -> float:
             k for k in trained if stored.get(k, FIELDS[k].default) != wanted[k]
         ]  # old runs lack new fields
         loss = resolve_specs(config)["loss"]  # a default whose meaning changed must not relabel a run
-        if stored.get("resolved", {}).get("loss", loss) != loss:
+        # resolved again: a parameter added since (with its default) is no difference; a changed default is
+        stored_loss = [str(ic.LOSSES.resolve(spec)) for spec in stored.get("resolved", {}).get("loss", loss)]
+        if stored_loss != loss:
             different.append("loss (as resolved)")
         if different:
             sys.exit(

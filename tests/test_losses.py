@@ -270,7 +270,7 @@ def test_composed_specs_are_resolved_for_the_config(losses):
     specs = [str(spec) for spec in compose_loss_specs(["gc:0.3", "identity"], losses)]
     assert specs == [
         "lsgan:weight=1.0",
-        "cycle:weight=3.0",
+        "cycle:weight=3.0,noise=0.0",
         "gc:weight=0.3,op=sobel,abs=true",
         "identity:weight=0.5",
     ]

@@ -343,3 +343,20 @@ def test_a_compiled_run_trains_like_an_eager_one_and_its_checkpoints_do_not_know
     logged = [json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]) for run in (eager, fast)]
     for term in ("g_ct", "g_mr", "cycle", "d_ct", "d_mr"):
         assert logged[1][term] == pytest.approx(logged[0][term], rel=0.02), term  # the same objective, fused
+
+
+def test_cycle_noise_reaches_only_the_translations_that_are_translated_back():
+    from imtrans_core.training.model import Generators
+
+    objective = Objective.from_losses(compose_losses(["cycle:3,noise=0.2"], ic.LOSSES))
+    assert objective.cycle_noise == 0.2
+    assert Objective.from_losses(compose_losses([], ic.LOSSES)).cycle_noise == 0.0  # the paper's cycle
+    generators = Generators(torch.nn.Identity(), torch.nn.Identity())
+    batch = {"ct": torch.zeros(4, 1, 32, 32), "mr": torch.ones(4, 1, 32, 32)}
+    torch.manual_seed(0)
+    out = generators(batch, cycle_noise=objective.cycle_noise)
+    assert torch.equal(out["fake_ct"], batch["mr"]) and torch.equal(out["fake_mr"], batch["ct"])
+    for rec, fake in (("rec_ct", "fake_mr"), ("rec_mr", "fake_ct")):
+        noise = out[rec] - out[fake]
+        assert abs(float(noise.mean())) < 0.02 and float(noise.std()) == pytest.approx(0.2, rel=0.05)
+    assert torch.equal(generators(batch)["rec_mr"], batch["mr"])  # no noise: the exact cycle

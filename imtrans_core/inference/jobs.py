@@ -28,7 +28,7 @@ class Job:
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders expanded to the volumes inside them (see :func:`io.list_volumes`)."""
+    """Files as given; folders expanded to the volumes inside them (see :func:`imtrans_core.data.io.list_volumes`)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)

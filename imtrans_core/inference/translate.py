@@ -2,14 +2,14 @@
 
 The networks are 2-D (Hiasa et al. 2018, §2.3), so a volume is cut into slices across the
 plane the model was trained on (``orientation`` in its config, coronal by default), the slices
-go through the generator in batches, and the stack is put back with :func:`slices.from_slices`,
+go through the generator in batches, and the stack is put back with :func:`~imtrans_core.data.slices.from_slices`,
 the exact inverse of the cut (:func:`translate_volume`). The output is ``volume.with_array(...)``:
 shape, spacing, origin and direction are the input's, so the translation overlays its input in
 any viewer. :func:`translate_on_grid` (what ``imtrans translate`` runs) first brings the volume
-onto the grid the model was trained on, its input contract (:mod:`.contract`), and the result
+onto the grid the model was trained on, its input contract (:mod:`imtrans_core.data.contract`), and the result
 back onto the input's grid.
 
-Intensities follow the training windows (:mod:`.intensity`):
+Intensities follow the training windows (:mod:`imtrans_core.data.intensity`):
 
 * ``mr2ct`` (G_CT): the MR is scaled per volume (robust percentile -> 100) and windowed to
   [-1, 1]; the output is mapped back with ``CT_WINDOW.inverse``. A synthetic CT therefore lives

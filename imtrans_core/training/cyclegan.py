@@ -91,7 +91,9 @@ class CycleGAN(TrainableModel):
         ``pair_ct`` and ``pair_mr`` ones, as the objective reads them.
         """
         with autocast(self.device, self.amp):
-            out = self.g_train(batch, identity=self.objective.wants_identity)
+            out = self.g_train(
+                batch, identity=self.objective.wants_identity, cycle_noise=self.objective.cycle_noise
+            )
         self.discriminators.requires_grad_(False)  # G step: D is a fixed critic
         with autocast(self.device, self.amp):
             terms = self.objective.generator_terms(batch, out, self.discriminators)

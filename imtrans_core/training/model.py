@@ -41,18 +41,21 @@ class Generators(nn.Module):
         super().__init__()
         self.g_ct, self.g_mr = g_ct, g_mr
 
-    def forward(self, batch: dict[str, torch.Tensor], identity: bool = False) -> dict[str, torch.Tensor]:
+    def forward(
+        self, batch: dict[str, torch.Tensor], identity: bool = False, cycle_noise: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """The translations the objective reads, from the images ``batch`` holds.
 
         ``ct``, ``mr``: unpaired (N, C, H, W) in [-1, 1] (C: 1, or a 2.5-D stack; x in I_CT, y in I_MR as
-        in the paper); ``pair_ct``, ``pair_mr``: one aligned pair per sample.
+        in the paper); ``pair_ct``, ``pair_mr``: one aligned pair per sample. ``cycle_noise``: the SD of
+        Gaussian noise added to each translation before it is translated back (the cycle loss's ``noise``).
         """
         out = {}
         if "ct" in batch:
             out["fake_mr"] = self.g_mr(batch["ct"])  # G_MR(x)
             out["fake_ct"] = self.g_ct(batch["mr"])  # G_CT(y)
-            out["rec_ct"] = self.g_ct(out["fake_mr"])  # G_CT(G_MR(x))
-            out["rec_mr"] = self.g_mr(out["fake_ct"])  # G_MR(G_CT(y))
+            out["rec_ct"] = self.g_ct(_noisy(out["fake_mr"], cycle_noise))  # G_CT(G_MR(x))
+            out["rec_mr"] = self.g_mr(_noisy(out["fake_ct"], cycle_noise))  # G_MR(G_CT(y))
             if identity:
                 out["idt_ct"] = self.g_ct(batch["ct"])
                 out["idt_mr"] = self.g_mr(batch["mr"])
@@ -60,6 +63,10 @@ class Generators(nn.Module):
             out["pair_fake_ct"] = self.g_ct(batch["pair_mr"])
             out["pair_fake_mr"] = self.g_mr(batch["pair_ct"])
         return out
+
+
+def _noisy(image: torch.Tensor, sd: float) -> torch.Tensor:
+    return image + sd * torch.randn_like(image) if sd > 0 else image
 
 
 class Discriminators(nn.Module):
@@ -102,6 +109,11 @@ class Objective:
     @property
     def wants_identity(self) -> bool:
         return bool(self.identity)
+
+    @property
+    def cycle_noise(self) -> float:
+        """The SD of the noise added to translations before the cycle (0: none, the paper's cycle)."""
+        return max((float(getattr(loss, "noise", 0.0)) for loss in self.cycle.values()), default=0.0)
 
     @property
     def uses_unpaired(self) -> bool:

@@ -95,6 +95,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "cycle:3,noise=0.1"]},
         "`gc1` with noise (SD 0.1, 25 HU) on each translation before the cycle: no hidden pattern survives",
     ),
+    "position": (
+        {"loss": ["gc:1,abs=true"], "pairing": "position"},
+        "`gc1` with each step's CT slice drawn at the MR slice's relative depth (another subject)",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+import imtrans_core as ic
 from imtrans_core.data.slices import (
     PairedSlices,
     Plane,
@@ -160,3 +162,25 @@ def test_step_sampler_gives_each_rank_its_own_indices():
     ranks = [list(StepSampler(start=2, iters=4, batch=2, rank=r, world=2)) for r in range(2)]
     assert ranks == [[8, 9, 12, 13], [10, 11, 14, 15]]
     assert len(StepSampler(2, 4, 2)) == 4
+
+
+def test_position_pairing_draws_the_ct_slice_at_the_mr_slices_depth(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "cache"))
+    source = ic.DATASETS.build("phantom:n_ct=3,n_mr=3,n_paired=0,size=32,slices=12")
+    ct = SliceStacks(source.ct, "ct", "coronal", source.fingerprint)
+    mr = SliceStacks(source.mr, "mr", "coronal", source.fingerprint)
+    data = UnpairedSlices(ct, mr, size=32, seed=1, pairing="position", jitter=0.0)
+    for i in range(40):
+        rng = np.random.default_rng([1, i])
+        mr_volume, mr_at = mr.index[int(rng.integers(len(mr)))]
+        ct_volume, ct_at = data._at_depth_of((mr_volume, mr_at), rng)
+        usable = [at for v, at in ct.index if v == ct_volume]
+        depth = (mr_at + 0.5) / mr.shapes[mr_volume][0]
+        best = min(abs((at + 0.5) / ct.shapes[ct_volume][0] - depth) for at in usable)
+        assert abs((ct_at + 0.5) / ct.shapes[ct_volume][0] - depth) == pytest.approx(best)
+    item = data[5]
+    assert item["ct"].shape == item["mr"].shape == (1, 32, 32)
+    random = UnpairedSlices(ct, mr, size=32, seed=1)
+    assert not torch.equal(random[5]["ct"], item["ct"]) or not torch.equal(random[5]["mr"], item["mr"])
+    with pytest.raises(ic.ImtransError, match="--pairing depth: choose random or position"):
+        UnpairedSlices(ct, mr, size=32, pairing="depth")

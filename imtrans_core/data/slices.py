@@ -224,16 +224,33 @@ def fit_to(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.
 class UnpairedSlices:
     """Map-style dataset: item ``i`` is ``{"ct": (C, S, S), "mr": (C, S, S)}`` float32 tensors.
 
-    The CT slice and the MR slice are drawn independently (unpaired, like the
-    reference CycleGAN's unaligned dataset) from ``rng(seed, i)``; each comes
-    with ``context`` neighbours on each side as channels (C = 2 context + 1).
+    The CT slice and the MR slice are drawn from ``rng(seed, i)``; each comes with
+    ``context`` neighbours on each side as channels (C = 2 context + 1).
+    ``pairing="random"`` draws them independently (unpaired, like the reference
+    CycleGAN's unaligned dataset). ``pairing="position"`` draws the MR slice, then
+    the CT slice of a random CT volume at the same relative depth in its stack (within
+    ``jitter`` of its length): still different subjects and never aligned, but a
+    front slice is set against a front slice, so both images hold alike tissues.
     """
 
+    PAIRINGS = ("random", "position")
+
     def __init__(
-        self, ct: SliceStacks, mr: SliceStacks, size: int, seed: int = 0, flip: bool = True, context: int = 0
+        self,
+        ct: SliceStacks,
+        mr: SliceStacks,
+        size: int,
+        seed: int = 0,
+        flip: bool = True,
+        context: int = 0,
+        pairing: str = "random",
+        jitter: float = 0.05,
     ):
+        if pairing not in self.PAIRINGS:
+            raise ImtransError(f"--pairing {pairing}: choose {' or '.join(self.PAIRINGS)}")
         self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
-        self.context = context
+        self.context, self.pairing, self.jitter = context, pairing, jitter
+        self.ct_depths = _usable_depths(ct)
 
     def __len__(self) -> int:
         return 2**62  # indices are iteration numbers; any of them is valid
@@ -242,14 +259,34 @@ class UnpairedSlices:
         import torch
 
         rng = np.random.default_rng([self.seed, index])
+        chosen = {}
+        if self.pairing == "position":
+            chosen["mr"] = self.mr.index[int(rng.integers(len(self.mr)))]
+            chosen["ct"] = self._at_depth_of(chosen["mr"], rng)
         out = {}
         for name, stacks in (("ct", self.ct), ("mr", self.mr)):
-            volume, index = stacks.index[int(rng.integers(len(stacks)))]
-            image = fit_to(stacks.around(volume, index, self.context), self.size, rng)
+            volume, at = chosen.get(name) or stacks.index[int(rng.integers(len(stacks)))]
+            image = fit_to(stacks.around(volume, at, self.context), self.size, rng)
             if self.flip and rng.random() < 0.5:
                 image = image[..., ::-1]
             out[name] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
         return out
+
+    def _at_depth_of(self, mr_slice: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+        """A usable CT slice of a random CT volume, at the relative depth of ``mr_slice`` (+- jitter)."""
+        volume, at = mr_slice
+        depth = (at + 0.5) / self.mr.shapes[volume][0] + rng.normal(0.0, self.jitter)
+        ct_volume = int(rng.choice(list(self.ct_depths)))
+        slices, depths = self.ct_depths[ct_volume]
+        return ct_volume, int(slices[int(np.argmin(np.abs(depths - depth)))])
+
+
+def _usable_depths(stacks: SliceStacks) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per volume with usable slices: their indices and relative depths ((index + 0.5) / slices)."""
+    by_volume: dict[int, list[int]] = {}
+    for volume, at in stacks.index:
+        by_volume.setdefault(volume, []).append(at)
+    return {v: (np.array(ats), (np.array(ats) + 0.5) / stacks.shapes[v][0]) for v, ats in by_volume.items()}
 
 
 class PairedSlices:

@@ -124,6 +124,12 @@ class TrainConfig:
         on_resume=True,
     )
     orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)
+    pairing: str = option(
+        "random",
+        "How the unpaired CT and MR slices of a step are drawn: random (the paper's, independent) or "
+        "position (the CT slice at the MR slice's relative depth in its stack, other subject).",
+        choices=("random", "position"),
+    )
     context: int = option(
         0,
         "Adjacent slices on each side fed to the networks with each slice (2.5-D): 1 gives stacks "

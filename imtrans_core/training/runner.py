@@ -114,7 +114,11 @@ def build_data(
     if unpaired:
         ct = SliceStacks(source.ct, "ct", config.orientation, source.fingerprint, progress=dist.is_main)
         mr = SliceStacks(source.mr, "mr", config.orientation, source.fingerprint, progress=dist.is_main)
-        parts.append(UnpairedSlices(ct, mr, config.size, seed=config.seed, context=config.context))
+        parts.append(
+            UnpairedSlices(
+                ct, mr, config.size, seed=config.seed, context=config.context, pairing=config.pairing
+            )
+        )
         stacks.append((ct, mr))
     if pairs:
         key = f"{source.fingerprint}|train-pairs" if source.fingerprint else ""

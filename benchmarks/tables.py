@@ -60,7 +60,11 @@ def quality_table() -> str:
     """
     results = [json.loads(p.read_text()) for p in sorted((RESULTS / "quality").glob("*.json"))]
     results.sort(key=lambda r: -r["mean"]["mae"])
-    head = "| variant | training seeds | iterations | minutes | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"
+    head = (
+        "| variant | training seeds | iterations | minutes | "
+        + " | ".join(c[1] for c in QUALITY_COLUMNS)
+        + " |"
+    )
     lines = [head, "|---" * (4 + len(QUALITY_COLUMNS)) + "|"]
     baselines = json.loads((RESULTS / "baselines.json").read_text())["means"]
     baselines = {name: {k: v[0] for k, v in means.items()} for name, means in baselines.items()}
@@ -71,7 +75,12 @@ def quality_table() -> str:
         sd = r["sd_over_seeds"] if len(r["seeds"]) > 1 else None
         lines.append(
             _row(
-                f"`{r['variant']}`: {r['why']}", " ".join(r["seeds"]), r["iters"], f"{minutes:.0f}", r["mean"], sd
+                f"`{r['variant']}`: {r['why']}",
+                " ".join(r["seeds"]),
+                r["iters"],
+                f"{minutes:.0f}",
+                r["mean"],
+                sd,
             )
         )
     lines.append(

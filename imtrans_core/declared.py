@@ -54,16 +54,32 @@ def declared(reference: str) -> Declared | None:
     return None if signature is None else Declared(signature, ast.get_docstring(node) or "")
 
 
+_READING: set[str] = set()  # modules being read now: siblings that import each other stop here
+
+
 @cache
 def _parsed(module: str) -> tuple[ast.Module | None, dict[str, Any]]:
     """The module's syntax tree and its type aliases (``GradientOp = Literal[...]``), if its source is at hand."""
+    if module in _READING:
+        return None, {}
+    _READING.add(module)
+    try:
+        return _read(module)
+    finally:
+        _READING.discard(module)
+
+
+def _read(module: str) -> tuple[ast.Module | None, dict[str, Any]]:
     try:
         spec = importlib.util.find_spec(module)  # imports the parent packages, not the module
     except (ImportError, ValueError):
         return None, {}
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None, {}
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    try:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):  # importing it will say what is wrong
+        return None, {}
     aliases: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level and node.module:  # a sibling's aliases (Scale)

@@ -47,7 +47,7 @@ class Run:
     is_main: bool
     networks: dict[str, nn.Module] = field(default_factory=dict, repr=False)
     sampler: Any = field(default=None, repr=False)
-    model: str = "cyclegan"
+    model: str = ""  # the model's spec, e.g. cyclegan
 
     def samples(self) -> dict[str, Any]:
         """The current sample images as (H, W) float arrays in [-1, 1]."""

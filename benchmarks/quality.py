@@ -99,6 +99,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true"], "pairing": "position"},
         "`gc1` with each step's CT slice drawn at the MR slice's relative depth (another subject)",
     ),
+    "gc1-init0": (
+        {"loss": ["gc:1,abs=true"], "init_seed": 0},
+        "`gc1` with seed 0's initial weights whatever the seed: the seed then sets the data order alone",
+    ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",

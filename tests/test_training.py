@@ -360,3 +360,28 @@ def test_cycle_noise_reaches_only_the_translations_that_are_translated_back():
         noise = out[rec] - out[fake]
         assert abs(float(noise.mean())) < 0.02 and float(noise.std()) == pytest.approx(0.2, rel=0.05)
     assert torch.equal(generators(batch)["rec_mr"], batch["mr"])  # no noise: the exact cycle
+
+
+def test_init_seed_sets_the_initial_weights_and_leaves_the_data_order_to_seed(tmp_path):
+    initial = {}
+
+    class Initial:
+        @ic.hookimpl
+        def imtrans_run_start(self, run):
+            initial[run.dir.name] = {k: v.clone() for k, v in run.networks["g_ct"].state_dict().items()}
+
+    ic.plugins.add_plugin(Initial(), "initial")
+    try:
+        for name, changes in {"s0": {}, "s1": {"seed": 1}, "s1i0": {"seed": 1, "init_seed": 0}}.items():
+            train(TrainConfig(**{**TINY, "iters": 1, "ckpt_every": 1, **changes}), out=tmp_path / name)
+    finally:
+        ic.plugins.manager.unregister(name="initial")
+    same = {a: all(torch.equal(initial[a][k], initial["s1i0"][k]) for k in initial[a]) for a in ("s0", "s1")}
+    assert same == {"s0": True, "s1": False}  # seed 0's initial weights
+    trained = {
+        name: torch.load(tmp_path / name / "checkpoints" / "ckpt-00000001.pt", weights_only=True)["models"][
+            "g_ct"
+        ]
+        for name in ("s0", "s1i0")
+    }
+    assert not all(torch.equal(trained["s0"][k], trained["s1i0"][k]) for k in trained["s0"])  # seed 1's data

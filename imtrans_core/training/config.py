@@ -114,6 +114,12 @@ class TrainConfig:
         50, "Image-pool size for the discriminator updates (default 50; 0 disables).", low=0, high=100_000
     )
     seed: int = option(0, "Random seed (default 0).", low=0, high=MAX_SEED)
+    init_seed: int | None = option(
+        None,
+        "Seed of the networks' initial weights alone (default: --seed); the data order keeps --seed.",
+        low=0,
+        high=MAX_SEED,
+    )
     amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
     compile: str = option(

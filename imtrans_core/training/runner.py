@@ -57,7 +57,7 @@ def train(
     dist = Distributed.setup(config.device)
     try:
         source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
         model = ic.MODELS.build(config.model)
         model.setup(config, dist)
         check_data(config, source, needs_pairs=model.data_needs()[1])

@@ -31,7 +31,7 @@ from imtrans_core.training.cyclegan import CycleGAN
 from imtrans_core.training.distributed import Distributed
 
 
-def make_trainer(config: TrainConfig) -> CycleGAN:
+def make_model(config: TrainConfig) -> CycleGAN:
     """The model ``imtrans train`` would train with ``config`` (its steps, without the loop around them)."""
     torch.manual_seed(config.seed)
     model = CycleGAN()
@@ -44,27 +44,27 @@ def unpaired_batch(size: int, batch: int) -> dict[str, torch.Tensor]:
 
 
 def time_iterations(
-    trainers: dict[str, CycleGAN], size: int, batch: int, repeats: int
+    models: dict[str, CycleGAN], size: int, batch: int, repeats: int
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Interleaved iteration times per variant, and each variant's first (warm-up, compiling) step."""
     data = unpaired_batch(size, batch)
     first = {}
-    for name, trainer in trainers.items():  # warm-up: allocator, oneDNN primitive caches, compilation
+    for name, model in models.items():  # warm-up: allocator, oneDNN primitive caches, compilation
         start = time.perf_counter()
-        trainer.train_step(data)
+        model.train_step(data)
         first[name] = time.perf_counter() - start
-    times: dict[str, list[float]] = {name: [] for name in trainers}
+    times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
-        for name, trainer in trainers.items():
+        for name, model in models.items():
             start = time.perf_counter()
-            trainer.train_step(data)
+            model.train_step(data)
             times[name].append(time.perf_counter() - start)
     return times, first
 
 
-def iteration_flops(trainer: CycleGAN, size: int, batch: int) -> int:
+def iteration_flops(model: CycleGAN, size: int, batch: int) -> int:
     with FlopCounterMode(display=False) as counter:
-        trainer.train_step(unpaired_batch(size, batch))
+        model.train_step(unpaired_batch(size, batch))
     return counter.get_total_flops()
 
 
@@ -110,12 +110,12 @@ def main() -> None:
         "bf16 autocast": ("bf16", "off"),
         "bf16, compiled": ("bf16", "default"),
     }
-    trainers = {
-        name: make_trainer(TrainConfig(**setting, amp=amp, compile=mode, size=size, pool=50))
+    models = {
+        name: make_model(TrainConfig(**setting, amp=amp, compile=mode, size=size, pool=50))
         for name, (amp, mode) in variants.items()
     }
-    flops = iteration_flops(trainers["fp32"], size, 1)
-    times, first = time_iterations(trainers, size, 1, args.repeats)
+    flops = iteration_flops(models["fp32"], size, 1)
+    times, first = time_iterations(models, size, 1, args.repeats)
     fp32 = statistics.median(times["fp32"])
     rows = []
     for name, samples in times.items():

@@ -1,4 +1,4 @@
-"""Training: ``train(config)`` runs CycleGAN (+ GC) and returns the run directory.
+"""Training: ``train(config)`` trains the config's model (CycleGAN + GC by default) in the engine.
 
 The same call serves one process and every rank of ``torchrun``; see
 :mod:`.distributed`. ``imtrans train`` is a thin layer over it.

@@ -83,7 +83,8 @@ def _read(module: str) -> tuple[ast.Module | None, dict[str, Any]]:
     aliases: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level and node.module:  # a sibling's aliases (Scale)
-            theirs = _parsed(_absolute(module, node))[1] if _absolute(module, node) != module else {}
+            sibling = _absolute(module, node)
+            theirs = _parsed(sibling)[1] if sibling != module else {}
             aliases.update({a.asname or a.name: theirs[a.name] for a in node.names if a.name in theirs})
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             value = _annotation(node.value, aliases)
@@ -102,11 +103,22 @@ def _class_signature(module: str, node: ast.ClassDef) -> inspect.Signature | Non
             return inspect.Signature([])
         if len(node.bases) > 1 or not isinstance(node.bases[0], ast.Name):
             return None
+        if (node.bases[0].id, _imported_from(module, node.bases[0].id)) in (("object", ""), ("ABC", "abc")):
+            return inspect.Signature([])  # object's, and abc.ABC's (a frozen module: no source to read)
         found = _find_class(module, node.bases[0].id)
         if found is None:
             return None
         module, node = found
     return None
+
+
+def _imported_from(module: str, name: str) -> str:
+    """The module ``name`` is imported from at the top of ``module`` ('' when it is not imported)."""
+    tree = _parsed(module)[0]
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            return _absolute(module, node)
+    return ""
 
 
 def _find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:

@@ -251,6 +251,7 @@ class UnpairedSlices:
         self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
         self.context, self.pairing, self.jitter = context, pairing, jitter
         self.ct_depths = _usable_depths(ct)
+        self.ct_volumes = sorted(self.ct_depths)
 
     def __len__(self) -> int:
         return 2**62  # indices are iteration numbers; any of them is valid
@@ -276,7 +277,7 @@ class UnpairedSlices:
         """A usable CT slice of a random CT volume, at the relative depth of ``mr_slice`` (+- jitter)."""
         volume, at = mr_slice
         depth = (at + 0.5) / self.mr.shapes[volume][0] + rng.normal(0.0, self.jitter)
-        ct_volume = int(rng.choice(list(self.ct_depths)))
+        ct_volume = self.ct_volumes[int(rng.integers(len(self.ct_volumes)))]
         slices, depths = self.ct_depths[ct_volume]
         return ct_volume, int(slices[int(np.argmin(np.abs(depths - depth)))])
 

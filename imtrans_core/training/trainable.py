@@ -15,6 +15,7 @@ spec's parameters: it is cheap and holds no networks. The command that trains it
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,8 +23,9 @@ import torch
 from torch import nn
 
 
-class TrainableModel:
-    """The interface the engine trains; subclass it and fill in the methods below.
+class TrainableModel(ABC):
+    """The interface the engine trains; subclass it and implement the abstract methods below
+    (a subclass that misses one cannot be built, and the error names it).
 
     ``train_step`` returns its loss terms detached and named for the log; the
     terms named ``total...`` are the ones the engine checks for NaN/inf after
@@ -34,30 +36,30 @@ class TrainableModel:
     label: ClassVar[str] = "train"  # the progress line's name
     shown: ClassVar[tuple[str, ...]] = ()  # the terms the progress line shows, in order
 
+    @abstractmethod
     def setup(self, config: Any, dist: Any) -> None:
         """Build the networks (on ``dist.device``, wrapped with ``dist.wrap`` for DDP) and optimisers."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
         """The trained networks by name: what hooks see and what ``state_dict()["models"]`` saves."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step on ``batch`` (already on the device); returns the detached loss terms."""
-        raise NotImplementedError
 
+    @abstractmethod
     def lr(self) -> float:
         """The current learning rate, for the log."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything besides the step and the RNG that resuming bit for bit needs; ``models`` holds the networks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s entries; ``state["step"]`` says which iteration it was saved at."""
-        raise NotImplementedError
 
     def samples(self, fixed: Any) -> dict[str, np.ndarray]:
         """Sample images of ``fixed`` inputs as (H, W) float arrays in [-1, 1], three to a row when drawn."""

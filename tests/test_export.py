@@ -227,13 +227,46 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     assert "--precision applies to the openvino backend" in capsys.readouterr().err
 
 
+SIGNAL_AFTER_OPENVINO = """
+import ctypes, os, signal, sys
+from imtrans_core.onnx.openvino import OpenVinoBackend
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+def signal_stack():
+    stack = Stack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+    return stack.sp, stack.flags, stack.size
+
+before = signal_stack()
+signal.signal(signal.SIGUSR1, lambda *_: print("handled", flush=True))
+first, second = (OpenVinoBackend.from_file(sys.argv[1]) for _ in range(2))
+first.close()  # released in the order they were made: OpenVINO 2026.4 then restores a freed stack
+second.close()
+assert signal_stack() == before, (signal_stack(), before)
+os.kill(os.getpid(), signal.SIGUSR1)
+print("survived", flush=True)
+"""
+
+
+def test_openvino_leaves_the_main_threads_signal_stack_alone_and_signals_still_arrive(exported):
+    """Compiling and releasing models out of order used to leave a freed signal stack on the main
+    thread: the next signal (a DataLoader worker's SIGCHLD, Ctrl-C) killed the process (SIGSEGV)."""
+    pytest.importorskip("openvino")
+    child = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AFTER_OPENVINO, str(exported.path)], capture_output=True, text=True
+    )
+    assert child.returncode == 0 and child.stdout.split() == ["handled", "survived"], child.stderr[-2000:]
+
+
 def test_without_openvino_auto_runs_onnxruntime_and_asking_for_it_says_how_to_install(exported, monkeypatch):
     from imtrans_core.onnx import openvino
 
     monkeypatch.setattr(openvino, "available", lambda: False)
     assert isinstance(make_backend(exported.path, device="cpu"), OnnxBackend)
     monkeypatch.setitem(sys.modules, "openvino", None)  # import fails
-    with pytest.raises(ImtransError, match=r"openvino backend not available.*imtrans\[openvino\]"):
+    with pytest.raises(ImtransError, match=r"openvino backend not available.*pip install openvino"):
         make_backend(exported.path, backend="openvino")
 
 

@@ -7,11 +7,25 @@ AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
 (``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto`` (OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the
 exported numbers, to float rounding). Threads default to the physical cores,
 as for the other backends.
+
+Every OpenVINO call runs on one thread of its own, with every signal blocked
+there. Why: compiling a model installs an alternate signal stack on the calling
+thread, and releasing compiled models in another order than they were made
+(OpenVINO 2026.4) puts back a stack it has already freed. The next signal
+that thread handles (a DataLoader worker's SIGCHLD, Ctrl-C) is delivered onto
+unmapped memory and the kernel kills the process: the test suite died that
+way when a long-lived process translated with OpenVINO and then trained.
+Confined to a thread that takes no signal, OpenVINO cannot touch the main
+thread's signal stack (a test in ``tests/test_export.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +36,22 @@ from .exported import ExportedGenerator, check_onnx_file, read_metadata
 from .providers import physical_cores
 
 PRECISIONS = ("auto", "bf16", "f32")
+_THREAD: list[ThreadPoolExecutor] = []  # the one thread that calls OpenVINO, made on first use
+_THREAD_ID: list[int] = []
+
+
+def _start_thread() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    _THREAD_ID.append(threading.get_ident())
+
+
+def on_openvino_thread(function: Any, *args: Any) -> Any:
+    """``function(*args)`` run on the OpenVINO thread (see the module's docstring), its result or error."""
+    if _THREAD_ID and threading.get_ident() == _THREAD_ID[0]:  # already there (a collection run on it)
+        return function(*args)
+    if not _THREAD:
+        _THREAD.append(ThreadPoolExecutor(1, thread_name_prefix="openvino", initializer=_start_thread))
+    return _THREAD[0].submit(function, *args).result()
 
 
 def available() -> bool:
@@ -34,9 +64,11 @@ class OpenVinoBackend(ExportedGenerator):
 
     def __init__(self, compiled: Any, metadata: dict[str, Any], path: Path | None = None):
         super().__init__(metadata, path)
-        self.compiled = compiled
-        self.runs_in: str = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # bf16, f32
-        self.threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        self._compiled = [compiled]  # emptied on the OpenVINO thread, so that OpenVINO releases it there
+        self.runs_in: str = on_openvino_thread(
+            lambda: compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # bf16, f32
+        )
+        self.threads = int(on_openvino_thread(compiled.get_property, "INFERENCE_NUM_THREADS"))
 
     @classmethod
     def from_file(
@@ -52,14 +84,18 @@ class OpenVinoBackend(ExportedGenerator):
             import openvino as ov
         except ImportError as exc:
             raise ImtransError(
-                f'openvino backend not available ({exc}) — pip install "imtrans[openvino]", or use --backend onnx'
+                f"openvino backend not available ({exc}) — pip install openvino, or use --backend onnx"
             ) from exc
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads or physical_cores()}
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
-        core = ov.Core()
+
+        def compile_model() -> Any:
+            core = ov.Core()
+            return core.compile_model(core.read_model(str(path)), "CPU", config)
+
         try:
-            compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+            compiled = on_openvino_thread(compile_model)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ImtransError(f"{path}: OpenVINO cannot compile it ({first}) — try --backend onnx") from exc
@@ -67,7 +103,17 @@ class OpenVinoBackend(ExportedGenerator):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph as exported: its own input and output units (see ``metadata['input_layout']``)."""
-        return np.asarray(self.compiled(np.ascontiguousarray(x, dtype=np.float32))[0], dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return on_openvino_thread(lambda: np.array(self._compiled[0](x)[0], dtype=np.float32))
+
+    def close(self) -> None:
+        """Release the compiled model on the OpenVINO thread (also done when the backend is collected)."""
+        if getattr(self, "_compiled", None) and _THREAD:
+            with contextlib.suppress(RuntimeError):  # at exit the pool refuses work; the process ends
+                on_openvino_thread(self._compiled.clear)
+
+    def __del__(self) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"OpenVinoBackend({self.path}, {self.direction}, {self.runs_in}, {self.threads} threads)"

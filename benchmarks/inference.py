@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, print_table, write_json
+from machine import describe_machine, print_table, results_json, write_json
 
 import imtrans_core as ic
 from imtrans_core.data.intensity import CT_WINDOW
@@ -103,9 +103,10 @@ def main() -> None:
         "--compile", action="store_true", help="also time torch.compile + bf16 (compiling takes ~30 s)"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "inference.json"
+        "--out", type=Path, help="results file (default: docs/results/benchmarks/inference[_quick].json)"
     )
     args = parser.parse_args()
+    args.out = args.out or results_json("inference", args.quick)
     size = args.size or (128 if args.quick else 256)
     rounds = args.rounds or (3 if args.quick else 7)
     threads = args.threads or physical_cores()
@@ -134,7 +135,9 @@ def main() -> None:
         to_int8(
             fp32,
             int8,
-            [np.ascontiguousarray(to_net(s)[None, None], dtype=np.float32) for s in data.calibration],
+            [
+                np.ascontiguousarray(to_net(s)[None], dtype=np.float32) for s in data.calibration
+            ],  # (1, C, H, W)
         )
         quantize_s = time.perf_counter() - started
         paths: dict[str, Callable] = {
@@ -179,9 +182,10 @@ def main() -> None:
         "rounds": rounds,
         "held_out_volume": data.volume_id,
         "quantize_seconds": round(quantize_s, 1),
-        "paths": {
-            name: {"ms_per_slice": ms[name], "speedup": base / ms[name], **errors[name]} for name in paths
-        },
+        "rows": [
+            {"variant": name, "ms_per_slice": ms[name], "vs_fp32": base / ms[name], **errors[name]}
+            for name in paths
+        ],
     }
     write_json(args.out, result)
 

@@ -53,6 +53,18 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+def results_json(name: str, quick: bool) -> Path:
+    """Where benchmark ``name`` keeps its results: the tracked docs/results/benchmarks/, ``_quick`` apart
+    (``imtrans bench`` runs the quick set and must not overwrite the full runs the docs show)."""
+    return (
+        Path(__file__).resolve().parents[1]
+        / "docs"
+        / "results"
+        / "benchmarks"
+        / f"{name}{'_quick' * quick}.json"
+    )
+
+
 def write_json(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -241,6 +241,43 @@ def reproduction_tests_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+# per benchmark (the JSON's "benchmark"): (key, header, format) of each column of its rows
+SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "training": (
+        ("variant", "variant", "{}"),
+        ("s_per_iter", "s / iteration", "{:.2f}"),
+        ("vs_fp32", "vs fp32", "{:.2f}x"),
+        ("gflop_per_s", "GFLOP/s", "{:.0f}"),
+        ("first_step_s", "first step [s]", "{:.1f}"),
+    ),
+    "inference": (
+        ("variant", "path", "{}"),
+        ("ms_per_slice", "ms / slice", "{:.0f}"),
+        ("vs_fp32", "vs torch fp32", "{:.2f}x"),
+        ("mean_hu", "mean HU diff.", "{:.3f}"),
+        ("p99_hu", "p99 HU diff.", "{:.2f}"),
+    ),
+    "volume": (
+        ("variant", "backend", "{}"),
+        ("seconds", "seconds", "{:.1f}"),
+        ("vs_fp32", "vs torch fp32", "{:.2f}x"),
+        ("peak_mb", "peak memory [MB]", "{:.0f}"),
+        ("mean_hu", "mean HU diff.", "{:.2f}"),
+        ("max_hu", "max HU diff.", "{:.0f}"),
+    ),
+}
+
+
+def speed_table(name: str) -> str:
+    """docs/benchmarks.md: the rows of ``docs/results/benchmarks/NAME.json``, as its benchmark reports them."""
+    result = json.loads((RESULTS / "benchmarks" / f"{name}.json").read_text())
+    columns = SPEED_COLUMNS[result["benchmark"]]
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|---" * len(columns) + "|"]
+    for row in result["rows"]:
+        lines.append("| " + " | ".join(f.format(row[k]) for k, _, f in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
 TABLES: dict[str, Callable[..., str]] = {
     "reproduction": reproduction_table,
     "reproduction-tests": reproduction_tests_table,
@@ -249,6 +286,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "demo": demo_table,
     "compare": compare_table,
     "bar": bar_table,
+    "speed": speed_table,
 }
 
 

@@ -24,7 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, print_table, write_json
+from machine import describe_machine, print_table, results_json, write_json
 
 from imtrans_core.training.config import PRESETS, TrainConfig
 from imtrans_core.training.cyclegan import CycleGAN
@@ -93,11 +93,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="128 x 128 with the cpu preset's networks")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--json",
-        type=Path,
-        default=Path(__file__).parents[1] / "docs" / "results" / "benchmarks" / "training.json",
+        "--json", type=Path, help="results file (default: docs/results/benchmarks/training[_quick].json)"
     )
     args = parser.parse_args()
+    args.json = args.json or results_json("training", args.quick)
     cpu = PRESETS["cpu"]
     setting = (
         dict(gen=cpu["gen"], disc=cpu["disc"], size=128)

@@ -6,7 +6,9 @@ interleaved rounds (A B C ... A B C ...) so that the machine's drift hits every
 backend alike; the median per backend and its ratio to torch fp32. Every
 output is compared with torch fp32's (mean and max |HU| in the body of the MR).
 The model is a trained run (``--model``; the errors of reduced precision depend
-on trained weights) or a random paper-size ResNet-9; it is exported to ONNX once.
+on trained weights) or a random paper-size ResNet-9; it is exported to ONNX once in
+fp32 and once in static int8 (calibrated on the run's data), and both files run
+with onnxruntime and OpenVINO.
 
     python benchmarks/volume.py --model RUN            # a trained run's G_CT, 256 x 38 x 256 MR
     python benchmarks/volume.py --quick                # 128 x 128 in-plane, random cpu-preset generator
@@ -26,16 +28,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine, print_table, write_json
+from machine import describe_machine, print_table, results_json, write_json
 
 REPO = Path(__file__).resolve().parents[1]
-# name: (uses the ONNX file, options of imtrans translate)
-BACKENDS: dict[str, tuple[bool, list[str]]] = {
-    "torch fp32": (False, ["--backend", "torch"]),
-    "torch bf16": (False, ["--backend", "torch", "--amp", "bf16"]),
-    "onnxruntime fp32": (True, ["--backend", "onnx"]),
-    "openvino f32": (True, ["--backend", "openvino", "--precision", "f32"]),
-    "openvino auto (bf16 on AMX)": (True, ["--backend", "openvino", "--precision", "auto"]),
+# name: (the file it runs: the run, the fp32 or the int8 ONNX export; options of imtrans translate)
+BACKENDS: dict[str, tuple[str, list[str]]] = {
+    "torch fp32": ("run", ["--backend", "torch"]),
+    "torch bf16": ("run", ["--backend", "torch", "--amp", "bf16"]),
+    "onnxruntime fp32": ("onnx", ["--backend", "onnx"]),
+    "openvino f32": ("onnx", ["--backend", "openvino", "--precision", "f32"]),
+    "openvino auto (bf16 on AMX)": ("onnx", ["--backend", "openvino", "--precision", "auto"]),
+    "onnxruntime int8 (int8 export)": ("int8", ["--backend", "onnx"]),
+    "openvino int8 (int8 export)": ("int8", ["--backend", "openvino", "--precision", "auto"]),
 }
 
 
@@ -55,8 +59,9 @@ def folder(work: Path, name: str) -> Path:
     return work / "".join(c if c.isalnum() else "-" for c in name)
 
 
-def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
-    """A checkpoint (given or random), its ONNX export, and a phantom MR volume on disk."""
+def prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], Path]:
+    """The files each backend runs (a checkpoint, given or random, and its fp32 and static int8
+    ONNX exports: int8 calibrated on the run's data), and a phantom MR volume on disk."""
     import torch
 
     import imtrans_core as ic
@@ -70,14 +75,15 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, Path]:
         net = ic.GENERATORS.build(gen)
         config = {"gen": gen, "orientation": "coronal"}
         torch.save({"models": {"g_ct": net.state_dict()}, "config": config, "step": 0}, model)
-    onnx = work / "g_ct.onnx"
-    export_model(model, onnx, direction="mr2ct", verify_model=False)
+    files = {"run": model, "onnx": work / "g_ct.onnx", "int8": work / "g_ct-int8.onnx"}
+    export_model(model, files["onnx"], direction="mr2ct", verify_model=False)
+    export_model(model, files["int8"], direction="mr2ct", precision="int8", verify_model=False)
     size = 128 if args.quick else 256
     volume = work / "mr.nii.gz"
     write_volume(
         ic.DATASETS.build(f"phantom:n_ct=0,n_mr=0,n_paired=1,size={size}").paired[0].load()["mr"], volume
     )
-    return model, onnx, volume
+    return files, volume
 
 
 def errors(outputs: dict[str, Path], volume: Path) -> dict[str, dict[str, float]]:
@@ -100,11 +106,15 @@ def main() -> None:
     parser.add_argument("--model", help="a run directory or checkpoint (default: random weights)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "benchmarks" / "volume.json")
+    parser.add_argument(
+        "--json", type=Path, help="results file (default: docs/results/benchmarks/volume[_quick].json)"
+    )
     parser.add_argument("--prepare-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.json = args.json or results_json("volume", args.quick)
     if args.prepare_into:
-        print(json.dumps([str(p) for p in prepare(args, args.prepare_into)]))
+        files, volume = prepare(args, args.prepare_into)
+        print(json.dumps({"files": {k: str(p) for k, p in files.items()}, "volume": str(volume)}))
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -112,17 +122,12 @@ def main() -> None:
         again = (["--model", args.model] if args.model else []) + (["--quick"] if args.quick else [])
         prepare_command = [sys.executable, __file__, *again, "--prepare-into", tmp]
         prepared = subprocess.run(prepare_command, capture_output=True, text=True, check=True)
-        model, onnx, volume = (Path(p) for p in json.loads(prepared.stdout.strip().splitlines()[-1]))
+        made = json.loads(prepared.stdout.strip().splitlines()[-1])
+        files, volume = {k: Path(p) for k, p in made["files"].items()}, Path(made["volume"])
         times: dict[str, list[dict[str, float]]] = {name: [] for name in BACKENDS}
         for _ in range(args.rounds):
-            for name, (uses_onnx, options) in BACKENDS.items():
-                command = [
-                    sys.executable,
-                    "-m",
-                    "imtrans_core",
-                    "translate",
-                    str(onnx if uses_onnx else model),
-                ]
+            for name, (runs, options) in BACKENDS.items():
+                command = [sys.executable, "-m", "imtrans_core", "translate", str(files[runs])]
                 times[name].append(
                     run_command([*command, str(volume), "--out", str(folder(work, name)), *options])
                 )

@@ -54,7 +54,7 @@ _PATH = click.Path(path_type=Path)
     "--compile",
     "compile_net",
     is_flag=True,
-    help="torch.compile the generator: ~30 s once, then with --amp bf16 the fastest CPU path (~4.7x fp32).",
+    help="torch.compile the generator: ~30 s once, then with --amp bf16 about 4.4x fp32 per slice (docs/benchmarks.md).",
 )
 @click.option(
     "--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per forward pass."

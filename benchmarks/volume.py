@@ -30,7 +30,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
 
-REPO = Path(__file__).resolve().parents[1]
 # name: (the file it runs: the run, the fp32 or the int8 ONNX export; options of imtrans translate)
 BACKENDS: dict[str, tuple[str, list[str]]] = {
     "torch fp32": ("run", ["--backend", "torch"]),

@@ -4,9 +4,10 @@ The same ``.onnx`` file and metadata that onnxruntime runs (no conversion, no
 second artifact): OpenVINO reads the ONNX graph and compiles it for the CPU in
 a fraction of a second. Its CPU plugin runs convolutions in bf16 on CPUs with
 AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
-(``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto`` (OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the
-exported numbers, to float rounding). Threads default to the physical cores,
-as for the other backends.
+(``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto``
+(OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the exported numbers, to
+float rounding). Threads default to the physical cores, as for the other
+backends.
 
 Every OpenVINO call runs on one thread of its own, with every signal blocked
 there. Why: compiling a model installs an alternate signal stack on the calling

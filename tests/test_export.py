@@ -227,6 +227,17 @@ def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     assert "--precision applies to the openvino backend" in capsys.readouterr().err
 
 
+def test_openvino_reads_the_same_metadata_as_onnx(exported):
+    """The backend takes the metadata from OpenVINO's reading of the file, not from a second parse."""
+    ov = pytest.importorskip("openvino")
+    from imtrans_core.onnx.exported import read_metadata
+    from imtrans_core.onnx.openvino import OpenVinoBackend, metadata_of
+
+    metadata = read_metadata(exported.path)
+    assert metadata_of(ov.Core().read_model(str(exported.path))) == metadata
+    assert OpenVinoBackend.from_file(exported.path).metadata == metadata and "input_contract" in metadata
+
+
 SIGNAL_AFTER_OPENVINO = """
 import ctypes, os, signal, sys
 from imtrans_core.onnx.openvino import OpenVinoBackend

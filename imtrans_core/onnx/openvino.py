@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImtransError
-from .exported import ExportedGenerator, check_onnx_file, read_metadata
+from .exported import ExportedGenerator, check_onnx_file, decode_metadata
 from .providers import physical_cores
 
 PRECISIONS = ("auto", "bf16", "f32")
@@ -53,6 +53,14 @@ def on_openvino_thread(function: Any, *args: Any) -> Any:
     if not _THREAD:
         _THREAD.append(ThreadPoolExecutor(1, thread_name_prefix="openvino", initializer=_start_thread))
     return _THREAD[0].submit(function, *args).result()
+
+
+def metadata_of(model: Any) -> dict[str, Any]:
+    """The imtrans metadata of an ONNX file as OpenVINO read it (its ``metadata_props``, kept in the
+    model's ``framework`` runtime info): the same as ``read_metadata`` without parsing the file twice."""
+    info = model.get_rt_info()
+    keys = list(info["framework"].keys()) if "framework" in info else []
+    return decode_metadata({key: model.get_rt_info(["framework", key]).astype(str) for key in keys})
 
 
 def available() -> bool:
@@ -80,7 +88,6 @@ class OpenVinoBackend(ExportedGenerator):
             raise ImtransError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
         path = Path(path)
         check_onnx_file(path)
-        metadata = read_metadata(path)
         try:
             import openvino as ov
         except ImportError as exc:
@@ -91,12 +98,13 @@ class OpenVinoBackend(ExportedGenerator):
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
 
-        def compile_model() -> Any:
+        def compile_model() -> tuple[dict[str, Any], Any]:
             core = ov.Core()
-            return core.compile_model(core.read_model(str(path)), "CPU", config)
+            model = core.read_model(str(path))
+            return metadata_of(model), core.compile_model(model, "CPU", config)
 
         try:
-            compiled = on_openvino_thread(compile_model)
+            metadata, compiled = on_openvino_thread(compile_model)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ImtransError(f"{path}: OpenVINO cannot compile it ({first}) — try --backend onnx") from exc

@@ -175,6 +175,37 @@ def test_mr_knobs_change_the_mr_and_nothing_else():
         assert np.array_equal(other["labels"].array, base["labels"].array), knob
 
 
+def test_t2_weighting_is_a_spin_echo_contrast_of_the_same_body():
+    """``weighting=t2``: urine brightest, muscle far darker than fat, no India-ink line; T1 unchanged."""
+    seed = ph.subject_seed(0, "paired", 1)
+    t1 = ph.render_subject(seed, tissue=True, **SMALL)
+    t2 = ph.render_subject(seed, scan=ph.Scan(weighting="t2"), tissue=True, **SMALL)
+    assert np.array_equal(t1["mr"].array, ph.render_subject(seed, **SMALL)["mr"].array)
+    assert np.array_equal(t2["ct"].array, t1["ct"].array) and np.array_equal(
+        t2["tissue"].array, t1["tissue"].array
+    )
+
+    def median(volumes, *tissues):
+        inside = np.isin(volumes["tissue"].array, [TISSUES.index(t) for t in tissues])
+        return float(np.median(volumes["mr"].array[inside]))
+
+    muscles = ("gluteus_maximus", "gluteus_medius", "iliopsoas")
+    assert median(t2, "urine") > median(t2, "fat") > 1.8 * median(t2, *muscles)  # fluid brightest
+    assert median(t1, "urine") < 0.5 * median(t1, *muscles)  # on T1 urine is dark
+    assert median(t2, "marrow") > 1.4 * median(t2, *muscles)  # fatty marrow bright on both
+    grid, fields = _grid((64, 40, 40)), mr.draw_noise(_grid((64, 40, 40)), np.random.default_rng(3))
+    tissue = _uniform("gluteus_medius", grid.shape)
+    tissue[:32] = TISSUES.index("fat")
+    body = Painted(tissue, np.zeros(grid.shape, np.float32), grid, _subject())
+    edge = mr.render(body, np.random.default_rng(2), fields, 163.0, 0.0, 0.0, weighting="t2").mean(
+        axis=(1, 2)
+    )
+    assert edge[30:34].min() > 0.9 * min(edge[20], edge[44])  # in phase whatever fat_phase says
+    with pytest.raises(ImtransError, match="weighting must be one of t1, t2"):
+        ph.Scan(weighting="pd")
+    assert ph.Scan(weighting="t2").key() == "weighting=t2"
+
+
 def test_ct_texture_scales_texture_and_grain_and_keeps_each_tissues_mean():
     """``ct_texture=0``: each tissue flat at this subject's mean (the tissue-mean baseline); 2: twice the detail."""
     seed = ph.subject_seed(0, "paired", 1)
@@ -285,12 +316,15 @@ def test_spec_and_command_line_reach_the_renderer(tmp_path, capsys):
 
     source = DATASETS.build("phantom:n_ct=1,n_mr=0,n_paired=0,size=32,slices=6,metal=1,streaks=1")
     assert source.ct[0].meta["subject"]["implant"] in ("left", "right")
+    assert (
+        "weighting=t2" in DATASETS.build("phantom:n_ct=0,n_mr=1,n_paired=0,size=32,weighting=t2").fingerprint
+    )
     out = tmp_path / "ph"
     args = ["data", "phantom", "--out", str(out), "--n-ct", "0", "--n-mr", "0", "--paired", "1"]
     args += ["--size", "32", "--slices", "6"]
-    assert run([*args, "--misregistration", "2", "--ghosting", "0.1"]) == 0
+    assert run([*args, "--misregistration", "2", "--ghosting", "0.1", "--weighting", "t2"]) == 0
     pair = ph.subject_seed(0, "paired", 0)
-    scan = ph.Scan(misregistration=2.0, ghosting=0.1)
+    scan = ph.Scan(misregistration=2.0, ghosting=0.1, weighting="t2")
     expected = ph.render_subject(pair, 32, 6, scan=scan, fov=ph.fov_shift(pair, "paired", scan))
     written = nib.load(out / "paired" / "pair-000" / "mr.nii.gz")
     assert np.allclose(np.asarray(written.dataobj), expected["mr"].array, atol=1e-4)

@@ -1,10 +1,15 @@
-"""The phantom's T1 MR as a scanner makes it: fat and water signal, coils, bias, ghosts, Rician noise.
+"""The phantom's MR as a scanner makes it: fat and water signal, coils, bias, ghosts, Rician noise.
 
 The paper's MR is a 3-D spoiled gradient echo at 1.0 T with TE 3.08 ms: fat and
 water precess apart by about 147 Hz there, so at TE the fat signal lags the water
-signal by about 163 degrees (nearly opposed phase). From a tissue map, in order:
+signal by about 163 degrees (nearly opposed phase). ``weighting="t2"`` renders a
+T2-weighted turbo spin echo instead, as pelvis and prostate protocols acquire
+(the real prostate T2 of ``../shared/data/real`` is one): the spin echo refocuses
+fat and water in phase, fat stays bright, muscle is darker than on T1, urine and
+hydrated discs are the brightest tissues, flowing blood is void. From a tissue
+map, in order:
 
-1. **signal**: each tissue's T1 brightness for this subject (plus the anatomy's
+1. **signal**: each tissue's brightness for this subject and weighting (plus the anatomy's
    texture field, the same one the CT sees), as a complex value whose phase is
    ``fat_phase`` for fat-dominated tissues and 0 for water; the fat part is
    displaced by ``fat_shift`` voxels along the readout (left-right) axis
@@ -55,7 +60,35 @@ MR_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
     "vessel": (15, 4, 4, 0, False),  # flowing blood: dark on a spoiled gradient echo without contrast
     "metal": (0, 0, 0, 0, False),  # signal void
 }
-_FAT = np.array([MR_VALUES[t][4] for t in TISSUES])
+# The same for a T2-weighted turbo spin echo without fat suppression (fat about 80, urine 100):
+# long-T2 fluid brightest, muscle dark, fatty marrow and fat bright, red marrow in between.
+MR_T2_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
+    "air": (0, 0, 0, 0, False),
+    "gas": (0, 0, 0, 0, False),
+    "fat": (80, 5, 3, 2, True),
+    "skin": (40, 5, 3, 0, False),
+    "gluteus_maximus": (26, 2, 3, 2, False),
+    "gluteus_medius": (24, 2, 3, 1.5, False),
+    "gluteus_minimus": (24, 2, 3, 1.5, False),
+    "iliopsoas": (22, 2, 3, 1.5, False),
+    "adductors": (23, 2, 3, 1.5, False),
+    "quadriceps": (22, 2, 3, 1.5, False),
+    "other_muscle": (24, 2, 3, 1.5, False),
+    "urine": (100, 5, 2, 0, False),
+    "cortical": (4, 1, 1, 0, False),
+    "cancellous_pelvis": (52, 6, 8, 6, False),
+    "cancellous_sacrum": (50, 6, 8, 5, False),
+    "cancellous_femur": (62, 5, 8, 6, False),
+    "marrow": (72, 4, 4, 3, True),
+    "cartilage": (50, 4, 3, 0, False),
+    "bowel": (45, 8, 8, 4, False),
+    "disc": (70, 6, 4, 0, False),
+    "fascia": (14, 4, 3, 0, False),
+    "vessel": (8, 3, 3, 0, False),  # flow void
+    "metal": (0, 0, 0, 0, False),
+}
+WEIGHTINGS = {"t1": MR_VALUES, "t2": MR_T2_VALUES}
+_FAT = np.array([MR_VALUES[t][4] for t in TISSUES])  # which tissues' signal is fat: the same in both
 
 PSF_FWHM_MM = (1.9, 2.4, 1.9)  # 1.5 of the paper's 1.25 mm pixels in-plane (k-space filtering); 2 mm slices
 COILS = 8  # receive elements spaced around the body
@@ -78,15 +111,16 @@ def render(
     fat_shift: float = 0.5,
     coil: float = 0.3,
     ghosting: float = 0.0,
+    weighting: str = "t1",
 ) -> np.ndarray:
-    """T1 MR (about [0, 100]) of a painted body; the keyword arguments are the scanner's knobs.
+    """MR (about [0, 100]) of a painted body; the keyword arguments are the scanner's knobs.
 
-    ``fields`` come from :func:`draw_noise`.
+    ``fields`` come from :func:`draw_noise`; a T2 spin echo ignores ``fat_phase`` (in phase).
     """
     from .ct import gaussian
 
     white, n1, n2 = fields
-    mean, grain, gain = tissue_tables(MR_VALUES, rng, muscle_sd=2.5)
+    mean, grain, gain = tissue_tables(WEIGHTINGS[weighting], rng, muscle_sd=2.5)
     np.maximum(mean, 0, out=mean)
     tissue, grid = body.tissue, body.grid
     magnitude = mean[tissue] + gain[tissue] * body.texture
@@ -96,7 +130,7 @@ def render(
     water = magnitude - fat
     if fat_shift:
         fat = _shift(fat, fat_shift, axis=0)
-    phase = np.deg2rad(fat_phase)
+    phase = np.deg2rad(fat_phase if weighting == "t1" else 0.0)
     real = gaussian(water + fat * F32(np.cos(phase)), grid, PSF_FWHM_MM)
     imag = gaussian(fat * F32(np.sin(phase)), grid, PSF_FWHM_MM)
     if ghosting > 0:

@@ -167,7 +167,7 @@ def _scan(
         if "ct" in fields:
             jobs["ct"] = pool.submit(_render_ct, body, rng, fields["ct"].result(), scan)
         if "mr" in fields:
-            knobs = {k: getattr(scan, k) for k in ("fat_phase", "fat_shift", "coil", "ghosting")}
+            knobs = {k: getattr(scan, k) for k in ("weighting", "fat_phase", "fat_shift", "coil", "ghosting")}
             jobs["mr"] = pool.submit(mr.render, body, rng["mr"], fields["mr"].result(), **knobs)
         return {m: job.result() for m, job in jobs.items()}, (tissue_map, labels)
 
@@ -384,6 +384,7 @@ def phantom(
     ct_texture: float = Scan.ct_texture,
     streaks: float = Scan.streaks,
     metal: float = Scan.metal,
+    weighting: str = Scan.weighting,
     fat_phase: float = Scan.fat_phase,
     fat_shift: float = Scan.fat_shift,
     coil: float = Scan.coil,
@@ -392,7 +393,7 @@ def phantom(
     fov_sd: float = Scan.fov_sd,
     cohort_offset: float = Scan.cohort_offset,
 ) -> VolumeSource:
-    """Procedural hip phantom: unpaired CT and T1-MR pools plus paired test subjects.
+    """Procedural hip phantom: unpaired CT and MR pools (T1; T2 with ``weighting=t2``) plus paired test subjects.
 
     Coronal volumes like the paper's MR (``size`` x ``size`` in-plane over 320 mm,
     ``slices`` slices over a ``thickness`` mm slab). CT, MR and paired subjects

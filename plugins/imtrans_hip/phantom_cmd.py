@@ -15,10 +15,10 @@ from .scan import Scan
 def scan_options(command):
     """One ``--name`` option per :class:`Scan` knob, with its range and help (the spec's parameters)."""
     for f in reversed(fields(Scan)):
-        low, high = f.metadata["range"]
+        kind = f.metadata.get("choices")
         option = click.option(
             f"--{f.name.replace('_', '-')}",
-            type=FiniteFloatRange(low, high),
+            type=click.Choice(kind) if kind else FiniteFloatRange(*f.metadata["range"]),
             default=f.default,
             show_default=True,
             help=f.metadata["help"],
@@ -84,9 +84,9 @@ def phantom(
     size: int,
     slices: int,
     seed: int,
-    **knobs: float,
+    **knobs: float | str,
 ) -> None:
-    """Write a procedural hip phantom data set (CT, T1 MR, labels) as NIfTI.
+    """Write a procedural hip phantom data set (CT, MR, labels) as NIfTI.
 
     Layout: OUT/ct/ct-0000.nii.gz, OUT/mr/mr-0000.nii.gz (unpaired pools, disjoint
     subjects), OUT/paired/pair-000/{ct,mr,labels,mask}.nii.gz (test subjects: the

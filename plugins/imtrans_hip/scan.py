@@ -18,6 +18,15 @@ def _knob(default: float, low: float, high: float, help: str) -> float:
     return field(default=default, metadata={"range": (low, high), "help": help})
 
 
+def _choice(default: str, choices: tuple[str, ...], help: str) -> str:
+    """A :class:`Scan` field that takes one of ``choices``."""
+    return field(default=default, metadata={"choices": choices, "help": help})
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Scan:
     """How the phantom's volumes are acquired: every knob of the ``phantom`` dataset spec beyond its size.
@@ -40,6 +49,12 @@ class Scan:
         0.0, 0.0, 10.0, "CT beam-hardening and metal streaks (1: an uncorrected 120 kV scan)."
     )
     metal: float = _knob(0.0, 0.0, 1.0, "Share of subjects with a metal hip prosthesis.")
+    weighting: str = _choice(
+        "t1",
+        ("t1", "t2"),
+        "MR contrast: t1, the paper's spoiled gradient echo; t2, a T2-weighted turbo spin echo like a "
+        "prostate or pelvis protocol's (fat and water in phase: fat_phase does not apply).",
+    )
     fat_phase: float = _knob(163.0, 0.0, 180.0, "MR fat-water phase at the echo time, degrees (0: in phase).")
     fat_shift: float = _knob(0.5, -4.0, 4.0, "MR chemical shift of fat along the readout, voxels.")
     coil: float = _knob(0.3, 0.0, 1.0, "MR receive-coil fall-off (0: flat sensitivity).")
@@ -55,6 +70,11 @@ class Scan:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if "choices" in f.metadata:
+                if value not in f.metadata["choices"]:
+                    choices = ", ".join(f.metadata["choices"])
+                    raise ImtransError(f"phantom: {f.name} must be one of {choices}, got {value!r}")
+                continue
             low, high = f.metadata["range"]
             number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
             if not number or not low <= value <= high:
@@ -64,7 +84,7 @@ class Scan:
         """The settings that differ from the defaults, as ``name=value`` (``""`` for all defaults)."""
         default = Scan()
         return ",".join(
-            f"{f.name}={getattr(self, f.name):g}"
+            f"{f.name}={_text(getattr(self, f.name))}"
             for f in fields(self)
             if getattr(self, f.name) != getattr(default, f.name)
         )

@@ -42,7 +42,8 @@ _THREAD_ID: list[int] = []
 
 
 def _start_thread() -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    if hasattr(signal, "pthread_sigmask"):  # POSIX; Windows has no signal stacks to protect
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     _THREAD_ID.append(threading.get_ident())
 
 

@@ -235,7 +235,7 @@ def reproduction_tests_table() -> str:
                 t[key]["seeds_a_lower"] if key not in HIGHER_IS_BETTER else n_seeds - t[key]["seeds_a_lower"]
             )
             cells.append(
-                f"{t[key]['median_difference']:+.{digits}f} (p {t[key]['p']:.3f}; {better}/{n_seeds})"
+                f"{t[key]['median_difference']:+.{digits}f} (p {_p(t[key]['p'])}; {better}/{n_seeds})"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

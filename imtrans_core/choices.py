@@ -15,3 +15,5 @@ CALIBRATIONS = ("percentile", "entropy", "minmax")  # int8 calibration methods
 SCALES = ("paper", "synthrad", "both")  # `imtrans evaluate --scale`: whose protocol
 # `imtrans evaluate --orientation`: the LPS world axis each plane's slices are cut across (none: 3-D only)
 SCORE_ORIENTATIONS = {"sagittal": 0, "coronal": 1, "axial": 2, "none": None}
+# `imtrans train --pairing`: how a step's unpaired CT and MR slices are drawn
+PAIRINGS = ("random", "position")

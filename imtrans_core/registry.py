@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import spec as specs
-from .declared import declared
+from .declared import Declared, declared
 from .errors import RegistryError, SpecError
 
 
@@ -57,15 +57,20 @@ class Entry:
         return self.target
 
     @property
+    def _declared(self) -> Declared | None:
+        """The factory as its source declares it, while it is an unimported reference."""
+        return declared(self.target) if isinstance(self.target, str) else None
+
+    @property
     def signature(self) -> inspect.Signature:
         """The factory's signature: read from its source while it is a reference (no import), else inspected."""
-        found = declared(self.target) if isinstance(self.target, str) else None
+        found = self._declared
         return found.signature if found is not None else specs.signature(self.factory)
 
     @property
     def summary(self) -> str:
         """The first line of the factory's docstring (from its source while it is a reference)."""
-        found = declared(self.target) if isinstance(self.target, str) else None
+        found = self._declared
         doc = (found.doc if found is not None else self.factory.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import PAIRINGS
 from ..errors import ImtransError
 from ..progress import track
 from .intensity import CT_WINDOW, MRScaling
@@ -233,8 +234,6 @@ class UnpairedSlices:
     front slice is set against a front slice, so both images hold alike tissues.
     """
 
-    PAIRINGS = ("random", "position")
-
     def __init__(
         self,
         ct: SliceStacks,
@@ -246,8 +245,8 @@ class UnpairedSlices:
         pairing: str = "random",
         jitter: float = 0.05,
     ):
-        if pairing not in self.PAIRINGS:
-            raise ImtransError(f"--pairing {pairing}: choose {' or '.join(self.PAIRINGS)}")
+        if pairing not in PAIRINGS:
+            raise ImtransError(f"--pairing {pairing}: choose {' or '.join(PAIRINGS)}")
         self.ct, self.mr, self.size, self.seed, self.flip = ct, mr, size, seed, flip
         self.context, self.pairing, self.jitter = context, pairing, jitter
         self.ct_depths = _usable_depths(ct)

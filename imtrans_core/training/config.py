@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from ..choices import PAIRINGS
 from ..errors import ImtransError
 
 AMP = ("off", "bf16", "fp16", "auto")
@@ -134,7 +135,7 @@ class TrainConfig:
         "random",
         "How the unpaired CT and MR slices of a step are drawn: random (the paper's, independent) or "
         "position (the CT slice at the MR slice's relative depth in its stack, other subject).",
-        choices=("random", "position"),
+        choices=PAIRINGS,
     )
     context: int = option(
         0,

@@ -212,6 +212,20 @@ def test_openvino_runs_the_same_file_exactly_in_f32_and_within_hu_in_bf16(export
     assert np.abs(sct - reference).max() > 0  # bf16 is not f32: the hint reached the compiler
 
 
+def test_openvino_splits_a_batch_among_its_streams_and_keeps_the_order(exported):
+    pytest.importorskip("openvino")
+    from imtrans_core.onnx.openvino import OpenVinoBackend
+
+    backend = OpenVinoBackend.from_file(exported.path, precision="f32", threads=2)
+    assert len(backend._requests) == 2 and "2 threads in 2 streams" in repr(backend)
+    batch = np.random.default_rng(0).uniform(-1, 1, (5, 1, 32, 32)).astype(np.float32)
+    together = backend(batch)  # split 3 + 2 between the streams, run at once
+    one_by_one = np.concatenate([backend(batch[i : i + 1]) for i in range(len(batch))])
+    assert together.shape == batch.shape
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert np.abs(together[0] - together[1]).max() > 1e-3  # distinct slices: an order mix-up would show
+
+
 def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(
     exported, tmp_path, capsys, monkeypatch
 ):

@@ -7,7 +7,10 @@ AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
 (``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto``
 (OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the exported numbers, to
 float rounding). Threads default to the physical cores, as for the other
-backends.
+backends. The model is compiled for throughput: OpenVINO splits the threads
+into streams (two on a two-core machine), and each batch of slices is split
+among as many requests, run at once: on two cores a batch of 8 slices runs
+about 10 % faster so than as one request over both threads.
 
 Every OpenVINO call runs on one thread of its own, with every signal blocked
 there. Why: compiling a model installs an alternate signal stack on the calling
@@ -79,6 +82,8 @@ class OpenVinoBackend(ExportedGenerator):
             lambda: compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # bf16, f32
         )
         self.threads = int(on_openvino_thread(compiled.get_property, "INFERENCE_NUM_THREADS"))
+        count = int(on_openvino_thread(compiled.get_property, "OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._requests = on_openvino_thread(lambda: [compiled.create_infer_request() for _ in range(count)])
 
     @classmethod
     def from_file(
@@ -95,7 +100,10 @@ class OpenVinoBackend(ExportedGenerator):
             raise ImtransError(
                 f"openvino backend not available ({exc}) — pip install openvino, or use --backend onnx"
             ) from exc
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads or physical_cores()}
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": threads or physical_cores(),
+            "PERFORMANCE_HINT": "THROUGHPUT",
+        }
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
 
@@ -114,16 +122,34 @@ class OpenVinoBackend(ExportedGenerator):
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph as exported: its own input and output units (see ``metadata['input_layout']``)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return on_openvino_thread(lambda: np.array(self._compiled[0](x)[0], dtype=np.float32))
+        return on_openvino_thread(self._run_split, x)
+
+    def _run_split(self, x: np.ndarray) -> np.ndarray:
+        """The batch split among the infer requests (one per stream), all started, then gathered in order."""
+        parts = np.array_split(x, max(1, min(len(self._requests), len(x))))
+        requests = self._requests[: len(parts)]
+        for request, part in zip(requests, parts, strict=True):
+            request.start_async({0: np.ascontiguousarray(part)})
+        for request in requests:
+            request.wait()
+        return np.concatenate([np.array(r.get_output_tensor(0).data, dtype=np.float32) for r in requests])
 
     def close(self) -> None:
         """Release the compiled model on the OpenVINO thread (also done when the backend is collected)."""
         if getattr(self, "_compiled", None) and _THREAD:
             with contextlib.suppress(RuntimeError):  # at exit the pool refuses work; the process ends
-                on_openvino_thread(self._compiled.clear)
+                on_openvino_thread(self._release)
+
+    def _release(self) -> None:
+        """Drop the requests, then the compiled model, so that OpenVINO frees them (on its thread)."""
+        getattr(self, "_requests", []).clear()
+        self._compiled.clear()
 
     def __del__(self) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"OpenVinoBackend({self.path}, {self.direction}, {self.runs_in}, {self.threads} threads)"
+        return (
+            f"OpenVinoBackend({self.path}, {self.direction}, {self.runs_in}, "
+            f"{self.threads} threads in {len(self._requests)} streams)"
+        )

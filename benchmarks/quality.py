@@ -35,6 +35,7 @@ TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as t
 DEMO_LOSS = ["gc:0.3,abs=true"]
 SMALL = "resnet9:ngf=32,n_blocks=6"
 PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
+FEW_PAIRS = PAIRS.replace("n_train_pairs=12", "n_train_pairs=2")  # ... + 2 pairs
 SUPERVISED = ["paired:1", "lsgan:0", "cycle:0"]
 UNET = "unet:base=32"
 
@@ -67,6 +68,15 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "unet": ({"loss": ["gc:1,abs=true"], "gen": UNET}, "`gc1` with a U-Net generator (32 base filters)"),
     "d1": ({"loss": ["gc:1,abs=true"], "gen": f"{SMALL},n_down=1"}, "`gc1` with one halving, not two"),
     "nogc": ({}, "the cpu preset without GC: CycleGAN alone"),
+    "mind": ({"loss": ["mind:3"]}, "MIND structure consistency (weight 3) in place of GC"),
+    "dnonorm": (
+        {"loss": ["gc:1,abs=true"], "disc": "patchgan:ndf=32,norm=none"},
+        "`gc1` with discriminators without instance norm: absolute values reach every layer",
+    ),
+    "d142": (
+        {"loss": ["gc:1,abs=true"], "disc": "patchgan:ndf=32,n_layers=4"},
+        "`gc1` with 142 x 142 PatchGANs: each judges the whole 128 x 128 slice",
+    ),
     "gc-signed": (
         {"loss": ["gc:0.3,abs=false"]},
         "GC on signed Sobel gradients (Eq. 4 as printed), not magnitudes",
@@ -102,6 +112,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "gc1-init0": (
         {"loss": ["gc:1,abs=true"], "init_seed": 0},
         "`gc1` with seed 0's initial weights whatever the seed: the seed then sets the data order alone",
+    ),
+    "supervised-unet-2": (
+        {"loss": SUPERVISED, "data": FEW_PAIRS, "gen": UNET},
+        "the supervised U-Net on 2 aligned pairs, not 12",
+    ),
+    "hybrid-unet-2": (
+        {"loss": [*DEMO_LOSS, "paired"], "data": FEW_PAIRS, "gen": UNET},
+        "the hybrid U-Net with 2 aligned pairs beside the unpaired pools, not 12",
     ),
     "hybrid-unet": (
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},

@@ -60,7 +60,7 @@ def track(items: Iterable[Any], label: str, enabled: bool = True) -> Iterator[An
     yield from rich_track(list(items), description=label, transient=True)
 
 
-MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "hist", "paired", "d_ct", "d_mr")
+MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "mind", "hist", "paired", "d_ct", "d_mr")
 
 
 def describe(metrics: dict[str, float], terms: tuple[str, ...] = MAIN_TERMS) -> str:

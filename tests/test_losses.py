@@ -315,3 +315,59 @@ def test_hist_compares_each_synthetic_batch_with_a_real_batch_of_its_domain():
     terms = objective.generator_terms({"ct": ct, "mr": mr}, out, Real())
     assert float(terms["hist"]) == pytest.approx(0.5 * (0.5 + 0.0))  # CT off by 0.5, MR exact; halved
     assert objective.weights()["hist"] == 2.0 and objective.uses_unpaired
+
+
+# ----------------------------------------------------------------------------- MIND
+
+
+def test_mind_ignores_contrast_polarity_and_window(image):
+    from imtrans_cyclegan.losses import self_similarity
+
+    reference = self_similarity(image)
+    assert reference.shape == (2, 8, 32, 32) and reference.dtype == torch.float32
+    for a, b in ((2.0, 0.5), (-1.0, 0.0), (-0.3, 3.0)):  # a CT and an MR of one anatomy differ so, and more
+        assert torch.allclose(self_similarity(a * image + b), reference, atol=1e-5)
+    assert float(reference.amax(dim=1).min()) == pytest.approx(1.0)  # the most similar neighbour scores 1
+
+
+def test_mind_loss_sees_where_boundaries_are_not_what_values_they_separate():
+    from imtrans_cyclegan.losses import SelfSimilarityLoss
+
+    loss = SelfSimilarityLoss()
+    torch.manual_seed(0)
+    mr = torch.full((1, 1, 48, 48), -0.5)
+    mr[..., 12:36, 16:30] = 0.8  # one bright tissue in a dark one
+    mr = mr + 0.01 * torch.randn_like(mr)
+    inverted = 0.4 - 1.2 * mr  # the same anatomy, opposite polarity (bone in T1 and CT)
+    moved = torch.roll(inverted, 4, dims=-1)  # the same contrast, the boundary 4 px off
+    erased = torch.full_like(mr, -0.2) + 0.01 * torch.randn_like(mr)  # both tissues at one value
+    assert float(loss(mr, mr)) == 0.0
+    assert float(loss(mr, inverted)) < 0.02
+    assert float(loss(mr, moved)) > 5 * float(loss(mr, inverted))
+    assert float(loss(mr, erased)) > 5 * float(loss(mr, inverted))
+
+
+def test_mind_loss_is_float32_under_autocast_and_has_gradients(image):
+    from imtrans_cyclegan.losses import SelfSimilarityLoss
+
+    fake = image.flip(-1).clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = SelfSimilarityLoss()(image, fake)
+    assert value.dtype == torch.float32
+    value.backward()
+    assert fake.grad is not None and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    flat = torch.zeros(1, 1, 16, 16, requires_grad=True)  # no structure at all: finite, no NaN
+    SelfSimilarityLoss()(image[:1, :, :16, :16], flat).backward()
+    assert torch.isfinite(flat.grad).all()
+
+
+def test_mind_is_a_structure_term_of_both_directions(cyclegan_only):
+    from imtrans_core.training.model import Objective
+
+    loss = ic.LOSSES.build("mind:2,radius=1,patch=3")
+    assert (loss.weight, loss.radius, loss.patch) == (2.0, 1, 3)
+    objective = Objective.from_losses(compose_losses(["mind:2"], ic.LOSSES))
+    assert objective.weights()["mind"] == 2.0 and "mind" in objective.gradient
+    for bad, message in (("mind:radius=0", "radius must be"), ("mind:patch=4", "patch must be")):
+        with pytest.raises(ic.SpecError, match=message):
+            ic.LOSSES.build(bad)

@@ -25,3 +25,4 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("gc", f"{losses}:GradientConsistencyLoss")
     registries.losses.add("paired", f"{losses}:PairedL1Loss")
     registries.losses.add("hist", f"{losses}:IntensityDistributionLoss")
+    registries.losses.add("mind", f"{losses}:SelfSimilarityLoss")

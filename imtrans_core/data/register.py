@@ -147,7 +147,7 @@ def _method(
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(float(sampling), seed)
+    method.SetMetricSamplingPercentage(float(sampling), seed + 1)  # ITK reads seed 0 as 'the wall clock'
     method.SetInterpolator(sitk.sitkLinear)
     method.SetShrinkFactorsPerLevel(list(shrink))
     method.SetSmoothingSigmasPerLevel([float(np.log2(max(1, n))) for n in shrink])

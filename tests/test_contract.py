@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -94,6 +95,24 @@ def test_thick_slices_across_the_training_plane_warn_once_and_a_contract_without
         assert conform(axial, InputContract("coronal")) is axial
 
 
+def test_an_mr_whose_tags_name_another_weighting_warns_and_the_same_or_unknown_does_not():
+    t1_model = InputContract("coronal", (5.0, 5.0), 9.5, mr_weighting="t1")
+    volume = blobs((48, 10, 48), (5.0, 9.5, 5.0), (-117.5, -42.75, -117.5), np.eye(3))
+    volume.meta |= {"mr_weighting": "t2", "mr_weighting_from": "description 't2_tse_tra'"}
+    with pytest.warns(
+        ImtransWarning,
+        match=r"t2: its DICOM tags say T2-weighted \(description 't2_tse_tra'\), but the model learned T1-weighted",
+    ):
+        conform(volume, t1_model, "mr", "t2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conform(volume, replace(t1_model, mr_weighting="t2"), "mr")
+        conform(volume, replace(t1_model, mr_weighting=""), "mr")  # a model that does not know
+        conform(volume, t1_model, "ct")  # a CT has no weighting
+        volume.meta["mr_weighting"] = ""  # NIfTI: no tags
+        conform(volume, t1_model, "mr")
+
+
 def test_a_volume_much_smaller_than_the_training_slices_says_the_model_sees_little_around():
     """A 19-slice axial T2 (57 mm head to foot) cut coronally: slices 12 pixels tall on a 5 mm grid."""
     t2 = blobs((24, 48, 19), (5.0, 5.0, 3.0), (-60.0, -120.0, -27.0), np.eye(3))
@@ -108,8 +127,8 @@ def test_a_volume_much_smaller_than_the_training_slices_says_the_model_sees_litt
 
 
 def test_measure_records_the_median_grid_and_warns_when_the_training_volumes_disagree():
-    contract = measure([(2.5, 1.25, 1.25)] * 3, "coronal", 1, 128, True)
-    assert contract == InputContract("coronal", (1.25, 1.25), 2.5, 1, 128, True)
+    contract = measure([(2.5, 1.25, 1.25)] * 3, "coronal", 1, 128, True, "t2")
+    assert contract == InputContract("coronal", (1.25, 1.25), 2.5, 1, 128, True, "t2")
     assert InputContract.from_dict(json.loads(json.dumps(contract.to_dict()))) == contract
     with pytest.warns(ImtransWarning, match=r"differ by up to 2\.00x.*records the median, 1.25 x 1.25 mm"):
         measure([(2.5, 1.25, 1.25), (2.5, 1.25, 1.25), (2.5, 2.5, 2.5)], "coronal", 0, 128, False)
@@ -137,10 +156,11 @@ def test_training_records_the_contract_in_config_json_and_every_checkpoint(tiny_
     recorded = json.loads((tiny_run / "config.json").read_text())["contract"]
     assert recorded["orientation"] == "coronal" and recorded["spacing"] == [5.0, 5.0]
     assert recorded["slice_spacing"] == 9.5 and recorded["size"] == 64 and recorded["mr_n4"] is False
+    assert recorded["mr_weighting"] == "t1"  # the phantom's default weighting
     assert recorded["ct_window"] == [-150.0, 350.0] and recorded["mr_scaling"]["percentile"] == 99.5
     state = torch.load(next((tiny_run / "checkpoints").glob("*.pt")), weights_only=False)
     assert state["contract"] == recorded
-    assert load_generator(tiny_run).contract == InputContract("coronal", (5.0, 5.0), 9.5, 0, 64, False)
+    assert load_generator(tiny_run).contract == InputContract("coronal", (5.0, 5.0), 9.5, 0, 64, False, "t1")
 
 
 def test_translate_cli_puts_an_axial_mr_back_on_its_own_grid_and_says_where_it_cut(

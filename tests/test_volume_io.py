@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 from click.testing import CliRunner
 
+import imtrans_core as ic
 from imtrans_core.cli.data_cmds import data
 from imtrans_core.data.io import (
     check_ct_hu,
@@ -124,9 +127,12 @@ def test_nifti_scaling_gives_hu_in_a_compact_dtype(tmp_path):
 
 
 def write_dicom_series(
-    folder: Path, hu: np.ndarray, uid: str, spacing, origin, prefix: str = "slice"
+    folder: Path, hu: np.ndarray, uid: str, spacing, origin, prefix: str = "slice", tags: dict | None = None
 ) -> None:
-    """SimpleITK's DICOM series recipe: the image holds HU, the rescale tags say how to store them."""
+    """SimpleITK's DICOM series recipe: the image holds HU, the rescale tags say how to store them.
+
+    ``tags`` adds to or replaces the CT's tags (an MR: ``{"0008|0060": "MR", ...}``).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(hu.transpose(2, 1, 0))
     image.SetSpacing(spacing)
@@ -136,7 +142,7 @@ def write_dicom_series(
     for k in range(image.GetDepth()):
         plane = image[:, :, k]
         position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        tags = {
+        every = {
             "0008|0060": "CT",
             "0020|000d": uid,
             "0020|000e": f"{uid}.1",
@@ -145,8 +151,8 @@ def write_dicom_series(
             "0020|0013": str(k + 1),
             "0028|1052": "-1024",
             "0028|1053": "1",
-        }
-        for tag, value in tags.items():
+        } | (tags or {})
+        for tag, value in every.items():
             plane.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
         writer.Execute(plane)
@@ -330,3 +336,35 @@ def test_show_on_synthetic_oblique_file(tmp_path):
 def test_show_reports_a_missing_file_as_imtrans_error(tmp_path):
     result = CliRunner().invoke(data, ["show", str(tmp_path / "missing.nii.gz")])
     assert isinstance(result.exception, ImtransError)
+
+
+def test_an_mr_series_names_its_weighting_and_a_prepared_folder_records_it_for_training(tmp_path):
+    from rich.console import Console
+
+    from imtrans_core.data.preprocess import PREPARED, prepare_folder
+
+    body = np.zeros((12, 12, 6), np.int16)
+    body[2:10, 2:10] = 300
+    for name, description, uid in (("t2_a", "t2_tse_tra", "1.2.3.7.1"), ("t2_b", "T2 TSE", "1.2.3.7.2")):
+        tags = {"0008|0060": "MR", "0008|103e": description, "0018|0080": "4000", "0018|0081": "101"}
+        write_dicom_series(tmp_path / "dicom" / name, body, uid, (4.0, 4.0, 4.0), (0.0, 0.0, 0.0), tags=tags)
+    volume = read_volume(tmp_path / "dicom" / "t2_a")
+    assert volume.modality == "mr" and volume.meta["mr_weighting"] == "t2"
+    assert volume.meta["mr_weighting_from"] == "description 't2_tse_tra'"
+    out = tmp_path / "prepared"
+    report = prepare_folder(
+        tmp_path / "dicom", out, "mr", size=16, spacing=4.0, n4=False, console=Console(quiet=True)
+    )
+    assert len(report.done) == 2 and json.loads((out / PREPARED).read_text())["mr_weighting"] == "t2"
+    write_volume(Volume(np.zeros((4, 4, 4), np.float32)), tmp_path / "ct" / "c.nii.gz")
+    assert ic.DATASETS.build(f"folder:ct={tmp_path / 'ct'},mr={out}").mr_weighting == "t2"
+    tags = {"0008|0060": "MR", "0008|103e": "t1_vibe", "0018|0080": "7", "0018|0081": "2.5"}
+    write_dicom_series(
+        tmp_path / "dicom" / "t1_c", body, "1.2.3.7.3", (4.0, 4.0, 4.0), (0.0, 0.0, 0.0), tags=tags
+    )
+    text = io.StringIO()
+    prepare_folder(
+        tmp_path / "dicom", out, "mr", size=16, spacing=4.0, n4=False, console=Console(file=text, width=300)
+    )
+    assert "name several weightings (t1, t2)" in text.getvalue()  # the two T2s were skipped: the record said
+    assert "mr_weighting" not in json.loads((out / PREPARED).read_text())  # mixed: none recorded

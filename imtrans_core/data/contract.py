@@ -12,6 +12,7 @@ records, from its training data, what every input must look like:
 ``context``         neighbours on each side of a slice in one input (2.5-D), 0 for 2-D
 ``size``            the training slice size in pixels (crops); any slice size translates
 ``mr_n4``           whether the training MRs were N4-corrected (``imtrans data prepare``)
+``mr_weighting``    the training MRs' contrast, ``t1``, ``t2`` or ``pd`` (``""``: not known)
 ``mr_scaling``      the per-volume MR scaling: percentile of the voxels > 0 mapped to target
 ``ct_window``       the CT window in HU mapped to [-1, 1]
 ==================  =====================================================================
@@ -52,6 +53,7 @@ class InputContract:
     context: int = 0
     size: int | None = None
     mr_n4: bool = False
+    mr_weighting: str = ""  # t1, t2, pd; "" where the training data did not say
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the intensity conventions every consumer needs beside the grid."""
@@ -77,6 +79,7 @@ class InputContract:
             context=int(data.get("context", 0)),
             size=int(data["size"]) if data.get("size") else None,
             mr_n4=bool(data.get("mr_n4", False)),
+            mr_weighting=str(data.get("mr_weighting", "")),
         )
 
     @classmethod
@@ -89,7 +92,12 @@ class InputContract:
 
 
 def measure(
-    spacings: list[tuple[float, float, float]], orientation: str, context: int, size: int, mr_n4: bool
+    spacings: list[tuple[float, float, float]],
+    orientation: str,
+    context: int,
+    size: int,
+    mr_n4: bool,
+    mr_weighting: str = "",
 ) -> InputContract:
     """The contract of training slices cut from volumes of these (slice, row, column) spacings (mm).
 
@@ -107,7 +115,9 @@ def measure(
             ImtransWarning,
             stacklevel=2,
         )
-    return InputContract(orientation, (medians[1], medians[2]), medians[0], context, size, mr_n4)
+    return InputContract(
+        orientation, (medians[1], medians[2]), medians[0], context, size, mr_n4, mr_weighting
+    )
 
 
 def conform(volume: Volume, contract: InputContract, source: str = "mr", name: str = "") -> Volume:
@@ -115,12 +125,15 @@ def conform(volume: Volume, contract: InputContract, source: str = "mr", name: s
 
     Returned unchanged when the contract records no spacing or the volume is already
     on such a grid. Warns when its voxels across the training plane are much coarser
-    than the pixels the model learned (thick slices of another plane), and when it
-    spans less than half the training slices there.
+    than the pixels the model learned (thick slices of another plane), when it
+    spans less than half the training slices there, and when its DICOM tags name
+    another MR weighting than the training MRs had.
     """
     from .preprocess import n4_correct, resample_to_spacing
     from .slices import PLANES
 
+    if source == "mr":
+        _warn_weighting(volume, contract, name)
     if contract.spacing is None:
         return volume
     slice_world, row_world, col_world = PLANES[contract.orientation]
@@ -195,6 +208,22 @@ def _warn_thick(volume: Volume, contract: InputContract, wanted: np.ndarray, nam
                 stacklevel=3,
             )
             return
+
+
+def _warn_weighting(volume: Volume, contract: InputContract, name: str) -> None:
+    """Say so when the MR's tags name another contrast than the model learned (resampling cannot fix it)."""
+    from .weighting import WEIGHTINGS
+
+    have = volume.meta.get("mr_weighting", "")
+    if have and contract.mr_weighting and have != contract.mr_weighting:
+        warnings.warn(
+            f"{name or 'the volume'}: its DICOM tags say {WEIGHTINGS[have]} "
+            f"({volume.meta.get('mr_weighting_from', '')}), but the model learned "
+            f"{WEIGHTINGS[contract.mr_weighting]} MRs; tissues differ in contrast between the two, "
+            "so expect tissues at wrong HU",
+            ImtransWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_small(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:

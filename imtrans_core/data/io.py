@@ -36,6 +36,7 @@ import SimpleITK as sitk
 
 from ..errors import ImtransError, ImtransWarning
 from .volume import Volume
+from .weighting import TAGS, weighting_from_tags
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
@@ -250,6 +251,9 @@ def _read_dicom(folder: Path, series: str | None) -> Volume:
     tag = reader.GetMetaData(0, "0008|0060").strip().lower() if reader.HasMetaDataKey(0, "0008|0060") else ""
     volume.modality = tag if tag in ("ct", "mr") else ""
     volume.meta["series"] = series
+    if volume.modality == "mr":
+        tags = {k: reader.GetMetaData(0, t) for k, t in TAGS.items() if reader.HasMetaDataKey(0, t)}
+        volume.meta["mr_weighting"], volume.meta["mr_weighting_from"] = weighting_from_tags(tags)
     return volume
 
 

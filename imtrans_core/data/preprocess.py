@@ -217,6 +217,7 @@ class PrepareReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    weightings: dict[Path, str] = field(default_factory=dict)  # MR inputs whose DICOM tags name one
 
     def summary(self) -> str:
         return (
@@ -262,10 +263,9 @@ def prepare_folder(
         "slice_spacing": slice_spacing,
         "n4": n4,
     }
-    record = out_dir / PREPARED  # how the folder was made: a model trained on it records its n4
-    partial = record.with_name(f".{PREPARED}.partial")
-    partial.write_text(json.dumps({"modality": modality, **options}, indent=2) + "\n")
-    os.replace(partial, record)
+    record = out_dir / PREPARED  # how the folder was made: a model trained on it records n4, weighting
+    before = _read_record(record)
+    _write_record(record, {"modality": modality, **options})
     with file_bar(console) as progress:
         task = progress.add_task(f"prepare {modality.upper()}", total=len(inputs))
         for path in inputs:
@@ -276,8 +276,41 @@ def prepare_folder(
                 owners[key] = path
                 _prepare_one(path, out_dir / f"{key}.nii.gz", modality, overwrite, options, report, console)
             progress.advance(task)
+    weighting = _common_weighting(report, before, console)
+    if modality == "mr" and weighting:
+        _write_record(record, {"modality": modality, **options, "mr_weighting": weighting})
     console.print(report.summary())
     return report
+
+
+def _read_record(record: Path) -> dict:
+    try:
+        return json.loads(record.read_text()) if record.is_file() else {}
+    except ValueError:
+        return {}  # damaged: rewritten below
+
+
+def _write_record(record: Path, content: dict) -> None:
+    partial = record.with_name(f".{PREPARED}.partial")
+    partial.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(partial, record)
+
+
+def _common_weighting(report: PrepareReport, before: dict, console: Console) -> str:
+    """The one MR weighting the folder's DICOM tags named, ``""`` if none did or several did (said in one line).
+
+    Files skipped because their output exists keep what the folder's earlier record said.
+    """
+    named = set(report.weightings.values())
+    if report.skipped and before.get("mr_weighting"):
+        named.add(before["mr_weighting"])
+    if len(named) > 1:
+        console.print(
+            f"[yellow]warning[/] the MRs' DICOM tags name several weightings ({', '.join(sorted(named))}); "
+            "a model learns one contrast: prepare each weighting into its own folder"
+        )
+        return ""
+    return named.pop() if named else ""
 
 
 def _prepare_one(
@@ -295,8 +328,11 @@ def _prepare_one(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_volume(prepare_volume(read_volume(path, modality), **options), target)  # atomic
+            volume = read_volume(path, modality)
+            write_volume(prepare_volume(volume, **options), target)  # atomic
         report.done.append(path)
+        if volume.meta.get("mr_weighting"):
+            report.weightings[path] = volume.meta["mr_weighting"]
     except Exception as exc:  # any failure is one file's problem: report it and go on with the rest
         reason = str(exc) if isinstance(exc, ImtransError) else f"{type(exc).__name__}: {exc}"
         _fail(report, console, path, reason)

@@ -67,6 +67,7 @@ class VolumeSource:
     mr_n4: bool = (
         False  # the MRs were N4-corrected (recorded in the input contract of a model trained on them)
     )
+    mr_weighting: str = ""  # the MRs' contrast, t1, t2 or pd, where known (recorded in the contract too)
 
     def pair_pool(self, modality: str) -> VolumePool:
         """One modality of the training pairs as a pool, in the pairs' order."""

@@ -142,7 +142,9 @@ def build_data(
 def input_contract(stacks: list[SliceStacks], config: TrainConfig, source: Any) -> InputContract:
     """What every input of the trained generators must look like: measured on the training slices."""
     spacings = [spacing for stack in stacks for spacing in stack.spacings]
-    return measure(spacings, config.orientation, config.context, config.size, source.mr_n4)
+    return measure(
+        spacings, config.orientation, config.context, config.size, source.mr_n4, source.mr_weighting
+    )
 
 
 @contextmanager

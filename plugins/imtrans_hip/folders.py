@@ -34,18 +34,24 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
     subjects = _pair_folders(Path(pairs)) if pairs else []
     stamps = [_stamps(f) for f in (ct, mr, *(str(Path(pairs) / s.id) for s in subjects))]
     fingerprint = _fingerprint("folder", *stamps)
+    prepared = _prepared(Path(mr))
     return VolumeSource(
-        ct_pool, mr_pool, fingerprint=fingerprint, train_pairs=subjects, mr_n4=_prepared_with_n4(Path(mr))
+        ct_pool,
+        mr_pool,
+        fingerprint=fingerprint,
+        train_pairs=subjects,
+        mr_n4=bool(prepared.get("n4", False)),
+        mr_weighting=str(prepared.get("mr_weighting", "")),
     )
 
 
-def _prepared_with_n4(folder: Path) -> bool:
-    """Whether `imtrans data prepare` N4-corrected this MR folder (its ``prepared.json`` says so)."""
+def _prepared(folder: Path) -> dict:
+    """How `imtrans data prepare` made this MR folder (its ``prepared.json``: N4, the MRs' weighting), or {}."""
     from imtrans_core.data.preprocess import PREPARED  # SimpleITK: only when a folder dataset is built
 
     record = folder / PREPARED
     try:
-        return bool(json.loads(record.read_text()).get("n4", False)) if record.is_file() else False
+        return json.loads(record.read_text()) if record.is_file() else {}
     except ValueError as err:
         raise ImtransError(f"{record}: damaged, not JSON ({err}); prepare the folder again") from err
 

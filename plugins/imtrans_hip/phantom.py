@@ -463,7 +463,13 @@ def phantom(
         f"size={size},slices={slices},seed={seed}"
     ) + (f",{paired_scan.key()}" if paired_scan.key() else "")
     source = VolumeSource(
-        pool("ct", n_ct), pool("mr", n_mr), paired, dict(LABELS), fingerprint, train_pairs=train_pairs
+        pool("ct", n_ct),
+        pool("mr", n_mr),
+        paired,
+        dict(LABELS),
+        fingerprint,
+        train_pairs=train_pairs,
+        mr_weighting=weighting,
     )
     source.label_groups = {k: list(v) for k, v in LABEL_GROUPS.items()}  # read by consumers that merge labels
     return source

@@ -109,6 +109,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true"], "pairing": "position"},
         "`gc1` with each step's CT slice drawn at the MR slice's relative depth (another subject)",
     ),
+    "hist-position": (
+        {"loss": ["gc:1,abs=true", "hist:3"], "pairing": "position"},
+        "`hist` with `position`'s slices: each value distribution compared with a CT slice of like depth",
+    ),
     "gc1-init0": (
         {"loss": ["gc:1,abs=true"], "init_seed": 0},
         "`gc1` with seed 0's initial weights whatever the seed: the seed then sets the data order alone",

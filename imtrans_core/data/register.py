@@ -13,7 +13,7 @@ registration" (§3.1). Without landmarks, here (SimpleITK):
 
 The CT is then resampled onto the MR's grid (linear; -1024 HU, air, outside the CT) and the
 transform, which maps MR (fixed) points to CT (moving) points, can be written with
-``sitk.WriteTransform``. Sampling is random with a fixed seed, so a run is repeatable.
+``sitk.WriteTransform``. Sampling is random with a fixed seed (never ITK's 0, which means the wall clock).
 """
 
 from __future__ import annotations

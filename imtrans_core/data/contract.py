@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import ImtransWarning
 from .intensity import CT_WINDOW, MRScaling
 from .volume import Volume
+from .weighting import WEIGHTINGS
 
 TOLERANCE = 0.02  # relative spacing difference below which a volume is used as it is
 THICK = 1.5  # input slices this much thicker than the training pixels: resampling blurs, say so
@@ -212,8 +213,6 @@ def _warn_thick(volume: Volume, contract: InputContract, wanted: np.ndarray, nam
 
 def _warn_weighting(volume: Volume, contract: InputContract, name: str) -> None:
     """Say so when the MR's tags name another contrast than the model learned (resampling cannot fix it)."""
-    from .weighting import WEIGHTINGS
-
     have = volume.meta.get("mr_weighting", "")
     if have and contract.mr_weighting and have != contract.mr_weighting:
         warnings.warn(

@@ -264,7 +264,10 @@ def prepare_folder(
         "n4": n4,
     }
     record = out_dir / PREPARED  # how the folder was made: a model trained on it records n4, weighting
-    before = _read_record(record)
+    try:
+        before = read_prepared(out_dir)
+    except ImtransError:
+        before = {}  # damaged: rewritten now
     _write_record(record, {"modality": modality, **options})
     with file_bar(console) as progress:
         task = progress.add_task(f"prepare {modality.upper()}", total=len(inputs))
@@ -283,11 +286,13 @@ def prepare_folder(
     return report
 
 
-def _read_record(record: Path) -> dict:
+def read_prepared(folder: Path) -> dict:
+    """How :func:`prepare_folder` made ``folder`` (its ``prepared.json``: options, N4, MR weighting), or {}."""
+    record = Path(folder) / PREPARED
     try:
         return json.loads(record.read_text()) if record.is_file() else {}
-    except ValueError:
-        return {}  # damaged: rewritten below
+    except ValueError as err:
+        raise ImtransError(f"{record}: damaged, not JSON ({err}); prepare the folder again") from err
 
 
 def _write_record(record: Path, content: dict) -> None:

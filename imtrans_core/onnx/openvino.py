@@ -9,8 +9,8 @@ AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
 float rounding). Threads default to the physical cores, as for the other
 backends. The model is compiled for throughput: OpenVINO splits the threads
 into streams (two on a two-core machine), and each batch of slices is split
-among as many requests, run at once: on two cores a batch of 8 slices runs
-about 10 % faster so than as one request over both threads.
+among as many requests, run at once, which kept two cores busier than one
+request over both threads did.
 
 Every OpenVINO call runs on one thread of its own, with every signal blocked
 there. Why: compiling a model installs an alternate signal stack on the calling

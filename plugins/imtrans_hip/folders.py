@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from imtrans_core.data.io import list_volumes, read_volume, volume_id
@@ -30,11 +29,13 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
     as ``imtrans data phantom --train-pairs`` writes them: the aligned subjects
     a paired loss trains on (supervised or hybrid, docs/training.md).
     """
+    from imtrans_core.data.preprocess import read_prepared  # SimpleITK: only when a folder dataset is built
+
     ct_pool, mr_pool = _pool(Path(ct), "ct", "ct"), _pool(Path(mr), "mr", "mr")
     subjects = _pair_folders(Path(pairs)) if pairs else []
     stamps = [_stamps(f) for f in (ct, mr, *(str(Path(pairs) / s.id) for s in subjects))]
     fingerprint = _fingerprint("folder", *stamps)
-    prepared = _prepared(Path(mr))
+    prepared = read_prepared(Path(mr))
     return VolumeSource(
         ct_pool,
         mr_pool,
@@ -43,17 +44,6 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
         mr_n4=bool(prepared.get("n4", False)),
         mr_weighting=str(prepared.get("mr_weighting", "")),
     )
-
-
-def _prepared(folder: Path) -> dict:
-    """How `imtrans data prepare` made this MR folder (its ``prepared.json``: N4, the MRs' weighting), or {}."""
-    from imtrans_core.data.preprocess import PREPARED  # SimpleITK: only when a folder dataset is built
-
-    record = folder / PREPARED
-    try:
-        return json.loads(record.read_text()) if record.is_file() else {}
-    except ValueError as err:
-        raise ImtransError(f"{record}: damaged, not JSON ({err}); prepare the folder again") from err
 
 
 def _pair_folders(base: Path) -> list[PairedSubject]:

@@ -5,6 +5,9 @@ masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 
 - **constant image**: one value everywhere, the median HU of the real CT in the mask
   (what a model that learned nothing but the mean tissue would write);
+- **contrast prior**: each MR value mapped in inverse rank onto the CT values of the
+  unpaired pools of ``--pools`` (the cpu preset's by default), no network: what
+  ``--loss prior`` warm-starts from, and what an unpaired model must beat;
 - **tissue means**: the same subject's CT rendered again with each tissue flat at its
   mean HU (exact boundaries and blur; no texture, grain or noise): what a perfect
   tissue classifier writes from an MR. Phantom data only;
@@ -33,10 +36,17 @@ from machine import print_table, write_json
 
 
 def main() -> None:
+    from imtrans_core.training.config import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--demo", type=Path, help="The folder `imtrans demo --out` wrote.")
     source.add_argument("--data", help="A phantom data spec whose paired subjects to score.")
+    parser.add_argument(
+        "--pools",
+        default=PRESETS["cpu"]["data"],
+        help="The data whose unpaired pools fit the contrast prior.",
+    )
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")
     args = parser.parse_args()
 
@@ -45,7 +55,9 @@ def main() -> None:
 
     demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
     spec = demo["data"] if demo else args.data
-    rows = demo["baselines"] if demo else baseline_rows(spec)  # the demo scored them beside its model
+    rows = (
+        demo["baselines"] if demo else baseline_rows(spec, args.pools)
+    )  # the demo scored them beside its model
     if demo:
         rows["demo model"] = demo["subjects"]
     from imtrans_core.evaluation.report import summarize

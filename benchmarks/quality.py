@@ -129,6 +129,27 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": [*DEMO_LOSS, "paired"], "data": PAIRS, "gen": UNET},
         "the hybrid with a U-Net generator (32 base filters)",
     ),
+    "prior": (
+        {"loss": ["gc:1,abs=true", "prior"]},
+        "`gc1` warm-started on the contrast prior (L1 to the MR's values mapped in inverse rank onto the CT "
+        "pool's, weight 10 falling to 0 at iteration 400)",
+    ),
+    "prior-unet": (
+        {"loss": ["gc:1,abs=true", "prior"], "gen": UNET},
+        "`prior` with a U-Net generator (32 base filters)",
+    ),
+    "prior-hold": (
+        {"loss": ["gc:1,abs=true", "prior:1,until=0"]},
+        "`gc1` held to the contrast prior throughout at weight 1, not warm-started",
+    ),
+    "prior-hold3": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0"]},
+        "`gc1` held to the contrast prior throughout at weight 3",
+    ),
+    "prior-unet-long": (
+        {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "iters": 2400},
+        "`prior-unet` for twice the iterations (about 20 minutes of training)",
+    ),
 }
 METRICS = ("mae", "psnr", "ssim", "mae_hu", "shift_mm", "mae_bone", "mae_muscle", "mae_fat")
 CURVE_POINTS = 6  # checkpoints kept along each run, scored for the first seed's learning curve

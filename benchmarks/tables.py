@@ -69,7 +69,20 @@ def quality_table() -> str:
     baselines = json.loads((RESULTS / "baselines.json").read_text())["means"]
     baselines = {name: {k: v[0] for k, v in means.items()} for name, means in baselines.items()}
     lines.append(_row("a constant image (must beat)", "", "", "", baselines["constant image"], None))
+    prior = baselines.get("contrast prior")  # sits among the models, at its own MAE
     for r in results:
+        if prior and r["mean"]["mae"] < prior["mae"]:
+            lines.append(
+                _row(
+                    "the contrast prior's map, no network (an unpaired model must beat it)",
+                    "",
+                    "",
+                    "",
+                    prior,
+                    None,
+                )
+            )
+            prior = None
         seeds = r["seeds"].values()
         minutes = np.mean([s["train_seconds"] for s in seeds]) / 60
         sd = r["sd_over_seeds"] if len(r["seeds"]) > 1 else None
@@ -128,6 +141,23 @@ def curve_table(*variants: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeds_table(*variants: str) -> str:
+    """docs/quality.md: each training seed's MAE (and its MAE in fat, which a swap of tissue values raises)."""
+    results = [json.loads((RESULTS / "quality" / f"{v}.json").read_text()) for v in variants]
+    seeds = sorted({seed for r in results for seed in r["seeds"]}, key=int)
+    lines = ["| variant | " + " | ".join(f"seed {s}: MAE (fat)" for s in seeds) + " |"]
+    lines.append("|---" * (1 + len(seeds)) + "|")
+    for r in results:
+        cells = [
+            f"{r['seeds'][s]['mean']['mae']:.1f} ({r['seeds'][s]['mean']['mae_fat']:.1f})"
+            if s in r["seeds"]
+            else ""
+            for s in seeds
+        ]
+        lines.append(f"| `{r['variant']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def demo_table() -> str:
     """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
     demo = json.loads((RESULTS / "demo.json").read_text())
@@ -140,6 +170,7 @@ def demo_table() -> str:
     lines.append("|---" * (1 + len(COLUMNS)) + "|")
     names = {
         "constant image": "a constant image (the median HU)",
+        "contrast prior": "the contrast prior's map: MR values to CT values of inverse rank, no network",
         "demo model": f"**the demo's model, {demo['iterations']} iterations**",
         "tissue means": "tissue means: each tissue flat at its mean HU (a perfect tissue classifier)",
         "noise floor": "noise floor: the same CT without quantum noise",
@@ -283,6 +314,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "reproduction-tests": reproduction_tests_table,
     "quality": quality_table,
     "curve": curve_table,
+    "seeds": seeds_table,
     "demo": demo_table,
     "compare": compare_table,
     "bar": bar_table,

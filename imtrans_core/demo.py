@@ -48,11 +48,14 @@ class DemoReport:
         return result
 
 
-def baseline_rows(spec: str) -> dict[str, list[dict[str, Any]]]:
-    """Per paired subject of phantom data ``spec``: three reference images, scored as a model would be.
+def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per paired subject of phantom data ``spec``: reference images, scored as a model would be.
 
     - ``constant image``: the real CT's median HU in the body mask everywhere
       (what a model that learned nothing but the typical tissue writes): a model must beat it;
+    - ``contrast prior``: the MR's values mapped in inverse rank onto the CT values of the
+      unpaired pools of ``pools`` (default: ``spec``'s own; none, no row), voxel by voxel, no
+      network: what ``--loss prior`` warm-starts from; an unpaired model should beat it;
     - ``tissue means``: the subject's CT rendered again with each tissue flat at
       its mean HU, exact boundaries and scanner blur, no texture, grain or noise:
       what a perfect tissue classifier writes from an MR, which barely shows the
@@ -65,15 +68,48 @@ def baseline_rows(spec: str) -> dict[str, list[dict[str, Any]]]:
         "tissue means": ic.DATASETS.build(f"{spec},ct_noise=0,ct_texture=0").paired,
         "noise floor": ic.DATASETS.build(f"{spec},ct_noise=0").paired,
     }
+    prior = contrast_prior_map(pools or spec)
     rows: dict[str, list[dict[str, Any]]] = {"constant image": [], **{name: [] for name in renders}}
+    if prior is not None:
+        rows["contrast prior"] = []
     for i, subject in enumerate(ic.DATASETS.build(spec).paired):
         vols = subject.load()
-        ct, mask = vols["ct"], vols["mask"]
+        ct, mr, mask = vols["ct"], vols["mr"], vols["mask"]
         rows["constant image"].append({"id": subject.id, **constant_baseline(ct, mask)})
         for name, paired in renders.items():
-            scores = evaluate_pair(paired[i].load()["ct"], ct, mask=mask, source=vols["mr"])
+            scores = evaluate_pair(paired[i].load()["ct"], ct, mask=mask, source=mr)
             rows[name].append({"id": subject.id, **scores})
+        if prior is not None:
+            rows["contrast prior"].append(
+                {"id": subject.id, **evaluate_pair(prior(mr), ct, mask=mask, source=mr)}
+            )
     return rows
+
+
+def contrast_prior_map(spec: str) -> Callable[[Any], Any] | None:
+    """MR volume -> HU volume by the contrast prior fitted on ``spec``'s unpaired pools (None: it has none)."""
+    import torch
+
+    from .data.intensity import CT_WINDOW
+    from .data.slices import normalize
+
+    source = ic.DATASETS.build(spec)
+    if not (len(source.ct) and len(source.mr)):
+        return None
+    prior = ic.LOSSES.build("prior")
+    values = [
+        np.concatenate([normalize(v, m).ravel() for v in pool])
+        for m, pool in (("ct", source.ct), ("mr", source.mr))
+    ]
+    prior.fit(*values)
+
+    def translate(mr: Any) -> Any:
+        scaled = torch.from_numpy(normalize(mr, "mr"))
+        mapped = prior.mapped(scaled, to="ct").numpy()
+        body = prior.body(scaled).numpy()
+        return mr.with_array(np.where(body, CT_WINDOW.inverse(mapped), -1000.0).astype(np.float32))
+
+    return translate
 
 
 def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = print) -> DemoReport:

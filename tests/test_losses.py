@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -371,3 +372,76 @@ def test_mind_is_a_structure_term_of_both_directions(cyclegan_only):
     for bad, message in (("mind:radius=0", "radius must be"), ("mind:patch=4", "patch must be")):
         with pytest.raises(ic.SpecError, match=message):
             ic.LOSSES.build(bad)
+
+
+# ----------------------------------------------------------------------------- contrast prior
+
+
+def _fitted_prior(**options):
+    """A prior fitted on MR values u in (-0.9, 1) and CT values 0.5 - u (CT dark where the MR is bright)."""
+    from imtrans_cyclegan.losses import ContrastPriorLoss
+
+    mr = np.random.default_rng(0).uniform(-0.9, 1.0, 20000)
+    prior = ContrastPriorLoss(**options)
+    prior.fit(0.1 - mr, np.concatenate([mr, np.full(5000, -1.0)]))  # MR air (-1) is no body voxel
+    return prior
+
+
+def test_prior_maps_each_value_to_the_target_value_of_inverse_rank():
+    prior = _fitted_prior()
+    mr = torch.tensor([[[[-0.8, 0.0, 0.5, 0.9]]]])
+    assert float(prior(mr, 0.1 - mr, "ct")) == pytest.approx(0.0, abs=0.01)  # the inverse map, exactly
+    assert float(prior(mr, mr, "ct")) > 0.5  # the MR's own contrast is far from it
+    ct = 0.1 - mr
+    assert float(prior(ct, mr, "mr")) == pytest.approx(0.0, abs=0.01)  # and back: CT -> MR
+    direct = _fitted_prior(order="direct")
+    assert float(direct(mr, 0.1 - mr, "ct")) > 0.5  # `direct` maps rank to the same rank:
+    assert float(direct(mr, mr, "ct")) == pytest.approx(0.0, abs=0.01)  # here both spread over (-0.9, 1)
+
+
+def test_prior_counts_only_the_sources_body():
+    prior = _fitted_prior()
+    source = torch.tensor([[[[-1.0, -1.0, 0.0, 0.0]]]])  # half air
+    target = 0.1 - source
+    off_in_air = target.clone()
+    off_in_air[..., :2] = 1.0
+    assert float(prior(source, off_in_air, "ct")) == pytest.approx(0.0, abs=0.01)
+    off_in_body = target.clone()
+    off_in_body[..., 2:] += 0.4
+    assert float(prior(source, off_in_body, "ct")) == pytest.approx(0.4, abs=0.01)  # the mean over the body
+
+
+def test_prior_weight_falls_to_zero_at_until_and_the_objective_follows_it():
+    from imtrans_core.training.model import Objective
+
+    prior = ic.LOSSES.build("prior:4,until=100")
+    assert [prior.factor(s) for s in (0, 50, 100, 500)] == [1.0, 0.5, 0.0, 0.0]
+    assert ic.LOSSES.build("prior:until=0").factor(10**6) == 1.0  # 0: the full weight throughout
+    objective = Objective.from_losses(compose_losses(["prior:4,until=100"], ic.LOSSES))
+    assert objective.weights(25)["prior"] == 3.0 and objective.weights(25)["cycle"] == 3.0
+    terms = {"g_ct": torch.tensor(0.0), "g_mr": torch.tensor(0.0), "cycle": torch.tensor(0.0)}
+    terms["prior"] = torch.tensor(1.0)
+    assert float(objective.generator_loss(terms, step=75)) == pytest.approx(1.0)
+    assert objective.uses_unpaired and "prior" in objective.prior
+
+
+def test_prior_refuses_bad_options_and_use_before_fitting():
+    from imtrans_cyclegan.losses import ContrastPriorLoss
+
+    with pytest.raises(ic.SpecError, match="until must be >= 0"):
+        ic.LOSSES.build("prior:until=-1")
+    with pytest.raises(ic.SpecError, match="order must be inverse or direct"):
+        ContrastPriorLoss(order="upside")
+    with pytest.raises(ic.SpecError, match="not fitted"):
+        ContrastPriorLoss()(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "ct")
+    with pytest.raises(ic.SpecError, match="too few body voxels"):
+        ContrastPriorLoss().fit(np.full(1000, -1.0), np.zeros(1000))
+
+
+def test_prior_interpolates_as_numpy():
+    from imtrans_cyclegan.losses import _interp
+
+    xp, fp = np.array([-1.0, -0.2, 0.0, 0.0, 0.7]), np.array([3.0, 1.0, 0.5, 0.4, -2.0])
+    x = np.linspace(-1.5, 1.5, 41)
+    ours = _interp(torch.tensor(x), torch.tensor(xp), torch.tensor(fp)).numpy()
+    assert np.allclose(ours, np.interp(x, xp, fp))

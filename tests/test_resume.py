@@ -159,11 +159,15 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert scores["iterations"] == 4 and [s["id"] for s in scores["subjects"]] == ["pair-000", "pair-001"]
     assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"}
     assert "constant image (must beat)" in out and "noise floor (best possible)" in out
-    constant, tissue, floor = (
+    assert "contrast prior's map, no network" in out
+    constant, prior, tissue, floor = (
         np.mean([r["mae"] for r in scores["baselines"][k]])
-        for k in ("constant image", "tissue means", "noise floor")
+        for k in ("constant image", "contrast prior", "tissue means", "noise floor")
     )
     assert constant > 3 * floor and floor < tissue < constant  # the scale the model is read on
+    assert (
+        tissue < prior < constant
+    )  # the inverse-rank map gets fat, muscle and cortex right, not bone marrow
 
 
 def test_extending_a_decayed_run_follows_the_new_schedule(tmp_path, capsys, caplog):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,8 +222,9 @@ KILLER = """
 """
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
-    config = {**TINY, "ckpt_every": 5}
+@pytest.mark.parametrize("loss", [[], ["prior:until=12"]], ids=["paper", "prior falling across the kill"])
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, loss):
+    config = {**TINY, "ckpt_every": 5, "loss": loss}
     straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
     script = tmp_path / "killed.py"
     script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
@@ -385,3 +387,24 @@ def test_init_seed_sets_the_initial_weights_and_leaves_the_data_order_to_seed(tm
         for name in ("s0", "s1i0")
     }
     assert not all(torch.equal(trained["s0"][k], trained["s1i0"][k]) for k in trained["s0"])  # seed 1's data
+
+
+def test_the_contrast_prior_is_fitted_on_the_training_pools_body_values():
+    from imtrans_core.training.distributed import Distributed
+
+    class Stack:
+        def __init__(self, modality, values):
+            self.modality, self._values = modality, values
+
+        def values(self):
+            return self._values
+
+    rng = np.random.default_rng(0)
+    ct, mr = rng.uniform(-0.9, 1, 4000), np.concatenate([rng.uniform(-0.5, 1, 4000), np.full(4000, -1.0)])
+    model = ic.MODELS.build("cyclegan")
+    model.setup(TrainConfig(**{**TINY, "loss": ["prior"]}), Distributed.setup("cpu"))
+    model.observe_data([Stack("ct", ct[:2000]), Stack("mr", mr), Stack("ct", ct[2000:])])
+    prior = model.objective.prior["prior"]
+    levels = np.linspace(0, 1, prior.knots)
+    assert np.allclose(prior.ct_knots.numpy(), np.quantile(ct, levels), atol=1e-6)  # every CT stack
+    assert np.allclose(prior.mr_knots.numpy(), np.quantile(mr[mr > -1], levels), atol=1e-6)  # air left out

@@ -61,6 +61,7 @@ def _beside_baselines(report: Any) -> Table:
         table.add_column(LABELS[key], justify="right")
     rows = {
         "constant image (must beat)": report.baselines["constant image"],
+        "contrast prior's map, no network (must beat)": report.baselines["contrast prior"],
         "this model": report.rows,
         "tissue means (a perfect tissue classifier)": report.baselines["tissue means"],
         "noise floor (best possible)": report.baselines["noise floor"],

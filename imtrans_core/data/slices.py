@@ -180,6 +180,15 @@ class SliceStacks:
         stack = self._volume(volume)
         return np.asarray(stack[window_indices(len(stack), np.array([index]), context)[0]])
 
+    def values(self, stride: int = 4) -> np.ndarray:
+        """Every ``stride``-th voxel of every volume along each axis, float32 in [-1, 1]: the pool's value sample."""
+        return np.concatenate(
+            [
+                np.asarray(self._volume(v)[::stride, ::stride, ::stride], np.float32).ravel()
+                for v in range(len(self.shapes))
+            ]
+        )
+
     def _volume(self, volume: int) -> np.ndarray:
         if self.folder is None:
             return self.arrays[volume]

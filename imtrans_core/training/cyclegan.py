@@ -76,6 +76,15 @@ class CycleGAN(TrainableModel):
         g, d = self.generators, self.discriminators
         return {"g_ct": g.g_ct, "g_mr": g.g_mr, "d_ct": d.d_ct, "d_mr": d.d_mr}
 
+    def observe_data(self, stacks: list[Any]) -> None:
+        """Fit the terms that are fitted to the training data (the contrast prior) on its CT and MR values."""
+        if not self.objective.prior:
+            return
+        ct, mr = (np.concatenate([s.values() for s in stacks if s.modality == m]) for m in ("ct", "mr"))
+        for loss in self.objective.prior.values():
+            loss.fit(ct, mr)
+            loss.to(self.device)
+
     def data_needs(self) -> tuple[bool, bool]:
         return self.objective.uses_unpaired, self.objective.uses_pairs
 
@@ -97,7 +106,7 @@ class CycleGAN(TrainableModel):
         self.discriminators.requires_grad_(False)  # G step: D is a fixed critic
         with autocast(self.device, self.amp):
             terms = self.objective.generator_terms(batch, out, self.discriminators)
-        loss_g = self.objective.generator_loss(terms)
+        loss_g = self.objective.generator_loss(terms, step=self.sched_g.last_epoch)  # iterations done
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)

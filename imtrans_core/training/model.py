@@ -15,7 +15,9 @@ objective (see ``imtrans_cyclegan.losses``):
 - ``distribution``: 1/2 [d(x, G_CT(y)) + d(y, G_MR(x))], the value distributions of real and
   synthetic batches of each domain compared (not in the paper; ``hist``);
 - ``paired``: |G_CT(y') - x'| + |G_MR(x') - y'| on an aligned pair (x', y') (not in the
-  paper: the supervised upper bound, or with the others the hybrid).
+  paper: the supervised upper bound, or with the others the hybrid);
+- ``prior``: |G_CT(y) - m(y)| + |G_MR(x) - m'(x)| with m, m' maps of values fitted on the pools,
+  weighted by the term's ``factor(step)`` (not in the paper: a warm start, ``prior``).
 
 Unpaired and paired images come in one batch (``Batch``); the generators run
 only what the objective's terms read, so a supervised run costs two passes per
@@ -31,7 +33,7 @@ from torch import nn
 
 from ..errors import ImtransError
 
-KINDS = ("adversarial", "cycle", "gradient", "identity", "distribution", "paired")
+KINDS = ("adversarial", "cycle", "gradient", "identity", "distribution", "paired", "prior")
 
 
 class Generators(nn.Module):
@@ -90,6 +92,7 @@ class Objective:
     identity: dict[str, nn.Module]
     distribution: dict[str, nn.Module]
     paired: dict[str, nn.Module]
+    prior: dict[str, nn.Module]
 
     @classmethod
     def from_losses(cls, losses: dict[str, nn.Module]) -> Objective:
@@ -119,7 +122,7 @@ class Objective:
     def uses_unpaired(self) -> bool:
         """Whether any term reads unpaired images (every term of the paper does)."""
         return self.adversarial is not None or bool(
-            self.cycle or self.gradient or self.identity or self.distribution
+            self.cycle or self.gradient or self.identity or self.distribution or self.prior
         )
 
     @property
@@ -147,19 +150,23 @@ class Objective:
             terms[name] = loss(batch["pair_ct"], out["pair_fake_ct"]) + loss(
                 batch["pair_mr"], out["pair_fake_mr"]
             )
+        for name, loss in self.prior.items():
+            terms[name] = loss(mr, out["fake_ct"], "ct") + loss(ct, out["fake_mr"], "mr")
         return terms
 
-    def weights(self) -> dict[str, float]:
+    def weights(self, step: int = 0) -> dict[str, float]:
+        """Each term's weight at iteration ``step`` (a prior's falls as it says; the others are constant)."""
         weights = {}
         if self.adversarial is not None:
             weights = {"g_ct": self.adversarial.weight, "g_mr": self.adversarial.weight}
         for group in (self.cycle, self.gradient, self.identity, self.distribution, self.paired):
             weights.update({name: loss.weight for name, loss in group.items()})
+        weights.update({name: loss.weight * loss.factor(step) for name, loss in self.prior.items()})
         return weights
 
-    def generator_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Eq. 6 from the generators' side: the weighted sum of the terms."""
-        weights = self.weights()
+    def generator_loss(self, terms: dict[str, torch.Tensor], step: int = 0) -> torch.Tensor:
+        """Eq. 6 from the generators' side: the weighted sum of the terms at iteration ``step``."""
+        weights = self.weights(step)
         return sum(weights[name] * value for name, value in terms.items())
 
     def discriminator_terms(

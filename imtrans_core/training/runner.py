@@ -71,6 +71,7 @@ def train(
         if resume is not None:
             engine.resume()
         dataset, fixed, stacks = build_data(source, config, dist, model.data_needs())
+        model.observe_data(stacks)
         contract = input_contract(stacks, config, source)
         engine.extras = {"contract": contract.to_dict(), "versions": run_dir.versions}
         if dist.is_main:

@@ -70,3 +70,13 @@ class TrainableModel(ABC):
     def data_needs(self) -> tuple[bool, bool]:
         """Whether a step reads unpaired (``ct``, ``mr``) slices and aligned (``pair_ct``, ``pair_mr``) ones."""
         return True, False
+
+    def observe_data(self, stacks: list[Any]) -> None:
+        """Called once the training slices are ready, before the first step (also on resume).
+
+        ``stacks``: the :class:`~imtrans_core.data.slices.SliceStacks` the steps
+        draw from (``modality`` says which pool). A model whose objective is
+        fitted to the data (e.g. the contrast prior) does it here; the default
+        needs nothing.
+        """
+        return None

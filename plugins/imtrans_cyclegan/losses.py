@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -170,6 +171,91 @@ class PairedL1Loss(L1Term):
 
     def __init__(self, weight: float = 10.0):  # loss(target, translated)
         super().__init__(weight)
+
+
+# ----------------------------------------------------------------------------- contrast prior
+
+
+class ContrastPriorLoss(WeightedLoss):
+    """Contrast prior (not in the paper): L1 to the source's values mapped monotonically onto the target's,
+    strongest at the start and gone after ``until`` iterations: a warm start, not a target.
+
+    Nothing in Eq. 6 ties a tissue to its value: an unpaired run can draw muscle
+    with fat's HU and fat with muscle's, keep every boundary and pass the cycle
+    and the discriminators (docs/quality.md, cause 9); which values it settles
+    on is decided early, by the data order. Inside the body both MR weightings
+    used for the hip are dark where CT is bright and bright where it is dark
+    (cortical bone, fat: T1 and T2 alike), so ``order=inverse`` maps the k-th
+    highest MR value onto the k-th lowest CT value: each source value to the
+    target value of the same rank, counted from the other end, fitted once on
+    the training pools' body voxels (``fit``; no pairs). The map is wrong where
+    a tissue breaks the rule (cancellous bone, bright on T1 for its fat, dense
+    on CT), so the weight falls linearly to 0 at ``until`` and the GAN, the
+    cycle and GC take it from there; ``until=0`` keeps it at full weight.
+    """
+
+    kind = "prior"
+    name = "prior"
+    knots = 257  # quantiles of each domain's body values that define the map
+
+    def __init__(
+        self, weight: float = 10.0, until: int = 400, order: Literal["inverse", "direct"] = "inverse"
+    ):
+        super().__init__(weight)
+        if until < 0:
+            raise SpecError(f"until must be >= 0 (0: the full weight throughout), got {until}")
+        if order not in ("inverse", "direct"):
+            raise SpecError(f"order must be inverse or direct, got {order!r}")
+        self.until, self.order = int(until), order
+        self.register_buffer("ct_knots", torch.zeros(0))
+        self.register_buffer("mr_knots", torch.zeros(0))
+
+    def fit(self, ct: np.ndarray, mr: np.ndarray) -> None:
+        """The map from each domain's values (in [-1, 1]) inside the body: their quantiles, ranked."""
+        levels = np.linspace(0.0, 1.0, self.knots)
+        for name, values in (("ct_knots", ct), ("mr_knots", mr)):
+            body = values[values > BODY_ABOVE]  # as body(), on numpy
+            if body.size < self.knots:
+                raise SpecError(f"the {name[:2]} pool has too few body voxels to fit the contrast prior")
+            setattr(self, name, torch.from_numpy(np.quantile(body, levels).astype(np.float32)))
+
+    def factor(self, step: int) -> float:
+        """The share of ``weight`` the term carries at iteration ``step``."""
+        return 1.0 if self.until == 0 else max(0.0, 1.0 - step / self.until)
+
+    def forward(
+        self, source: torch.Tensor, translated: torch.Tensor, to: Literal["ct", "mr"]
+    ) -> torch.Tensor:
+        """Mean |translated - map(source)| over the source's body; ``to``: the translated image's domain."""
+        body = self.body(source).float()
+        return (body * (translated.float() - self.mapped(source, to)).abs()).sum() / body.sum().clamp(min=1.0)
+
+    def mapped(self, source: torch.Tensor, to: Literal["ct", "mr"]) -> torch.Tensor:
+        """The prior's image of ``source`` in domain ``to`` (float32, [-1, 1]; meaningful in the body)."""
+        if self.ct_knots.numel() == 0:
+            raise SpecError("the contrast prior was not fitted to the training pools (call fit first)")
+        src, dst = (self.mr_knots, self.ct_knots) if to == "ct" else (self.ct_knots, self.mr_knots)
+        return _interp(source.float(), src, dst.flip(0) if self.order == "inverse" else dst)
+
+    @staticmethod
+    def body(image: torch.Tensor) -> torch.Tensor:
+        """Where an image on the [-1, 1] scale is inside the body: above the air both windows put at -1."""
+        return image > BODY_ABOVE
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, until={self.until}, order={self.order}"
+
+
+BODY_ABOVE = -0.98  # on the [-1, 1] scale, values above this are inside the body (air is -1 in both windows)
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of (xp, fp) at x, as numpy.interp (xp increasing; flat past the ends)."""
+    x = x.clamp(xp[0], xp[-1])
+    right = torch.searchsorted(xp, x.contiguous(), right=True).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[right - 1], xp[right], fp[right - 1], fp[right]
+    t = torch.where(x1 > x0, (x - x0) / (x1 - x0).clamp(min=1e-12), torch.zeros_like(x))
+    return f0 + t * (f1 - f0)
 
 
 # ----------------------------------------------------------------------------- intensity distribution

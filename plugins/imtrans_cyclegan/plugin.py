@@ -26,3 +26,4 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("paired", f"{losses}:PairedL1Loss")
     registries.losses.add("hist", f"{losses}:IntensityDistributionLoss")
     registries.losses.add("mind", f"{losses}:SelfSimilarityLoss")
+    registries.losses.add("prior", f"{losses}:ContrastPriorLoss")

@@ -55,9 +55,8 @@ def main() -> None:
 
     demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
     spec = demo["data"] if demo else args.data
-    rows = (
-        demo["baselines"] if demo else baseline_rows(spec, args.pools)
-    )  # the demo scored them beside its model
+    # the demo scored them beside its model
+    rows = demo["baselines"] if demo else baseline_rows(spec, args.pools)
     if demo:
         rows["demo model"] = demo["subjects"]
     from imtrans_core.evaluation.report import summarize

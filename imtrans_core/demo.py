@@ -87,7 +87,12 @@ def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[st
 
 
 def contrast_prior_map(spec: str) -> Callable[[Any], Any] | None:
-    """MR volume -> HU volume by the contrast prior fitted on ``spec``'s unpaired pools (None: it has none)."""
+    """MR volume -> HU volume by the contrast prior fitted on ``spec``'s unpaired pools (None: it has none).
+
+    The map works on the networks' [-1, 1] scale, as ``--loss prior`` does: its CT side spans
+    the CT window ([-150, 350] HU), so it never writes cortical bone's full density, which the
+    paper's scale clips anyway (MAE in HU counts it).
+    """
     import torch
 
     from .data.intensity import CT_WINDOW

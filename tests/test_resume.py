@@ -202,3 +202,22 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_
     (run_dir / "checkpoints" / "ckpt-00000004.pt").write_bytes(good.read_bytes())
     (run_dir / "checkpoints" / "ckpt-00000008.pt").write_bytes(good.read_bytes()[:200])  # cut short
     assert load_latest(run_dir)["step"] == 4
+
+
+def test_the_contrast_prior_baseline_maps_bright_mr_dark_without_a_network():
+    """The map --loss prior starts from, applied to a test MR: inverse rank, fitted on the pools alone."""
+    import imtrans_core as ic
+    from imtrans_core.demo import baseline_rows, contrast_prior_map
+
+    spec = "phantom:n_ct=3,n_mr=3,n_paired=1,size=64,slices=8"
+    subject = ic.DATASETS.build(spec).paired[0].load()
+    sct = contrast_prior_map(spec)(subject["mr"]).array
+    mr, body = subject["mr"].array, subject["mask"].array > 0
+    order = np.argsort(mr[body])
+    assert np.all(np.diff(sct[body][order]) <= 1e-3)  # the brighter the MR, the darker the CT
+    assert sct[body & (mr > np.percentile(mr[body], 90))].mean() < -50  # fat, bright on T1, at fat's HU
+    assert (sct[mr == 0] == -1000).all()  # air stays air
+    rows = baseline_rows(spec)
+    assert len(rows["contrast prior"]) == 1
+    assert rows["contrast prior"][0]["mae"] < rows["constant image"][0]["mae"]
+    assert contrast_prior_map(spec.replace("n_ct=3,n_mr=3", "n_ct=0,n_mr=0")) is None  # no pools, no map

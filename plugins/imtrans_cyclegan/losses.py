@@ -214,7 +214,7 @@ class ContrastPriorLoss(WeightedLoss):
         """The map from each domain's values (in [-1, 1]) inside the body: their quantiles, ranked."""
         levels = np.linspace(0.0, 1.0, self.knots)
         for name, values in (("ct_knots", ct), ("mr_knots", mr)):
-            body = values[values > BODY_ABOVE]  # as body(), on numpy
+            body = values[self.body(values)]
             if body.size < self.knots:
                 raise SpecError(f"the {name[:2]} pool has too few body voxels to fit the contrast prior")
             setattr(self, name, torch.from_numpy(np.quantile(body, levels).astype(np.float32)))
@@ -238,8 +238,8 @@ class ContrastPriorLoss(WeightedLoss):
         return _interp(source.float(), src, dst.flip(0) if self.order == "inverse" else dst)
 
     @staticmethod
-    def body(image: torch.Tensor) -> torch.Tensor:
-        """Where an image on the [-1, 1] scale is inside the body: above the air both windows put at -1."""
+    def body(image: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Where an image (tensor or array) on the [-1, 1] scale is inside the body: above the air at -1."""
         return image > BODY_ABOVE
 
     def extra_repr(self) -> str:

@@ -146,6 +146,18 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0"]},
         "`gc1` held to the contrast prior throughout at weight 3",
     ),
+    "pointwise": (
+        {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "gen_mr": "pointwise"},
+        "`prior-unet` with G_MR a per-pixel map of the CT value (`--gen-mr pointwise`)",
+    ),
+    "pointwise-noise": (
+        {"loss": ["gc:1,abs=true", "prior", "cycle:3,noise=0.05"], "gen": UNET, "gen_mr": "pointwise"},
+        "`pointwise` with noise (SD 0.05, the MR's grain) on each translation before the cycle",
+    ),
+    "ema": (
+        {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "ema": 0.995},
+        "`prior-unet` translating with the moving average of its generators' weights (`--ema 0.995`)",
+    ),
     "prior-unet-long": (
         {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "iters": 2400},
         "`prior-unet` for twice the iterations (about 20 minutes of training)",

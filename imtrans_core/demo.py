@@ -86,12 +86,16 @@ def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[st
     return rows
 
 
-def contrast_prior_map(spec: str) -> Callable[[Any], Any] | None:
+def contrast_prior_map(
+    spec: str, mr_body: Callable[[np.ndarray], np.ndarray] | None = None
+) -> Callable[[Any], Any] | None:
     """MR volume -> HU volume by the contrast prior fitted on ``spec``'s unpaired pools (None: it has none).
 
     The map works on the networks' [-1, 1] scale, as ``--loss prior`` does: its CT side spans
     the CT window ([-150, 350] HU), so it never writes cortical bone's full density, which the
-    paper's scale clips anyway (MAE in HU counts it).
+    paper's scale clips anyway (MAE in HU counts it). ``mr_body``: which voxels of a scaled MR
+    volume the fit ranks (default: the prior's own test, above the air's -1), for
+    ``benchmarks/prior_mask.py``.
     """
     import torch
 
@@ -102,8 +106,9 @@ def contrast_prior_map(spec: str) -> Callable[[Any], Any] | None:
     if not (len(source.ct) and len(source.mr)):
         return None
     prior = ic.LOSSES.build("prior")
+    pick = {"ct": np.ravel, "mr": (lambda x: x[mr_body(x)]) if mr_body else np.ravel}
     values = [
-        np.concatenate([normalize(v, m).ravel() for v in pool])
+        np.concatenate([pick[m](normalize(v, m)) for v in pool])
         for m, pool in (("ct", source.ct), ("mr", source.mr))
     ]
     prior.fit(*values)

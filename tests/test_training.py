@@ -222,9 +222,13 @@ KILLER = """
 """
 
 
-@pytest.mark.parametrize("loss", [[], ["prior:until=12"]], ids=["paper", "prior falling across the kill"])
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, loss):
-    config = {**TINY, "ckpt_every": 5, "loss": loss}
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"loss": ["prior:until=12"]}, {"ema": 0.9}],
+    ids=["paper", "prior falling across the kill", "weights averaged"],
+)
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, changes):
+    config = {**TINY, "ckpt_every": 5, **changes}
     straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
     script = tmp_path / "killed.py"
     script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
@@ -236,11 +240,13 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, loss):
     assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-00000010.pt"
     result = train(None, resume=killed)
     assert (result.step, result.status) == (20, "finished")
-    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=True)["models"]
-    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=True)["models"]
-    for net in a:
-        for key in a[net]:
-            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=True)
+    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=True)
+    assert ("ema" in a) == ("ema" in b) == ("ema" in changes)
+    for group in ("models", "ema") if "ema" in a else ("models",):
+        for net in a[group]:
+            for key in a[group][net]:
+                assert torch.equal(a[group][net][key], b[group][net][key]), f"{group} {net}.{key} differs"
     iters = [json.loads(line)["iter"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert iters == [5, 10, 15, 20]
 
@@ -408,3 +414,42 @@ def test_the_contrast_prior_is_fitted_on_the_training_pools_body_values():
     levels = np.linspace(0, 1, prior.knots)
     assert np.allclose(prior.ct_knots.numpy(), np.quantile(ct, levels), atol=1e-6)  # every CT stack
     assert np.allclose(prior.mr_knots.numpy(), np.quantile(mr[mr > -1], levels), atol=1e-6)  # air left out
+
+
+def test_gen_mr_gives_g_mr_its_own_architecture_from_training_to_translation(tmp_path):
+    from imtrans_core.inference.models import load_generator
+
+    run = train(TrainConfig(**TINY, gen_mr="pointwise:knots=9"), out=tmp_path / "run").run_dir
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert resolved["gen_mr"] == "pointwise:in_ch=1,out_ch=1,knots=9,gain=25.0"
+    assert resolved["gen"].startswith("resnet9:")
+    state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)
+    assert set(state["models"]["g_mr"]) == {"raw"} and "model.1.weight" in state["models"]["g_ct"]
+    curve = load_generator(run, "ct2mr").net.curve()
+    assert curve.shape == (9,) and not torch.allclose(curve, 0.9 * torch.linspace(-1, 1, 9))  # it trained
+    assert type(load_generator(run, "mr2ct").net).__name__ == "ResnetGenerator"
+
+
+def test_a_bad_gen_mr_is_refused_before_the_run_directory(tmp_path):
+    with pytest.raises(ic.SpecError, match="knots"):
+        train(TrainConfig(**TINY, gen_mr="pointwise:knots=1"), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ema_keeps_an_average_of_the_generators_that_translation_loads(tmp_path):
+    from imtrans_core.inference.models import load_generator
+
+    run = train(TrainConfig(**TINY, ema=0.9), out=tmp_path / "run").run_dir
+    state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    assert set(state["ema"]) == {"g_ct", "g_mr"} and "d_ct" not in state["ema"]
+    key = "model.1.weight"
+    trained, averaged = state["models"]["g_ct"][key], state["ema"]["g_ct"][key]
+    assert not torch.equal(trained, averaged)
+    assert torch.equal(load_generator(run, "mr2ct").net.state_dict()[key], averaged)
+    plain = train(TrainConfig(**TINY), out=tmp_path / "plain").run_dir
+    assert torch.equal(
+        state["models"]["g_ct"][key],
+        torch.load(sorted((plain / "checkpoints").glob("*.pt"))[-1], weights_only=True)["models"]["g_ct"][
+            key
+        ],
+    )  # averaging does not change what is trained

@@ -152,10 +152,13 @@ def _describe(config: Any) -> None:
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"
     )
+    generators = (
+        [("G_CT", config.gen), ("G_MR", config.gen_mr)] if config.gen_mr else [("G_CT, G_MR", config.gen)]
+    )
     for role, registry, spec in (
-        ("G_CT, G_MR", ic.GENERATORS, config.gen),
+        *((role, ic.GENERATORS, spec) for role, spec in generators),
         ("D_CT, D_MR", ic.DISCRIMINATORS, config.disc),
     ):
         net = registry.build(spec)
         count = sum(p.numel() for p in net.parameters())
-        click.echo(f"{role}: {type(net).__name__}, {count:,} parameters each")
+        click.echo(f"{role}: {type(net).__name__}, {count:,} parameters" + (" each" if "," in role else ""))

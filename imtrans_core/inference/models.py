@@ -70,9 +70,14 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
     contract = InputContract.of_run(state)
-    spec = generator_spec(config.get("gen", defaults.GENERATOR), contract.context)
+    gen = config.get("gen", defaults.GENERATOR)
+    if key == "g_mr":
+        gen = config.get("gen_mr") or gen  # a run may give G_MR its own architecture (--gen-mr)
+    spec = generator_spec(gen, contract.context)
     net = ic.GENERATORS.build(spec)
-    net.load_state_dict(state["models"][key])
+    net.load_state_dict(
+        state.get("ema", state["models"])[key]
+    )  # the weights' average where trained with --ema
     net.to(device).eval()
     return TrainedGenerator(
         net,

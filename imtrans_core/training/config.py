@@ -80,6 +80,11 @@ class TrainConfig:
         defaults.GENERATOR,
         "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`).",
     )
+    gen_mr: str = option(
+        "",
+        "G_MR's spec where it differs from G_CT's (default: --gen for both), e.g. pointwise: a per-pixel "
+        "map CT -> MR (docs/training.md).",
+    )
     disc: str = option(defaults.DISCRIMINATOR, "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
     loss: list[str] = option(
         [], "Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.", cli=False
@@ -120,6 +125,14 @@ class TrainConfig:
         "Seed of the networks' initial weights alone (default: --seed); the data order keeps --seed.",
         low=0,
         high=MAX_SEED,
+    )
+    ema: float = option(
+        0.0,
+        "Decay of an exponential moving average of the generators' weights, which translation and export "
+        "then use (e.g. 0.995: about the last 200 iterations; default 0: off, the paper's).",
+        low=0,
+        high=1,
+        high_open=True,
     )
     amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
@@ -379,7 +392,7 @@ def check_specs(config: TrainConfig) -> None:
 
     for registry, specs in (
         (ic.MODELS, [config.model]),
-        (ic.GENERATORS, [config.gen]),
+        (ic.GENERATORS, [config.gen, config.gen_mr] if config.gen_mr else [config.gen]),
         (ic.DISCRIMINATORS, [config.disc]),
         (ic.DATASETS, [config.data]),
         (ic.LOSSES, config.loss),

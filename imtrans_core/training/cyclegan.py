@@ -23,13 +23,14 @@ import imtrans_core as ic
 
 from ..progress import MAIN_TERMS
 from .config import TrainConfig
+from .ema import WeightAverage
 from .model import Discriminators, Generators, Objective
 from .objective import compose_losses
 from .pool import ImagePool
 from .precision import autocast, resolve_amp
 from .schedule import linear_decay, lr_factor
 from .trainable import TrainableModel
-from .validate import discriminator_spec, generator_spec
+from .validate import discriminator_spec, generator_spec, mr_generator
 
 log = logging.getLogger("imtrans")
 
@@ -51,13 +52,14 @@ class CycleGAN(TrainableModel):
     def setup(self, config: TrainConfig, dist: Any) -> None:
         self.config, self.device = config, dist.device
         self.amp = resolve_amp(config.amp, self.device)
-        gen, disc = (
-            generator_spec(config.gen, config.context),
-            discriminator_spec(config.disc, config.context),
+        disc = discriminator_spec(config.disc, config.context)
+        g_ct, g_mr = (
+            ic.GENERATORS.build(generator_spec(gen, config.context))
+            for gen in (config.gen, mr_generator(config))
         )
-        g_ct, g_mr = (ic.GENERATORS.build(gen) for _ in range(2))
         d_ct, d_mr = (ic.DISCRIMINATORS.build(disc) for _ in range(2))
         self.generators = Generators(g_ct, g_mr).to(self.device)
+        self.average = WeightAverage(self.generators, config.ema) if config.ema else None
         self.discriminators = Discriminators(d_ct, d_mr).to(self.device)
         self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES))
         betas = (config.beta1, config.beta2)
@@ -110,6 +112,8 @@ class CycleGAN(TrainableModel):
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
+        if self.average is not None:
+            self.average.update(self.generators, self.sched_g.last_epoch + 1)
         d_terms = {}
         if self.objective.adversarial is not None:  # supervised only: no discriminator to train
             d_terms = self._discriminator_step(batch, out)
@@ -148,11 +152,20 @@ class CycleGAN(TrainableModel):
             "scaler": self.scaler.state_dict(),
             "pool_ct": self.pool_ct.state_dict(),
             "pool_mr": self.pool_mr.state_dict(),
+            **({"ema": self.averaged_models()} if self.average is not None else {}),
         }
+
+    def averaged_models(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The averaged generators' weights (--ema), by the names of ``state_dict()["models"]``."""
+        average = self.average.module
+        return {"g_ct": average.g_ct.state_dict(), "g_mr": average.g_mr.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, net in self.networks.items():
             net.load_state_dict(state["models"][name])
+        if self.average is not None:
+            for name, weights in state["ema"].items():
+                getattr(self.average.module, name).load_state_dict(weights)
         for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
             getattr(self, name).load_state_dict(state[name])
         if state["scaler"]:  # empty when saved without fp16 (e.g. on a CPU, now resumed on a GPU)

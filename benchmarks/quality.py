@@ -158,6 +158,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "ema": 0.995},
         "`prior-unet` translating with the moving average of its generators' weights (`--ema 0.995`)",
     ),
+    "prior-unet-hold3": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET},
+        "`prior-unet` held to the contrast prior throughout at weight 3, not warm-started",
+    ),
+    "prior-unet-hold10": (
+        {"loss": ["gc:1,abs=true", "prior:10,until=0"], "gen": UNET},
+        "`prior-unet` held to the contrast prior throughout at weight 10, not warm-started",
+    ),
     "prior-unet-long": (
         {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "iters": 2400},
         "`prior-unet` for twice the iterations (about 20 minutes of training)",

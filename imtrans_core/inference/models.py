@@ -75,9 +75,8 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
         gen = config.get("gen_mr") or gen  # a run may give G_MR its own architecture (--gen-mr)
     spec = generator_spec(gen, contract.context)
     net = ic.GENERATORS.build(spec)
-    net.load_state_dict(
-        state.get("ema", state["models"])[key]
-    )  # the weights' average where trained with --ema
+    weights = state.get("ema", state["models"])  # the weights' average where the run kept one (--ema)
+    net.load_state_dict(weights[key])
     net.to(device).eval()
     return TrainedGenerator(
         net,

@@ -206,6 +206,42 @@ def test_t2_weighting_is_a_spin_echo_contrast_of_the_same_body():
     assert ph.Scan(weighting="t2").key() == "weighting=t2"
 
 
+def test_t2_renders_carry_their_tables_revision_and_t1_keys_stay_as_they_were():
+    from imtrans_core import DATASETS
+
+    spec = "phantom:n_ct=0,n_mr=1,n_paired=0,size=32"
+    t1, t2 = (DATASETS.build(spec + extra).fingerprint for extra in ("", ",weighting=t2"))
+    assert t1.startswith(f"phantom-v{ph.PHANTOM_VERSION}:") and t1.endswith("seed=0")  # no revision
+    assert t2.endswith(",weighting=t2,t2_table=2")
+
+
+def test_t2_muscle_to_fat_contrast_is_the_real_t2s(real_data):
+    """Muscle against fat as in the real prostate T2 (TSE, TE ~100 ms): the modes of its histogram."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    values = sitk.GetArrayFromImage(sitk.ReadImage(str(real_data / "prostatex0000_t2.nii.gz"))).astype(float)
+    values = values[values > 30]  # the body, not the background
+    middle, high = np.median(values), np.percentile(values, 95)  # above high: urine, brighter than fat
+
+    def mode(x: np.ndarray) -> float:
+        counts, edges = np.histogram(x, bins=40)
+        return float(edges[counts.argmax()] + edges[counts.argmax() + 1]) / 2
+
+    real = mode(values[values < middle]) / mode(values[(values > middle) & (values < high)])
+    seed, scan = ph.subject_seed(0, "paired", 1), ph.Scan(weighting="t2")
+    t2 = ph.render_subject(seed, 128, 38, scan=scan, tissue=True)  # 2.5 mm voxels, as the cpu preset's
+
+    def median(*tissues: str) -> float:  # inside each tissue, away from its partial-volume edge
+        inside = ndimage.binary_erosion(
+            np.isin(t2["tissue"].array, [TISSUES.index(t) for t in tissues]), iterations=2
+        )
+        return float(np.median(t2["mr"].array[inside]))
+
+    phantom = median("gluteus_maximus", "gluteus_medius", "iliopsoas", "adductors") / median("fat")
+    assert 0.08 < real < 0.16 and abs(phantom - real) < 0.03, (phantom, real)
+
+
 def test_ct_texture_scales_texture_and_grain_and_keeps_each_tissues_mean():
     """``ct_texture=0``: each tissue flat at this subject's mean (the tissue-mean baseline); 2: twice the detail."""
     seed = ph.subject_seed(0, "paired", 1)

@@ -60,22 +60,24 @@ MR_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
     "vessel": (15, 4, 4, 0, False),  # flowing blood: dark on a spoiled gradient echo without contrast
     "metal": (0, 0, 0, 0, False),  # signal void
 }
-# The same for a T2-weighted turbo spin echo without fat suppression (fat about 80, urine 100):
-# long-T2 fluid brightest, muscle dark, fatty marrow and fat bright, red marrow in between.
+# The same for a T2-weighted turbo spin echo without fat suppression, as prostate and pelvis
+# protocols acquire it (TE about 100 ms): long-T2 fluid brightest (urine 120), fat and fatty marrow
+# bright (fat 80), red marrow in between, muscle (T2 about 35 ms) dark at about a tenth of fat, as in
+# the real T2 of ../shared/data/real (tests/test_phantom_scanner.py compares the two).
 MR_T2_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
     "air": (0, 0, 0, 0, False),
     "gas": (0, 0, 0, 0, False),
     "fat": (80, 5, 3, 2, True),
     "skin": (40, 5, 3, 0, False),
-    "gluteus_maximus": (26, 2, 3, 2, False),
-    "gluteus_medius": (24, 2, 3, 1.5, False),
-    "gluteus_minimus": (24, 2, 3, 1.5, False),
-    "iliopsoas": (22, 2, 3, 1.5, False),
-    "adductors": (23, 2, 3, 1.5, False),
-    "quadriceps": (22, 2, 3, 1.5, False),
-    "other_muscle": (24, 2, 3, 1.5, False),
-    "urine": (100, 5, 2, 0, False),
-    "cortical": (4, 1, 1, 0, False),
+    "gluteus_maximus": (9, 2, 3, 2, False),
+    "gluteus_medius": (8, 2, 3, 1.5, False),
+    "gluteus_minimus": (8, 2, 3, 1.5, False),
+    "iliopsoas": (8, 2, 3, 1.5, False),
+    "adductors": (8, 2, 3, 1.5, False),
+    "quadriceps": (8, 2, 3, 1.5, False),
+    "other_muscle": (8, 2, 3, 1.5, False),
+    "urine": (120, 5, 2, 0, False),
+    "cortical": (3, 1, 1, 0, False),
     "cancellous_pelvis": (52, 6, 8, 6, False),
     "cancellous_sacrum": (50, 6, 8, 5, False),
     "cancellous_femur": (62, 5, 8, 6, False),
@@ -83,8 +85,8 @@ MR_T2_VALUES: dict[str, tuple[float, float, float, float, bool]] = {
     "cartilage": (50, 4, 3, 0, False),
     "bowel": (45, 8, 8, 4, False),
     "disc": (70, 6, 4, 0, False),
-    "fascia": (14, 4, 3, 0, False),
-    "vessel": (8, 3, 3, 0, False),  # flow void
+    "fascia": (5, 2, 2, 0, False),
+    "vessel": (4, 2, 2, 0, False),  # flow void
     "metal": (0, 0, 0, 0, False),
 }
 WEIGHTINGS = {"t1": MR_VALUES, "t2": MR_T2_VALUES}

@@ -57,6 +57,14 @@ __all__ = [
 
 # Bump when any rendered voxel changes: it is part of every fingerprint and cache key.
 PHANTOM_VERSION = "2"
+# ... except where only one MR weighting's tissue table (mr.WEIGHTINGS) changes: bump its revision,
+# which the keys and fingerprints of that weighting's renders carry, and the other's stay valid.
+WEIGHTING_REVISIONS = {"t1": "", "t2": "t2_table=2"}
+
+
+def _scan_key(scan: Scan) -> str:
+    """What sets a render apart from the defaults: the scan's settings and its weighting's revision."""
+    return ",".join(part for part in (scan.key(), WEIGHTING_REVISIONS[scan.weighting]) if part)
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -102,8 +110,8 @@ def render_subject(
         subject = replace(subject, implant=str(rng["implant"].choice(["left", "right"])))
     anatomy = build(subject, rng["anatomy"])
     meta = {"seed": int(seed), "phantom_version": PHANTOM_VERSION, "subject": asdict(subject)}
-    if scan.key():
-        meta["scan"] = scan.key()
+    if _scan_key(scan):
+        meta["scan"] = _scan_key(scan)
     grid = nominal_grid(size, slices, fov, scan.thickness)
     factor = supersampling(grid) if {"ct", "mr"} & set(modalities) else (1, 1, 1)
     fine = refine(grid, factor)
@@ -298,7 +306,7 @@ _MEMORY = _Cache(int(float(os.environ.get("IMTRANS_PHANTOM_CACHE_MB", "1024")) *
 def _key(seed: int, size: int, slices: int, modality: str, scan: Scan, fov) -> tuple:
     """Cache key of one rendered volume (labels and MR do not depend on the CT's settings, but the
     key is kept simple: any setting change renders again)."""
-    return (seed, size, slices, modality, scan.key(), tuple(round(v, 4) for v in fov))
+    return (seed, size, slices, modality, _scan_key(scan), tuple(round(v, 4) for v in fov))
 
 
 def _disk_name(key: tuple) -> str:
@@ -461,7 +469,7 @@ def phantom(
     fingerprint = (
         f"phantom-v{PHANTOM_VERSION}:n_ct={n_ct},n_mr={n_mr},n_paired={n_paired},"
         f"size={size},slices={slices},seed={seed}"
-    ) + (f",{paired_scan.key()}" if paired_scan.key() else "")
+    ) + (f",{_scan_key(paired_scan)}" if _scan_key(paired_scan) else "")
     source = VolumeSource(
         pool("ct", n_ct),
         pool("mr", n_mr),

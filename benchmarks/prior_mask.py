@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
+from quality import TEST_DATA
 
-TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # docs/quality.md's test subjects
 THRESHOLDS = (-0.9, -0.8)  # on the MR's [-1, 1] scale: the background's noise lies mostly below -0.9
 
 

@@ -106,10 +106,13 @@ def contrast_prior_map(
     if not (len(source.ct) and len(source.mr)):
         return None
     prior = ic.LOSSES.build("prior")
-    pick = {"ct": np.ravel, "mr": (lambda x: x[mr_body(x)]) if mr_body else np.ravel}
+
+    def ranked(volume: Any, modality: str) -> np.ndarray:
+        scaled = normalize(volume, modality)
+        return scaled[mr_body(scaled)] if mr_body and modality == "mr" else scaled.ravel()
+
     values = [
-        np.concatenate([pick[m](normalize(v, m)) for v in pool])
-        for m, pool in (("ct", source.ct), ("mr", source.mr))
+        np.concatenate([ranked(v, m) for v in pool]) for m, pool in (("ct", source.ct), ("mr", source.mr))
     ]
     prior.fit(*values)
 

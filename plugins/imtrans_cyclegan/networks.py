@@ -316,9 +316,8 @@ class PointwiseGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # any shape -> the same shape, each value through the curve (flat beyond [-1, 1])
         fp, last = self.curve(), len(self.inputs) - 1
-        position = (x.float().clamp(-1.0, 1.0) + 1.0) * (
-            last / 2.0
-        )  # in knot steps; float32 under autocast too
+        # where x falls, in knot steps from the first knot (float32, under autocast too)
+        position = (x.float().clamp(-1.0, 1.0) + 1.0) * (last / 2.0)
         left = position.floor().clamp(max=last - 1)  # evenly spaced knots: no search, and ONNX-exportable
         t, left = position - left, left.long()
         return fp[left] + t * (fp[left + 1] - fp[left])

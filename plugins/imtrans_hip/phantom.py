@@ -110,8 +110,8 @@ def render_subject(
         subject = replace(subject, implant=str(rng["implant"].choice(["left", "right"])))
     anatomy = build(subject, rng["anatomy"])
     meta = {"seed": int(seed), "phantom_version": PHANTOM_VERSION, "subject": asdict(subject)}
-    if _scan_key(scan):
-        meta["scan"] = _scan_key(scan)
+    if scan_key := _scan_key(scan):
+        meta["scan"] = scan_key
     grid = nominal_grid(size, slices, fov, scan.thickness)
     factor = supersampling(grid) if {"ct", "mr"} & set(modalities) else (1, 1, 1)
     fine = refine(grid, factor)
@@ -469,7 +469,7 @@ def phantom(
     fingerprint = (
         f"phantom-v{PHANTOM_VERSION}:n_ct={n_ct},n_mr={n_mr},n_paired={n_paired},"
         f"size={size},slices={slices},seed={seed}"
-    ) + (f",{_scan_key(paired_scan)}" if _scan_key(paired_scan) else "")
+    ) + (f",{scan_key}" if (scan_key := _scan_key(paired_scan)) else "")
     source = VolumeSource(
         pool("ct", n_ct),
         pool("mr", n_mr),

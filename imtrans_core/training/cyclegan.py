@@ -48,6 +48,7 @@ class CycleGAN(TrainableModel):
     """CycleGAN (+ GC): G_CT, G_MR, D_CT, D_MR and the objective of Eq. 6 (--loss), Adam, linear decay."""
 
     shown = MAIN_TERMS
+    features = frozenset({"gen_mr", "ema"})
 
     def setup(self, config: TrainConfig, dist: Any) -> None:
         self.config, self.device = config, dist.device

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+OPTIONAL_FEATURES = ("gen_mr", "ema")  # TrainConfig fields off by default that only some models read
+
 
 class TrainableModel(ABC):
     """The interface the engine trains; subclass it and implement the abstract methods below
@@ -35,6 +37,9 @@ class TrainableModel(ABC):
     trained_by: ClassVar[str] = "imtrans train"  # the command whose settings ``setup`` reads
     label: ClassVar[str] = "train"  # the progress line's name
     shown: ClassVar[tuple[str, ...]] = ()  # the terms the progress line shows, in order
+    # which of ``imtrans train``'s optional features (OPTIONAL_FEATURES) ``setup`` reads: one set
+    # for a model that ignores it is refused before any work rather than silently dropped
+    features: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def setup(self, config: Any, dist: Any) -> None:

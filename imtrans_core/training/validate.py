@@ -18,10 +18,11 @@ import torch
 import imtrans_core as ic
 
 from ..errors import ImtransError
-from .config import TrainConfig
+from .config import FIELDS, TrainConfig, flag
 from .distributed import device_kind
 from .objective import compose_loss_specs, compose_losses
 from .precision import resolve_amp
+from .trainable import OPTIONAL_FEATURES
 
 REFERENCE_SIZE = 256  # the paper's slice size: networks that fail on it fail for another reason
 
@@ -29,6 +30,7 @@ REFERENCE_SIZE = 256  # the paper's slice size: networks that fail on it fail fo
 def check(config: TrainConfig) -> dict[str, Any]:
     """Every check that needs the registries or the machine; returns the resolved specs."""
     resolved = resolve_specs(config)
+    check_features(config)
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)
     for gen in dict.fromkeys((config.gen, mr_generator(config))):
@@ -71,6 +73,18 @@ def model_spec(model: str) -> ic.Spec:
     if trained_by != "imtrans train":
         raise ImtransError(f"--model {model}: this model is trained with `{trained_by}`, not `imtrans train`")
     return spec
+
+
+def check_features(config: TrainConfig) -> None:
+    """Refuse an optional feature (``--gen-mr``, ``--ema``) that ``--model`` does not read: it would be ignored."""
+    model = ic.MODELS.get(ic.MODELS.resolve(config.model).name)
+    for name in OPTIONAL_FEATURES:
+        value = getattr(config, name)
+        if value != FIELDS[name].default and name not in getattr(model, "features", frozenset()):
+            raise ImtransError(
+                f"--{flag(name)} {value}: --model {config.model} does not use it (only models that declare "
+                f"it do, e.g. cyclegan); drop --{flag(name)}"
+            )
 
 
 def generator_spec(gen: str, context: int = 0) -> ic.Spec:

@@ -170,6 +170,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "iters": 2400},
         "`prior-unet` for twice the iterations (about 20 minutes of training)",
     ),
+    "prior-unet-hold3-long": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET, "iters": 2400},
+        "`prior-unet-hold3` for twice the iterations",
+    ),
+    "supervised-unet-2-long": (
+        {"loss": SUPERVISED, "data": FEW_PAIRS, "gen": UNET, "iters": 2400},
+        "`supervised-unet-2` for twice the iterations",
+    ),
 }
 METRICS = ("mae", "psnr", "ssim", "mae_hu", "shift_mm", "mae_bone", "mae_muscle", "mae_fat")
 CURVE_POINTS = 6  # checkpoints kept along each run, scored for the first seed's learning curve

@@ -83,6 +83,16 @@ def test_config_file_and_command_line_precedence(tmp_path, capsys):
     assert "ngf=8" in out and "gc:weight=0.5" in out
 
 
+def test_a_preset_s_loss_terms_add_up_with_the_command_line_s(capsys):
+    """``--preset cpu-unet`` brings GC and the held prior; ``--loss`` re-weights or drops a term, not all."""
+    code, out, _ = call(capsys, "train", "--preset", "cpu-unet", "--loss", "gc:0.5", "--dry-run")
+    assert code == 0
+    assert "preset cpu-unet changes:" in out and "gen=unet:" in out
+    assert "gc:weight=0.5" in out and "prior:weight=3.0" in out and "until=0" in out
+    code, out, _ = call(capsys, "train", "--preset", "cpu-unet", "--loss", "prior:0", "--dry-run")
+    assert code == 0 and "prior:" not in out.split("preset cpu-unet changes:")[1].split("\n", 1)[1]
+
+
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "imtrans_core", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("imtrans ")

@@ -334,6 +334,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ckpt_every": 200,
     },
 }
+# The best unpaired recipe measured on the phantom (docs/quality.md, `prior-unet-hold3-long`):
+# the cpu preset with a U-Net generator held to the contrast prior throughout, twice as long.
+PRESETS["cpu-unet"] = {
+    **PRESETS["cpu"],
+    "gen": "unet:base=32",
+    "loss": ["gc:1,abs=true", "prior:3,until=0"],
+    "iters": 2400,
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -370,13 +378,17 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
     """Merge defaults < preset < config file < command line into one TrainConfig.
 
     The preset comes from the command line, else from the config file, else
-    ``paper``.
+    ``paper``. Loss terms add up in that order rather than replace each other, as
+    repeated ``--loss`` options do: ``--preset cpu-unet --loss gc:0.3`` replaces
+    the preset's GC term and keeps its prior, ``--loss prior:0`` drops the prior.
     """
     from_file = read_config_file(config_file) if config_file is not None else {}
     preset = preset or from_file.pop("preset", None) or "paper"
     if preset not in PRESETS:
         raise ImtransError(f"--preset {preset}: unknown; choose one of {', '.join(PRESETS)}")
-    merged: dict[str, Any] = {**PRESETS[preset], **from_file, **check_values(cli_values, None)}
+    layers = (PRESETS[preset], from_file, check_values(cli_values, None))
+    merged: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
+    merged["loss"] = [spec for layer in layers for spec in layer.get("loss", [])]  # later terms re-weight
     return TrainConfig(**{**merged, "preset": preset})
 
 

@@ -388,7 +388,8 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
         raise ImtransError(f"--preset {preset}: unknown; choose one of {', '.join(PRESETS)}")
     layers = (PRESETS[preset], from_file, check_values(cli_values, None))
     merged: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
-    merged["loss"] = [spec for layer in layers for spec in layer.get("loss", [])]  # later terms re-weight
+    # loss terms add up across the layers; a later term of a name replaces an earlier one
+    merged["loss"] = [spec for layer in layers for spec in layer.get("loss", [])]
     return TrainConfig(**{**merged, "preset": preset})
 
 

@@ -60,12 +60,16 @@ def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[st
       its mean HU, exact boundaries and scanner blur, no texture, grain or noise:
       what a perfect tissue classifier writes from an MR, which barely shows the
       CT's texture (mineral density) and shows none of its grain or noise;
+    - ``second scan``: the subject scanned again (the phantom's ``repeat=1``): anatomy,
+      texture and blur exact, the noise and grain drawn anew: what a perfect generative
+      model scores, one that draws CT noise of its own as a GAN's discriminator asks;
     - ``noise floor``: the subject's CT rendered again without quantum noise
       (anatomy, texture and scanner blur all right; only the noise, which no
       model can predict, differs): no model can beat it.
     """
     renders = {
         "tissue means": ic.DATASETS.build(f"{spec},ct_noise=0,ct_texture=0").paired,
+        "second scan": ic.DATASETS.build(f"{spec},repeat=1").paired,
         "noise floor": ic.DATASETS.build(f"{spec},ct_noise=0").paired,
     }
     prior = contrast_prior_map(pools or spec)

@@ -175,6 +175,26 @@ def test_mr_knobs_change_the_mr_and_nothing_else():
         assert np.array_equal(other["labels"].array, base["labels"].array), knob
 
 
+def test_a_repeat_scan_draws_only_the_noise_again():
+    """Scan 1 of a subject: the same body and tissue values, fresh CT grain and noise of the same level."""
+    seed = ph.subject_seed(0, "paired", 1)
+
+    def scan(**knobs):
+        return ph.render_subject(seed, scan=ph.Scan(**knobs), **SMALL)
+
+    base, again = scan(), scan(repeat=1)
+    assert np.array_equal(again["labels"].array, base["labels"].array)
+    assert not np.array_equal(again["mr"].array, base["mr"].array)
+    flat = [scan(repeat=r, ct_noise=0.0, ct_texture=0.0)["ct"].array for r in (0, 1)]
+    assert np.array_equal(*flat)  # the tissues' values are the subject's, not the scan's
+    body = base["labels"].array > 0
+    noise = [scan()["ct"].array - scan(ct_noise=0.0)["ct"].array]
+    noise.append(again["ct"].array - scan(repeat=1, ct_noise=0.0)["ct"].array)
+    assert abs(np.corrcoef(noise[0][body], noise[1][body])[0, 1]) < 0.05  # independent draws
+    assert np.std(noise[1][body]) == pytest.approx(np.std(noise[0][body]), rel=0.1)  # of the same level
+    assert not np.array_equal(scan(repeat=2)["ct"].array, again["ct"].array)  # each repeat its own
+
+
 def test_t2_weighting_is_a_spin_echo_contrast_of_the_same_body():
     """``weighting=t2``: urine brightest, muscle far darker than fat, no India-ink line; T1 unchanged."""
     seed = ph.subject_seed(0, "paired", 1)
@@ -334,7 +354,13 @@ def test_thickness_sets_the_slab():
 
 
 def test_scan_knobs_are_checked_and_named():
-    for bad in ({"metal": 2.0}, {"thickness": 1.0}, {"coil": float("nan")}, {"ghosting": True}):
+    for bad in (
+        {"metal": 2.0},
+        {"thickness": 1.0},
+        {"coil": float("nan")},
+        {"ghosting": True},
+        {"repeat": 1.5},
+    ):
         name = next(iter(bad))
         with pytest.raises(ImtransError, match=name):
             ph.Scan(**bad)
@@ -367,3 +393,5 @@ def test_spec_and_command_line_reach_the_renderer(tmp_path, capsys):
     capsys.readouterr()
     assert run([*args, "--metal", "3"]) == 2
     assert "--metal" in capsys.readouterr().err
+    assert run([*args, "--repeat", "1.5"]) == 2  # a whole number
+    assert "--repeat" in capsys.readouterr().err

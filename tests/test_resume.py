@@ -160,11 +160,12 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"}
     assert "constant image (must beat)" in out and "noise floor (best possible)" in out
     assert "contrast prior's map, no network" in out
-    constant, prior, tissue, floor = (
+    constant, prior, tissue, again, floor = (
         np.mean([r["mae"] for r in scores["baselines"][k]])
-        for k in ("constant image", "contrast prior", "tissue means", "noise floor")
+        for k in ("constant image", "contrast prior", "tissue means", "second scan", "noise floor")
     )
     assert constant > 3 * floor and floor < tissue < constant  # the scale the model is read on
+    assert 1.2 * floor < again < 1.6 * floor  # two independent noises differ by about sqrt(2) of one
     assert (
         tissue < prior < constant
     )  # the inverse-rank map gets fat, muscle and cortex right, not bone marrow

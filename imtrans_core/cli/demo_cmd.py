@@ -63,6 +63,7 @@ def _beside_baselines(report: Any) -> Table:
         "constant image (must beat)": report.baselines["constant image"],
         "contrast prior's map, no network (must beat)": report.baselines["contrast prior"],
         "this model": report.rows,
+        "second scan (a perfect GAN: its own noise)": report.baselines["second scan"],
         "tissue means (a perfect tissue classifier)": report.baselines["tissue means"],
         "noise floor (best possible)": report.baselines["noise floor"],
     }

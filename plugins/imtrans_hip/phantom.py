@@ -67,13 +67,20 @@ def _scan_key(scan: Scan) -> str:
     return ",".join(part for part in (scan.key(), WEIGHTING_REVISIONS[scan.weighting]) if part)
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent random streams of one subject, so rendering only CT leaves the MR unchanged."""
+def _streams(seed: int, repeat: int = 0) -> dict[str, np.random.Generator]:
+    """Independent random streams of one subject, so rendering only CT leaves the MR unchanged.
+
+    Scan ``repeat`` > 0 of the subject draws its noise streams anew and keeps every other.
+    """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ImtransError(f"phantom seed must be a non-negative integer, got {seed!r}")
     names = ("anatomy", "ct", "mr", "fov", "implant", "pairing", "ct_noise", "mr_noise")
     children = np.random.SeedSequence([0x41B, int(seed)]).spawn(len(names))
-    return {k: np.random.default_rng(c) for k, c in zip(names, children, strict=True)}
+    streams = {k: np.random.default_rng(c) for k, c in zip(names, children, strict=True)}
+    if repeat:
+        again = np.random.SeedSequence([0x41B, int(seed), int(repeat)]).spawn(2)
+        streams.update(ct_noise=np.random.default_rng(again[0]), mr_noise=np.random.default_rng(again[1]))
+    return streams
 
 
 def _volume(array: np.ndarray, grid: Grid, modality: str, meta: dict) -> Volume:
@@ -104,7 +111,7 @@ def render_subject(
         raise ImtransError(f"unknown phantom modality {sorted(unknown)}; choose from ct, mr, labels")
     if int(size) < 16 or int(slices) < 4:
         raise ImtransError(f"phantom size must be >= 16 and slices >= 4, got size={size}, slices={slices}")
-    rng = _streams(seed)
+    rng = _streams(seed, scan.repeat)
     subject = Subject.sample(rng["anatomy"])
     if rng["implant"].uniform() < scan.metal:
         subject = replace(subject, implant=str(rng["implant"].choice(["left", "right"])))
@@ -400,6 +407,7 @@ def phantom(
     misregistration: float = Scan.misregistration,
     fov_sd: float = Scan.fov_sd,
     cohort_offset: float = Scan.cohort_offset,
+    repeat: int = Scan.repeat,
 ) -> VolumeSource:
     """Procedural hip phantom: unpaired CT and MR pools (T1; T2 with ``weighting=t2``) plus paired test subjects.
 

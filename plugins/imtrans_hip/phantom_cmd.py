@@ -15,16 +15,24 @@ from .scan import Scan
 def scan_options(command):
     """One ``--name`` option per :class:`Scan` knob, with its range and help (the spec's parameters)."""
     for f in reversed(fields(Scan)):
-        kind = f.metadata.get("choices")
         option = click.option(
             f"--{f.name.replace('_', '-')}",
-            type=click.Choice(kind) if kind else FiniteFloatRange(*f.metadata["range"]),
+            type=_option_type(f.metadata),
             default=f.default,
             show_default=True,
             help=f.metadata["help"],
         )
         command = option(command)
     return command
+
+
+def _option_type(metadata) -> click.ParamType:
+    """The click type of a knob: one of its choices, a whole number or a finite number in its range."""
+    if "choices" in metadata:
+        return click.Choice(metadata["choices"])
+    if metadata.get("integer"):
+        return click.IntRange(*metadata["range"])
+    return FiniteFloatRange(*metadata["range"])
 
 
 @click.command("phantom")

@@ -18,6 +18,11 @@ def _knob(default: float, low: float, high: float, help: str) -> float:
     return field(default=default, metadata={"range": (low, high), "help": help})
 
 
+def _count(default: int, high: int, help: str) -> int:
+    """A :class:`Scan` field that takes a whole number in 0..``high``."""
+    return field(default=default, metadata={"range": (0, high), "integer": True, "help": help})
+
+
 def _choice(default: str, choices: tuple[str, ...], help: str) -> str:
     """A :class:`Scan` field that takes one of ``choices``."""
     return field(default=default, metadata={"choices": choices, "help": help})
@@ -66,6 +71,12 @@ class Scan:
     cohort_offset: float = _knob(
         25.0, -150.0, 150.0, "How much higher the MR archive frames the hip than the CT's, mm."
     )
+    repeat: int = _count(
+        0,
+        1_000_000,
+        "Which scan of each subject: 1, 2, ... scan it again, the same anatomy with the noise and "
+        "grain drawn anew (0: the first scan).",
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,8 +88,10 @@ class Scan:
                 continue
             low, high = f.metadata["range"]
             number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-            if not number or not low <= value <= high:
-                raise ImtransError(f"phantom: {f.name} must be a number in {low:g}..{high:g}, got {value!r}")
+            whole = not f.metadata.get("integer") or (number and float(value).is_integer())
+            if not number or not whole or not low <= value <= high:
+                kind = "a whole number" if f.metadata.get("integer") else "a number"
+                raise ImtransError(f"phantom: {f.name} must be {kind} in {low:g}..{high:g}, got {value!r}")
 
     def key(self) -> str:
         """The settings that differ from the defaults, as ``name=value`` (``""`` for all defaults)."""

@@ -35,7 +35,14 @@ TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as t
 DEMO_LOSS = ["gc:0.3,abs=true"]
 SMALL = "resnet9:ngf=32,n_blocks=6"
 PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
-FEW_PAIRS = PAIRS.replace("n_train_pairs=12", "n_train_pairs=2")  # ... + 2 pairs
+
+
+def pairs(n: int) -> str:
+    """The cpu preset's data with ``n`` aligned training pairs beside its unpaired pools."""
+    return PAIRS.replace("n_train_pairs=12", f"n_train_pairs={n}")
+
+
+FEW_PAIRS = pairs(2)
 SUPERVISED = ["paired:1", "lsgan:0", "cycle:0"]
 UNET = "unet:base=32"
 
@@ -173,6 +180,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "prior-unet-hold3-long": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3` for twice the iterations",
+    ),
+    "supervised-unet-4": (
+        {"loss": SUPERVISED, "data": pairs(4), "gen": UNET},
+        "the supervised U-Net on 4 aligned pairs, not 12",
     ),
     "supervised-unet-2-long": (
         {"loss": SUPERVISED, "data": FEW_PAIRS, "gen": UNET, "iters": 2400},

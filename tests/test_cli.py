@@ -93,6 +93,17 @@ def test_a_preset_s_loss_terms_add_up_with_the_command_line_s(capsys):
     assert code == 0 and "prior:" not in out.split("preset cpu-unet changes:")[1].split("\n", 1)[1]
 
 
+def test_the_paired_preset_trains_the_supervised_u_net_on_four_pairs(capsys, tmp_path):
+    """``--preset cpu-paired``: the U-Net, the paired L1 alone (no GAN, no cycle), 4 aligned pairs."""
+    code, out, _ = call(capsys, "train", "--preset", "cpu-paired", "--dry-run")
+    assert code == 0 and "gen=unet:" in out and "n_train_pairs=4" in out
+    assert "loss=['paired:weight=1.0']" in out
+    no_pairs = "phantom:n_ct=1,n_mr=1,n_paired=0,size=32,slices=6"
+    code, _, err = call(capsys, "train", "--preset", "cpu-paired", "--data", no_pairs, "--out", str(tmp_path))
+    assert code == 2 and f"--data {no_pairs} has none" in " ".join(err.split())  # before any work
+    assert not any(tmp_path.iterdir())
+
+
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "imtrans_core", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("imtrans ")

@@ -58,7 +58,9 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default=None,
-    help="paper (default), cpu (small: minutes on 2 cores) or cpu-unet (the best unpaired recipe on the phantom, about 17 minutes); each says what it changes.",
+    help="paper (default), cpu (small: minutes on 2 cores), cpu-unet (the best unpaired recipe on the "
+    "phantom, about 17 minutes) or cpu-paired (the supervised U-Net on a few aligned pairs, minutes); "
+    "each says what it changes.",
 )
 @click.option(
     "--config",

@@ -342,6 +342,14 @@ PRESETS["cpu-unet"] = {
     "loss": ["gc:1,abs=true", "prior:3,until=0"],
     "iters": 2400,
 }
+# Where a few registered pairs exist: the supervised U-Net (docs/quality.md, `supervised-unet-4`), the
+# best recipe measured on the phantom and the one that meets issue #16's bar, on 4 of its pairs.
+PRESETS["cpu-paired"] = {
+    **PRESETS["cpu"],
+    "gen": "unet:base=32",
+    "loss": ["paired:1", "lsgan:0", "cycle:0"],
+    "data": f"{PRESETS['cpu']['data']},n_train_pairs=4",
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

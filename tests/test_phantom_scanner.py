@@ -188,7 +188,7 @@ def test_a_repeat_scan_draws_only_the_noise_again():
     flat = [scan(repeat=r, ct_noise=0.0, ct_texture=0.0)["ct"].array for r in (0, 1)]
     assert np.array_equal(*flat)  # the tissues' values are the subject's, not the scan's
     body = base["labels"].array > 0
-    noise = [scan()["ct"].array - scan(ct_noise=0.0)["ct"].array]
+    noise = [base["ct"].array - scan(ct_noise=0.0)["ct"].array]
     noise.append(again["ct"].array - scan(repeat=1, ct_noise=0.0)["ct"].array)
     assert abs(np.corrcoef(noise[0][body], noise[1][body])[0, 1]) < 0.05  # independent draws
     assert np.std(noise[1][body]) == pytest.approx(np.std(noise[0][body]), rel=0.1)  # of the same level

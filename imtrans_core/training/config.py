@@ -342,8 +342,8 @@ PRESETS["cpu-unet"] = {
     "loss": ["gc:1,abs=true", "prior:3,until=0"],
     "iters": 2400,
 }
-# Where a few registered pairs exist: the supervised U-Net (docs/quality.md, `supervised-unet-4`), the
-# best recipe measured on the phantom and the one that meets issue #16's bar, on 4 of its pairs.
+# Where a few registered pairs exist: the supervised U-Net on 4 of the phantom's pairs, the fewest
+# measured that meet docs/quality.md's bar (`supervised-unet-4`; no unpaired recipe meets it yet).
 PRESETS["cpu-paired"] = {
     **PRESETS["cpu"],
     "gen": "unet:base=32",

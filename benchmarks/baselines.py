@@ -11,12 +11,16 @@ masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 - **tissue means**: the same subject's CT rendered again with each tissue flat at its
   mean HU (exact boundaries and blur; no texture, grain or noise): what a perfect
   tissue classifier writes from an MR. Phantom data only;
+- **second scan**: the same subject scanned again (``repeat=1``: anatomy, texture and
+  blur exact, the noise and grain drawn anew): what a perfect GAN scores. Phantom data only;
 - **noise floor**: the same subject's CT rendered again without quantum noise (the
   anatomy, texture and scanner blur are all correct; only the noise, which no model
   can predict from an MR, differs). Phantom data only;
 
-and, with ``--demo``, the scores ``imtrans demo`` wrote (``DEMO/scores.json``: its
-model's and these baselines', on the demo's own data set).
+each image but the constant one also with its MAE inside the phantom's bone, muscle and
+fat (``--data``; as ``quality.py`` scores a model), and, with ``--demo``, the scores
+``imtrans demo`` wrote (``DEMO/scores.json``: its model's and these baselines', on the
+demo's own data set).
 
     imtrans demo --out runs/demo
     python benchmarks/baselines.py --demo runs/demo --out docs/results/demo.json
@@ -56,7 +60,7 @@ def main() -> None:
     demo = json.loads((args.demo / "scores.json").read_text()) if args.demo else None
     spec = demo["data"] if demo else args.data
     # the demo scored them beside its model
-    rows = demo["baselines"] if demo else baseline_rows(spec, args.pools)
+    rows = demo["baselines"] if demo else baseline_rows(spec, args.pools, extra=tissue_errors_of)
     if demo:
         rows["demo model"] = demo["subjects"]
     from imtrans_core.evaluation.report import summarize
@@ -74,6 +78,13 @@ def main() -> None:
     ]
     print_table(f"{spec}: baselines", table)
     write_json(args.out, json.loads(json.dumps(result, default=float)))
+
+
+def tissue_errors_of(image, volumes) -> dict[str, float]:
+    """The MAE of a reference image inside the phantom's bone, muscle and fat, as quality.py scores a model."""
+    from quality import tissue_errors
+
+    return tissue_errors({"sct": image, "ct": volumes["ct"], "labels": volumes["labels"]})
 
 
 if __name__ == "__main__":

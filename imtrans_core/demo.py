@@ -48,8 +48,15 @@ class DemoReport:
         return result
 
 
-def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def baseline_rows(
+    spec: str,
+    pools: str | None = None,
+    extra: Callable[[Any, dict[str, Any]], dict[str, float]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Per paired subject of phantom data ``spec``: reference images, scored as a model would be.
+
+    ``extra(image, volumes)``: more scores of each reference image but the constant one, given the
+    subject's volumes (``ct``, ``mr``, ``labels``, ``mask``), e.g. errors by tissue.
 
     - ``constant image``: the real CT's median HU in the body mask everywhere
       (what a model that learned nothing but the typical tissue writes): a model must beat it;
@@ -80,13 +87,12 @@ def baseline_rows(spec: str, pools: str | None = None) -> dict[str, list[dict[st
         vols = subject.load()
         ct, mr, mask = vols["ct"], vols["mr"], vols["mask"]
         rows["constant image"].append({"id": subject.id, **constant_baseline(ct, mask)})
-        for name, paired in renders.items():
-            scores = evaluate_pair(paired[i].load()["ct"], ct, mask=mask, source=mr)
-            rows[name].append({"id": subject.id, **scores})
+        images = {name: paired[i].load()["ct"] for name, paired in renders.items()}
         if prior is not None:
-            rows["contrast prior"].append(
-                {"id": subject.id, **evaluate_pair(prior(mr), ct, mask=mask, source=mr)}
-            )
+            images["contrast prior"] = prior(mr)
+        for name, image in images.items():
+            scores = evaluate_pair(image, ct, mask=mask, source=mr)
+            rows[name].append({"id": subject.id, **scores, **(extra(image, vols) if extra else {})})
     return rows
 
 

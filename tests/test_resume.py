@@ -218,7 +218,15 @@ def test_the_contrast_prior_baseline_maps_bright_mr_dark_without_a_network():
     assert np.all(np.diff(sct[body][order]) <= 1e-3)  # the brighter the MR, the darker the CT
     assert sct[body & (mr > np.percentile(mr[body], 90))].mean() < -50  # fat, bright on T1, at fat's HU
     assert (sct[mr == 0] == -1000).all()  # air stays air
-    rows = baseline_rows(spec)
+    seen = []
+
+    def extra(image, volumes):  # each reference image once, with its subject's volumes
+        seen.append(image)
+        return {"hu_mean": float(image.array[volumes["mask"].array > 0].mean())}
+
+    rows = baseline_rows(spec, extra=extra)
     assert len(rows["contrast prior"]) == 1
     assert rows["contrast prior"][0]["mae"] < rows["constant image"][0]["mae"]
+    assert rows["contrast prior"][0]["hu_mean"] == pytest.approx(sct[body].mean(), abs=1e-3)
+    assert len(seen) == 4 and "hu_mean" not in rows["constant image"][0]  # the images, not the constant
     assert contrast_prior_map(spec.replace("n_ct=3,n_mr=3", "n_ct=0,n_mr=0")) is None  # no pools, no map

@@ -181,6 +181,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3` for twice the iterations",
     ),
+    "prior-unet-hold3-long-ema": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET, "iters": 2400, "ema": 0.995},
+        "`prior-unet-hold3-long` (`--preset cpu-unet`) translating with the moving average of its "
+        "generators' weights (`--ema 0.995`)",
+    ),
     "supervised-unet-4": (
         {"loss": SUPERVISED, "data": pairs(4), "gen": UNET},
         "the supervised U-Net on 4 aligned pairs, not 12",

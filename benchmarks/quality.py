@@ -186,6 +186,22 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         "`prior-unet-hold3-long` (`--preset cpu-unet`) translating with the moving average of its "
         "generators' weights (`--ema 0.995`)",
     ),
+    "clean-unet": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0", "lsgan:1,denoise_ct=0.15"], "gen": UNET},
+        "`prior-unet-hold3` with D_CT shown the real CTs denoised (bilateral, 37.5 HU): no noise to imitate",
+    ),
+    "clean-unet-nogc": (
+        {"loss": ["prior:3,until=0", "lsgan:1,denoise_ct=0.15"], "gen": UNET},
+        "`clean-unet` without GC",
+    ),
+    "clean-unet-nogc-blur2": (
+        {"loss": ["prior:3,until=0,blur=2", "lsgan:1,denoise_ct=0.15"], "gen": UNET},
+        "`clean-unet-nogc` with the prior compared low-passed (2 px)",
+    ),
+    "prior-unet-hold3-cycle1": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0", "cycle:1"], "gen": UNET},
+        "`prior-unet-hold3` with cycle weight 1, not 3",
+    ),
     "supervised-unet-4": (
         {"loss": SUPERVISED, "data": pairs(4), "gen": UNET},
         "the supervised U-Net on 4 aligned pairs, not 12",

@@ -160,6 +160,19 @@ def seeds_table(*variants: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def boundaries_table() -> str:
+    """docs/quality.md: mean HU by signed distance from the fat/muscle boundary (benchmarks/boundaries.py)."""
+    result = json.loads((RESULTS / "boundaries.json").read_text())
+    distances = result["distances"]
+    lines = [
+        "| image | " + " | ".join(f"{d:+d}" for d in distances) + " |",
+        "|---" * (1 + len(distances)) + "|",
+    ]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{x:.0f}" for x in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def demo_table() -> str:
     """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
     demo = json.loads((RESULTS / "demo.json").read_text())
@@ -319,6 +332,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "curve": curve_table,
     "seeds": seeds_table,
     "demo": demo_table,
+    "boundaries": boundaries_table,
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,

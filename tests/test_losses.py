@@ -55,6 +55,39 @@ def test_vanilla_on_known_inputs_and_stable_for_large_logits():
 # ----------------------------------------------------------------------------- cycle and identity
 
 
+def _edge_with_noise(sd: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A vertical step from -0.5 to 0.5 (two 2.5-D channels), and the same with Gaussian noise of ``sd``."""
+    clean = torch.full((2, 2, 32, 32), -0.5)
+    clean[..., 16:] = 0.5
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
+    return clean, clean + sd * noise
+
+
+def test_bilateral_averages_noise_away_and_keeps_a_large_edge_sharp():
+    from imtrans_cyclegan.losses import bilateral
+
+    clean, noisy = _edge_with_noise(0.05)
+    filtered = bilateral(noisy, range_sd=0.15)
+    assert filtered.shape == noisy.shape
+    flat = (slice(None), slice(None), slice(2, -2), slice(2, 12))  # away from the edge and the borders
+    assert (filtered - clean)[flat].std() < 0.4 * (noisy - clean)[flat].std()
+    edge = (slice(None), slice(None), slice(None), slice(15, 17))  # the two columns beside the step
+    assert (filtered - clean)[edge].abs().max() < 0.15  # a blur of 1.5 px would put them near 0
+    blurred = torch.nn.functional.avg_pool2d(noisy.reshape(4, 1, 32, 32), 5, 1, 2).reshape(noisy.shape)
+    assert (blurred - clean)[edge].abs().mean() > 3 * (filtered - clean)[edge].abs().mean()
+    assert torch.equal(bilateral(clean[..., :8], 0.15), clean[..., :8])  # a flat image stays as it is
+
+
+def test_adversarial_denoise_shows_only_that_domains_real_images_filtered(cyclegan_only):
+    _, noisy = _edge_with_noise(0.05)
+    plain, clean_ct = (ic.LOSSES.build(spec) for spec in ("lsgan", "vanilla:denoise_ct=0.15"))
+    assert plain.real(noisy, "ct") is noisy and plain.real(noisy, "mr") is noisy
+    assert clean_ct.real(noisy, "mr") is noisy
+    assert clean_ct.real(noisy, "ct").std(dim=(2, 3)).mean() < noisy.std(dim=(2, 3)).mean()
+    with pytest.raises(ic.SpecError, match="denoise_mr must be >= 0"):
+        ic.LOSSES.build("lsgan:denoise_mr=-1")
+
+
 def test_cycle_is_mean_absolute_difference():
     real = torch.zeros(1, 1, 2, 2)
     reconstructed = torch.tensor([[[[1.0, -3.0], [0.0, 2.0]]]])
@@ -270,7 +303,7 @@ def test_removing_the_only_adversarial_loss_is_an_error(losses):
 def test_composed_specs_are_resolved_for_the_config(losses):
     specs = [str(spec) for spec in compose_loss_specs(["gc:0.3", "identity"], losses)]
     assert specs == [
-        "lsgan:weight=1.0",
+        "lsgan:weight=1.0,denoise_ct=0.0,denoise_mr=0.0",
         "cycle:weight=3.0,noise=0.0",
         "gc:weight=0.3,op=sobel,abs=true",
         "identity:weight=0.5",
@@ -423,6 +456,23 @@ def test_prior_weight_falls_to_zero_at_until_and_the_objective_follows_it():
     terms["prior"] = torch.tensor(1.0)
     assert float(objective.generator_loss(terms, step=75)) == pytest.approx(1.0)
     assert objective.uses_unpaired and "prior" in objective.prior
+
+
+def test_a_blurred_prior_holds_regions_values_and_lets_fine_detail_go():
+    prior, blurred = _fitted_prior(), _fitted_prior(blur=2)
+    mr = torch.full((1, 1, 32, 32), 0.2)
+    right = prior.mapped(mr, "ct")
+    rows, columns = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    checkerboard = right + 0.2 * ((rows + columns) % 2 * 2 - 1)
+    noise = right + 0.1 * torch.randn(right.shape, generator=torch.Generator().manual_seed(0))
+    offset = right.clone()
+    offset[..., 8:24, 8:24] += 0.2  # a region drawn at another value
+    for image in (checkerboard, noise):  # detail of mean zero, which the map cannot know
+        assert float(blurred(mr, image, "ct")) < 0.35 * float(prior(mr, image, "ct"))
+    assert float(blurred(mr, offset, "ct")) > 0.6 * float(prior(mr, offset, "ct"))
+    assert float(blurred(mr, right, "ct")) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ic.SpecError, match="blur must be a Gaussian SD"):
+        ic.LOSSES.build("prior:blur=-1")
 
 
 def test_prior_refuses_bad_options_and_use_before_fitting():

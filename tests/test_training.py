@@ -370,6 +370,31 @@ def test_cycle_noise_reaches_only_the_translations_that_are_translated_back():
     assert torch.equal(generators(batch)["rec_mr"], batch["mr"])  # no noise: the exact cycle
 
 
+def test_denoise_ct_shows_d_ct_the_real_cts_filtered_and_everything_else_as_it_is():
+    from imtrans_core.training.distributed import Distributed
+    from imtrans_cyclegan.losses import bilateral
+
+    model = ic.MODELS.build("cyclegan")
+    model.setup(TrainConfig(**{**TINY, "loss": ["lsgan:1,denoise_ct=0.15"]}), Distributed.setup("cpu"))
+    seen = {}
+
+    def record(ct, mr):
+        seen.update(ct=ct, mr=mr)
+        return model.discriminators(ct, mr)
+
+    model.d_train = record
+    generator = torch.Generator().manual_seed(0)
+    batch = {k: torch.rand(2, 1, 32, 32, generator=generator) * 2 - 1 for k in ("ct", "mr")}
+    out = {k: torch.rand(2, 1, 32, 32, generator=generator) for k in ("fake_ct", "fake_mr")}
+    model._discriminator_step(batch, out)
+    assert torch.equal(seen["ct"][:2], bilateral(batch["ct"], 0.15))
+    assert not torch.allclose(seen["ct"][:2], batch["ct"])
+    assert torch.equal(seen["mr"][:2], batch["mr"])  # denoise_mr=0: the real MRs as they are
+    assert torch.equal(
+        seen["ct"][2:], out["fake_ct"]
+    )  # the synthetic CTs never (the pool returns them first)
+
+
 def test_init_seed_sets_the_initial_weights_and_leaves_the_data_order_to_seed(tmp_path):
     initial = {}
 

@@ -128,7 +128,10 @@ class CycleGAN(TrainableModel):
         self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Eq. 1-2: real slices against pooled synthetic ones; returns d_ct, d_mr and their sum."""
-        ct, mr = batch["ct"], batch["mr"]
+        ct, mr = (
+            self.objective.seen_as_real(batch["ct"], "ct"),
+            self.objective.seen_as_real(batch["mr"], "mr"),
+        )
         self.discriminators.requires_grad_(True)
         fake_ct = self.pool_ct.query(out["fake_ct"].detach().float())
         fake_mr = self.pool_mr.query(out["fake_mr"].detach().float())

@@ -169,6 +169,11 @@ class Objective:
         weights = self.weights(step)
         return sum(weights[name] * value for name, value in terms.items())
 
+    def seen_as_real(self, image: torch.Tensor, domain: str) -> torch.Tensor:
+        """A real batch of ``domain`` as its discriminator is shown it (the adversarial loss's ``real``, if any)."""
+        show = getattr(self.adversarial, "real", None)
+        return show(image, domain) if show is not None else image
+
     def discriminator_terms(
         self, pred_ct: torch.Tensor, pred_mr: torch.Tensor, n_real: int
     ) -> dict[str, torch.Tensor]:

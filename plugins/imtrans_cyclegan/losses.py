@@ -32,6 +32,8 @@ from torch import nn
 
 from imtrans_core.errors import SpecError
 
+from .networks import GaussianBlur
+
 GradientOp = Literal["sobel", "diff", "prewitt"]
 
 # Kernels of the derivative along x (columns), applied by cross-correlation, so
@@ -62,36 +64,83 @@ class WeightedLoss(nn.Module):
 # ----------------------------------------------------------------------------- adversarial, Eq. 1-2
 
 
-class LSGANLoss(WeightedLoss):
+class AdversarialLoss(WeightedLoss):
+    """Base of the adversarial terms: what the discriminators are shown as real.
+
+    ``denoise_ct``, ``denoise_mr`` > 0 (not in the paper): each real image of that
+    domain reaches its discriminator through an edge-preserving filter
+    (:func:`bilateral`, range SD ``denoise_*`` on the networks' [-1, 1] scale:
+    0.15 is 37.5 HU of the CT window), the synthetic ones as they are. A scan's
+    quantum noise cannot be predicted from the other modality, so a generator
+    asked to imitate it draws noise of its own, independent of the real scan's,
+    which only adds to the error; shown denoised reals, the discriminator asks
+    for a clean image instead and still judges every pixel of the synthetic one
+    (blurring both sides lets the generator hide patterns finer than the blur:
+    docs/quality.md, cause 7). On the phantom it did not lower the error (cause
+    13: one seed, 29.0 against 29.3): the soft tissue's error is not imitated noise.
+    """
+
+    kind = "adversarial"
+
+    def __init__(self, weight: float = 1.0, denoise_ct: float = 0.0, denoise_mr: float = 0.0):
+        super().__init__(weight)
+        for key, value in (("denoise_ct", denoise_ct), ("denoise_mr", denoise_mr)):
+            if not value >= 0:
+                raise SpecError(f"{key} must be >= 0 (0: off), got {value}")
+        self.denoise = {"ct": float(denoise_ct), "mr": float(denoise_mr)}
+
+    def real(self, image: torch.Tensor, domain: Literal["ct", "mr"]) -> torch.Tensor:
+        """``image``, a batch of real images of ``domain``, as its discriminator sees it."""
+        sd = self.denoise[domain]
+        return bilateral(image, sd) if sd > 0 else image
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, denoise_ct={self.denoise['ct']}, denoise_mr={self.denoise['mr']}"
+
+
+@torch.no_grad()
+def bilateral(image: torch.Tensor, range_sd: float, space_sd: float = 1.5, radius: int = 2) -> torch.Tensor:
+    """Each pixel of ``image`` (N, C, H, W) as the mean of its (2 radius + 1)^2 neighbours, weighted
+    by distance (Gaussian of ``space_sd`` pixels) and by value difference (Gaussian of ``range_sd``).
+
+    Noise well below ``range_sd`` is averaged away; an edge of a much larger step (fat to
+    muscle, the cortex) keeps its neighbours across it out of the mean, so it stays sharp.
+    Each channel (a 2.5-D stack's slice) is filtered alone; borders are mirrored.
+    """
+    n, c, h, w = image.shape
+    flat = image.float().reshape(n * c, 1, h, w)
+    size = 2 * radius + 1
+    padded = F.pad(flat, (radius,) * 4, mode="reflect")
+    neighbours = F.unfold(padded, size).view(n * c, size * size, h, w)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
+    distance2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2).reshape(1, -1, 1, 1)
+    weights = torch.exp(-distance2 / (2 * space_sd**2) - (neighbours - flat) ** 2 / (2 * range_sd**2))
+    filtered = (weights * neighbours).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+    return filtered.reshape(n, c, h, w).to(image.dtype)
+
+
+class LSGANLoss(AdversarialLoss):
     """Least-squares GAN loss (Mao et al.), the paper's adversarial loss: mean (D(x) - target)^2.
 
     Replaces the log terms of Eq. 1-2 with squared distances to the targets
     1 (real) and 0 (fake): steadier gradients than the log form.
     """
 
-    kind = "adversarial"
     name = "lsgan"
-
-    def __init__(self, weight: float = 1.0):
-        super().__init__(weight)
 
     def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         logits = logits.float()  # (N, 1, H', W') discriminator outputs
         return torch.mean((logits - float(target_is_real)) ** 2)
 
 
-class VanillaGANLoss(WeightedLoss):
+class VanillaGANLoss(AdversarialLoss):
     """Vanilla GAN loss, Eq. 1-2 as printed: binary cross-entropy on the discriminator's logits.
 
     ``binary_cross_entropy_with_logits`` evaluates log(sigmoid) stably, so
     large logits do not overflow to inf.
     """
 
-    kind = "adversarial"
     name = "vanilla"
-
-    def __init__(self, weight: float = 1.0):
-        super().__init__(weight)
 
     def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         logits = logits.float()
@@ -192,6 +241,14 @@ class ContrastPriorLoss(WeightedLoss):
     a tissue breaks the rule (cancellous bone, bright on T1 for its fat, dense
     on CT), so the weight falls linearly to 0 at ``until`` and the GAN, the
     cycle and GC take it from there; ``until=0`` keeps it at full weight.
+
+    ``blur`` > 0 compares the two low-passed (a Gaussian of that SD in px): the
+    map is right about the values of regions, not about single pixels, where it
+    carries the source's noise and turns each of its thin artefacts into one of
+    the target's (the dark line an opposed-phase T1 draws along every fat/water
+    boundary comes out as a bright, bone-like line: docs/quality.md, cause 13).
+    Blurred, the term holds each region's value and leaves its detail to the
+    adversarial and structure terms.
     """
 
     kind = "prior"
@@ -199,14 +256,21 @@ class ContrastPriorLoss(WeightedLoss):
     knots = 257  # quantiles of each domain's body values that define the map
 
     def __init__(
-        self, weight: float = 10.0, until: int = 400, order: Literal["inverse", "direct"] = "inverse"
+        self,
+        weight: float = 10.0,
+        until: int = 400,
+        order: Literal["inverse", "direct"] = "inverse",
+        blur: float = 0.0,
     ):
         super().__init__(weight)
         if until < 0:
             raise SpecError(f"until must be >= 0 (0: the full weight throughout), got {until}")
         if order not in ("inverse", "direct"):
             raise SpecError(f"order must be inverse or direct, got {order!r}")
-        self.until, self.order = int(until), order
+        if not 0 <= blur <= 8:
+            raise SpecError(f"blur must be a Gaussian SD in px in 0..8 (0: off), got {blur}")
+        self.until, self.order, self.blur = int(until), order, float(blur)
+        self.low_pass = GaussianBlur(blur) if blur > 0 else nn.Identity()
         self.register_buffer("ct_knots", torch.zeros(0))
         self.register_buffer("mr_knots", torch.zeros(0))
 
@@ -226,9 +290,11 @@ class ContrastPriorLoss(WeightedLoss):
     def forward(
         self, source: torch.Tensor, translated: torch.Tensor, to: Literal["ct", "mr"]
     ) -> torch.Tensor:
-        """Mean |translated - map(source)| over the source's body; ``to``: the translated image's domain."""
+        """Mean |translated - map(source)| (low-passed by ``blur``) over the source's body; ``to``: the
+        translated image's domain."""
         body = self.body(source).float()
-        return (body * (translated.float() - self.mapped(source, to)).abs()).sum() / body.sum().clamp(min=1.0)
+        difference = self.low_pass(body * (translated.float() - self.mapped(source, to)))
+        return (body * difference.abs()).sum() / body.sum().clamp(min=1.0)
 
     def mapped(self, source: torch.Tensor, to: Literal["ct", "mr"]) -> torch.Tensor:
         """The prior's image of ``source`` in domain ``to`` (float32, [-1, 1]; meaningful in the body)."""
@@ -243,7 +309,7 @@ class ContrastPriorLoss(WeightedLoss):
         return image > BODY_ABOVE
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, until={self.until}, order={self.order}"
+        return f"weight={self.weight}, until={self.until}, order={self.order}, blur={self.blur}"
 
 
 # On the [-1, 1] scale, values above this are "inside the body" (air is -1 in both windows). An MR's

@@ -1,0 +1,97 @@
+"""What a synthetic CT draws across the boundaries between fat and muscle: mean HU by distance from them.
+
+An opposed-phase T1 draws a dark line along every fat/water boundary (fat and
+water cancel in a voxel that holds both), and a dark line is what cortical bone
+looks like on T1. This measures whether a model turns that line into a bright,
+bone-like rim on the CT: on the paired test subjects of docs/quality.md, every
+voxel of fat or muscle within ``REACH`` voxels of the other is binned by its
+signed distance to it (negative in fat, positive in muscle), and each image's
+mean HU per bin is written beside the real CT's: the real CT, a second scan of
+it, the contrast prior's map, and the first seed's run of each ``--variants``
+(trained by ``benchmarks/quality.py``, found in ``--runs``).
+
+    python benchmarks/boundaries.py --runs runs/quality \\
+        --variants prior-unet-hold3-long supervised-unet-4 --out docs/results/boundaries.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import print_table, write_json
+from quality import REPO, TEST_DATA, WINDOW
+
+REACH = 3  # voxels on each side of the boundary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", required=True, help="Variants of benchmarks/quality.py.")
+    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where their runs are.")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "boundaries.json")
+    args = parser.parse_args()
+
+    import imtrans_core as ic
+    from imtrans_core.demo import contrast_prior_map
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
+    from imtrans_core.training.config import PRESETS
+
+    ic.plugins.load()
+    subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
+    second = [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired]
+    prior = contrast_prior_map(PRESETS["cpu"]["data"])
+    images = {
+        "real CT": [s["ct"] for s in subjects],
+        "second scan": second,
+        "contrast prior": [prior(s["mr"]) for s in subjects],
+    }
+    for variant in args.variants:
+        seed = next(
+            iter(json.loads((REPO / "docs/results/quality" / f"{variant}.json").read_text())["seeds"])
+        )
+        backend = TorchBackend.from_model(args.runs / f"{variant}-seed{seed}", "mr2ct", device="cpu")
+        images[f"`{variant}` (seed {seed})"] = [translate_volume(s["mr"], backend) for s in subjects]
+    distances = [d for d in range(-REACH, REACH + 1) if d]
+    rows = {
+        name: np.mean([profile(v.array, s["labels"].array) for v, s in zip(vols, subjects, strict=True)], 0)
+        for name, vols in images.items()
+    }
+    result = {
+        "test_data": TEST_DATA,
+        "distances": distances,
+        "rows": {name: [float(x) for x in row] for name, row in rows.items()},
+    }
+    print_table(
+        "mean HU by signed distance from the fat/muscle boundary (voxels; - fat, + muscle)",
+        [
+            {"image": name, **{str(d): f"{x:.1f}" for d, x in zip(distances, row, strict=True)}}
+            for name, row in rows.items()
+        ],
+    )
+    write_json(args.out, result)
+
+
+def profile(hu: np.ndarray, labels: np.ndarray) -> list[float]:
+    """Mean of ``hu`` (clipped to the paper's window) over fat and muscle voxels by signed distance to the other."""
+    from scipy import ndimage
+
+    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
+
+    fat = labels == LABELS["fat"]
+    muscle = np.isin(labels, [LABELS[n] for n in LABEL_GROUPS["muscle"] if n in LABELS])
+    signed = np.where(fat, -ndimage.distance_transform_edt(~muscle), ndimage.distance_transform_edt(~fat))
+    signed = np.round(signed).astype(int)
+    hu = np.clip(hu, *WINDOW)
+    near = fat | muscle
+    return [float(hu[near & (signed == d)].mean()) for d in range(-REACH, REACH + 1) if d]
+
+
+if __name__ == "__main__":
+    main()

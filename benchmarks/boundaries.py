@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
-from quality import REPO, TEST_DATA, WINDOW
+from quality import REPO, TEST_DATA, WINDOW, tissue_mask
 
 REACH = 3  # voxels on each side of the boundary
 
@@ -82,10 +82,7 @@ def profile(hu: np.ndarray, labels: np.ndarray) -> list[float]:
     """Mean of ``hu`` (clipped to the paper's window) over fat and muscle voxels by signed distance to the other."""
     from scipy import ndimage
 
-    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
-
-    fat = labels == LABELS["fat"]
-    muscle = np.isin(labels, [LABELS[n] for n in LABEL_GROUPS["muscle"] if n in LABELS])
+    fat, muscle = tissue_mask(labels, "fat"), tissue_mask(labels, "muscle")
     signed = np.where(fat, -ndimage.distance_transform_edt(~muscle), ndimage.distance_transform_edt(~fat))
     signed = np.round(signed).astype(int)
     hu = np.clip(hu, *WINDOW)

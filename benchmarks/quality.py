@@ -336,21 +336,21 @@ def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def tissue_errors(subject: dict[str, Any]) -> dict[str, float]:
     """MAE on the paper's scale inside the phantom's bone, muscle and fat: where the error is."""
     import imtrans_core as ic
-    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
 
     mae = ic.METRICS.build("mae:scale=paper")
-    tissues = {"bone": LABEL_GROUPS["bone"], "muscle": LABEL_GROUPS["muscle"], "fat": ["fat"]}
     labels = subject["labels"].array
     return {
-        f"mae_{tissue}": float(
-            mae(
-                subject["sct"].array,
-                subject["ct"].array,
-                np.isin(labels, [LABELS[n] for n in names if n in LABELS]),
-            )
-        )
-        for tissue, names in tissues.items()
+        f"mae_{tissue}": float(mae(subject["sct"].array, subject["ct"].array, tissue_mask(labels, tissue)))
+        for tissue in ("bone", "muscle", "fat")
     }
+
+
+def tissue_mask(labels: np.ndarray, tissue: str) -> np.ndarray:
+    """Where the phantom's ``labels`` hold ``tissue``: a label group (bone, muscle) or one label (fat)."""
+    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
+
+    names = LABEL_GROUPS.get(tissue, [tissue])
+    return np.isin(labels, [LABELS[n] for n in names if n in LABELS])
 
 
 def learned_shift(subject: dict[str, Any], reach: int = 16) -> float:

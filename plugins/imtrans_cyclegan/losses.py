@@ -105,7 +105,8 @@ def bilateral(image: torch.Tensor, range_sd: float, space_sd: float = 1.5, radiu
 
     Noise well below ``range_sd`` is averaged away; an edge of a much larger step (fat to
     muscle, the cortex) keeps its neighbours across it out of the mean, so it stays sharp.
-    Each channel (a 2.5-D stack's slice) is filtered alone; borders are mirrored.
+    Each channel (a 2.5-D stack's slice) is filtered alone; borders are mirrored. No gradient
+    flows through it: it prepares data (the real images), never a network's output.
     """
     n, c, h, w = image.shape
     flat = image.float().reshape(n * c, 1, h, w)

@@ -11,13 +11,11 @@ it, the contrast prior's map, and the first seed's run of each ``--variants``
 (trained by ``benchmarks/quality.py``, found in ``--runs``).
 
     python benchmarks/boundaries.py --runs runs/quality \\
-        --variants prior-unet-hold3-long supervised-unet-4 --out docs/results/boundaries.json
+        --variants prior-unet-hold3-long prior-unet-hold3 supervised-unet-4
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,39 +23,25 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
-from quality import REPO, TEST_DATA, WINDOW, tissue_mask
+from quality import TEST_DATA, WINDOW, study, tissue_mask
 
 REACH = 3  # voxels on each side of the boundary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", required=True, help="Variants of benchmarks/quality.py.")
-    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where their runs are.")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "boundaries.json")
-    args = parser.parse_args()
-
+    args, subjects, prior, runs = study(__doc__, "boundaries.json")
     import imtrans_core as ic
-    from imtrans_core.demo import contrast_prior_map
     from imtrans_core.inference.backends import TorchBackend
     from imtrans_core.inference.translate import translate_volume
-    from imtrans_core.training.config import PRESETS
 
-    ic.plugins.load()
-    subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
-    second = [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired]
-    prior = contrast_prior_map(PRESETS["cpu"]["data"])
     images = {
         "real CT": [s["ct"] for s in subjects],
-        "second scan": second,
+        "second scan": [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired],
         "contrast prior": [prior(s["mr"]) for s in subjects],
     }
-    for variant in args.variants:
-        seed = next(
-            iter(json.loads((REPO / "docs/results/quality" / f"{variant}.json").read_text())["seeds"])
-        )
-        backend = TorchBackend.from_model(args.runs / f"{variant}-seed{seed}", "mr2ct", device="cpu")
-        images[f"`{variant}` (seed {seed})"] = [translate_volume(s["mr"], backend) for s in subjects]
+    for name, run in runs.items():
+        backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
+        images[name] = [translate_volume(s["mr"], backend) for s in subjects]
     distances = [d for d in range(-REACH, REACH + 1) if d]
     rows = {
         name: np.mean([profile(v.array, s["labels"].array) for v, s in zip(vols, subjects, strict=True)], 0)

@@ -32,6 +32,7 @@ from machine import describe_machine, print_table, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as the cpu preset's pools
+RESULTS = REPO / "docs" / "results" / "quality"  # one JSON per variant
 DEMO_LOSS = ["gc:0.3,abs=true"]
 SMALL = "resnet9:ngf=32,n_blocks=6"
 PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
@@ -202,6 +203,22 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0", "cycle:1"], "gen": UNET},
         "`prior-unet-hold3` with cycle weight 1, not 3",
     ),
+    "robust-unet": (
+        {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1"], "gen": UNET},
+        "`prior-unet-hold10` with the prior's pull falling past 0.1 (25 HU): `prior:10,until=0,robust=0.1`",
+    ),
+    "marrow-unet": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET},
+        "`prior-unet-hold3` with G_MR held to bright marrow inside the CT's cortex: `prior:3,until=0,marrow=true`",
+    ),
+    "marrow-robust-unet": (
+        {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},
+        "`robust-unet` with `marrow`: bone's inside drawn bright on the MR, held loosely to fat on the CT",
+    ),
+    "prior-unet-hold3-adv3": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0", "lsgan:3"], "gen": UNET},
+        "`prior-unet-hold3` with the adversarial terms at weight 3, not 1",
+    ),
     "supervised-unet-4": (
         {"loss": SUPERVISED, "data": pairs(4), "gen": UNET},
         "the supervised U-Net on 4 aligned pairs, not 12",
@@ -225,7 +242,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Training seeds (default 0).")
     parser.add_argument("--iters", type=int, default=None, help="Iterations (default: the variant's).")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where the runs go.")
-    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "quality")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--images", type=Path, default=REPO / "docs" / "images" / "quality")
     parser.add_argument("--list", action="store_true", help="List the variants and exit.")
     args = parser.parse_args()
@@ -351,6 +368,33 @@ def tissue_mask(labels: np.ndarray, tissue: str) -> np.ndarray:
 
     names = LABEL_GROUPS.get(tissue, [tissue])
     return np.isin(labels, [LABELS[n] for n in names if n in LABELS])
+
+
+def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]], Any, dict[str, Path]]:
+    """What a script studying trained variants starts from (benchmarks/boundaries.py, bones.py).
+
+    Its command line (``--variants``, ``--runs``, ``--out``, default
+    ``docs/results/OUT``), the paired test subjects, the contrast prior's map
+    (MR volume -> HU volume) and, by table row name, the run of the first seed
+    each variant's committed JSON lists.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", required=True, help="Variants of benchmarks/quality.py.")
+    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where their runs are.")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / out)
+    args = parser.parse_args()
+
+    import imtrans_core as ic
+    from imtrans_core.demo import contrast_prior_map
+    from imtrans_core.training.config import PRESETS
+
+    ic.plugins.load()
+    subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
+    runs = {}
+    for variant in args.variants:
+        seed = next(iter(json.loads((RESULTS / f"{variant}.json").read_text())["seeds"]))
+        runs[f"`{variant}` (seed {seed})"] = args.runs / f"{variant}-seed{seed}"
+    return args, subjects, contrast_prior_map(PRESETS["cpu"]["data"]), runs
 
 
 def learned_shift(subject: dict[str, Any], reach: int = 16) -> float:

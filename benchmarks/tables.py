@@ -173,6 +173,17 @@ def boundaries_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def bones_table() -> str:
+    """docs/quality.md: medians inside bone in both directions (benchmarks/bones.py)."""
+    result = json.loads((RESULTS / "bones.json").read_text())
+    formats = ("{:.0f}", "{:.0f}", "{:.2f}")
+    lines = ["| image | " + " | ".join(result["columns"]) + " |", "|---" * (1 + len(formats)) + "|"]
+    for name, row in result["rows"].items():
+        cells = ("" if x is None else f.format(x) for f, x in zip(formats, row.values(), strict=True))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def demo_table() -> str:
     """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
     demo = json.loads((RESULTS / "demo.json").read_text())
@@ -333,6 +344,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "seeds": seeds_table,
     "demo": demo_table,
     "boundaries": boundaries_table,
+    "bones": bones_table,
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,

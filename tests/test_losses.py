@@ -475,6 +475,58 @@ def test_a_blurred_prior_holds_regions_values_and_lets_fine_detail_go():
         ic.LOSSES.build("prior:blur=-1")
 
 
+def test_a_robust_prior_holds_small_differences_and_pulls_weakly_on_large_ones():
+    prior, robust = _fitted_prior(), _fitted_prior(robust=0.1)
+    mr = torch.full((1, 1, 8, 8), 0.2)
+    right = prior.mapped(mr, "ct")
+    for d in (0.01, 0.3, 1.0):  # the penalty: r log(1 + d / r), exactly
+        assert float(robust(mr, right + d, "ct")) == pytest.approx(0.1 * np.log1p(d / 0.1), rel=1e-4)
+    pulls = []
+    for d in (0.01, 1.0):  # the gradient on one pixel, against L1's 1 / n
+        for loss in (prior, robust):
+            image = (right + d).requires_grad_(True)
+            loss(mr, image, "ct").backward()
+            pulls.append(float(image.grad[0, 0, 0, 0]) * 64)
+    assert pulls[0] == pytest.approx(1.0) and pulls[1] == pytest.approx(1 / 1.1, rel=1e-3)  # small: as L1
+    assert pulls[2] == pytest.approx(1.0) and pulls[3] == pytest.approx(1 / 11, rel=1e-3)  # a bone: a tenth
+    with pytest.raises(ic.SpecError, match="robust must be"):
+        ic.LOSSES.build("prior:robust=-0.1")
+
+
+def _ringed_bone() -> tuple[torch.Tensor, torch.Tensor]:
+    """A CT slice ([-1, 1]): soft tissue at 0, a ring of cortex (0.9 > 250 HU) around cancellous bone at
+    0.5 (200 HU); and where its inside is."""
+    rows, columns = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    radius = ((rows - 16.0) ** 2 + (columns - 16.0) ** 2).sqrt()
+    ct = torch.where(radius < 8, 0.5, 0.0)
+    ct = torch.where((radius >= 8) & (radius < 10), 0.9, ct)
+    return ct[None, None], (radius < 8)[None, None]
+
+
+def test_bone_inside_finds_what_cortex_encloses_and_nothing_else():
+    from imtrans_cyclegan.losses import bone_inside
+
+    ct, inside = _ringed_bone()
+    assert torch.equal(bone_inside(ct), inside)
+    opened = ct.clone()
+    opened[..., 16, 24:27] = 0.0  # a gap in the ring: nothing is enclosed
+    assert not bone_inside(opened).any()
+    assert not bone_inside(torch.full_like(ct, 0.5)).any()  # dense, but no cortex around it
+
+
+def test_a_marrow_prior_maps_bone_inside_to_bright_marrow_in_the_mr_direction_only():
+    prior, marrow = _fitted_prior(), _fitted_prior(marrow=True)
+    ct, inside = _ringed_bone()
+    inverse = prior.mapped(ct, "mr")  # ~ 0.1 - ct: the bone's inside comes out dark (-0.4)
+    bright = torch.where(inside, prior.mapped(ct, "mr", direct=True), inverse)  # ~ +0.5 inside
+    assert float(bright[inside].mean()) > 0.4 and float(inverse[inside].mean()) < -0.3
+    assert float(marrow(ct, bright, "mr")) == pytest.approx(0.0, abs=1e-6)
+    assert float(marrow(ct, inverse, "mr")) > 0.1
+    assert float(prior(ct, inverse, "mr")) == pytest.approx(0.0, abs=1e-6)
+    mr = torch.full_like(ct, 0.2)  # the MR -> CT direction is the plain map either way
+    assert float(marrow(mr, prior.mapped(mr, "ct"), "ct")) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_prior_refuses_bad_options_and_use_before_fitting():
     from imtrans_cyclegan.losses import ContrastPriorLoss
 

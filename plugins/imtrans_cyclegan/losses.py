@@ -250,6 +250,24 @@ class ContrastPriorLoss(WeightedLoss):
     boundary comes out as a bright, bone-like line: docs/quality.md, cause 13).
     Blurred, the term holds each region's value and leaves its detail to the
     adversarial and structure terms.
+
+    ``robust`` > 0 penalises each difference d by r * log(1 + |d| / r) (a
+    Cauchy penalty, r on the [-1, 1] scale) instead of |d|: the same for small
+    differences, but its pull falls as 1 / (1 + |d| / r) for large ones. Held
+    throughout (``until=0``), an L1 prior pulls every bone back to the fat value
+    the map gives it as hard as it holds soft tissue to its (docs/quality.md,
+    cause 14); robust, it keeps soft tissue near the map and lets a bone the
+    adversarial terms draw 1.0 (250 HU) away from it go at a tenth of the pull.
+
+    ``marrow=true`` holds bone's inside to the rule it follows instead: in the
+    CT -> MR direction, where a CT slice has a region enclosed by cortex (above
+    ``CORTEX_HU``), the CT's values there are mapped in *direct* rank, so dense
+    cancellous bone becomes bright fatty marrow, as both weightings show it,
+    not the dark of the inverse map. Bone is found on the CT alone (a closed
+    ring of cortex, which an MR at 2.5 mm does not draw), so only G_MR is told;
+    the cycle CT -> MR -> CT then teaches G_CT that bright inside a ring is bone.
+    Without it both generators settle on the inverse map's bijection in bone
+    (docs/quality.md, cause 14).
     """
 
     kind = "prior"
@@ -262,6 +280,8 @@ class ContrastPriorLoss(WeightedLoss):
         until: int = 400,
         order: Literal["inverse", "direct"] = "inverse",
         blur: float = 0.0,
+        robust: float = 0.0,
+        marrow: bool = False,
     ):
         super().__init__(weight)
         if until < 0:
@@ -270,7 +290,12 @@ class ContrastPriorLoss(WeightedLoss):
             raise SpecError(f"order must be inverse or direct, got {order!r}")
         if not 0 <= blur <= 8:
             raise SpecError(f"blur must be a Gaussian SD in px in 0..8 (0: off), got {blur}")
-        self.until, self.order, self.blur = int(until), order, float(blur)
+        if not 0 <= robust <= 2:
+            raise SpecError(
+                f"robust must be a difference on the [-1, 1] scale in 0..2 (0: plain L1), got {robust}"
+            )
+        self.until, self.order, self.blur, self.robust = int(until), order, float(blur), float(robust)
+        self.marrow = bool(marrow)
         self.low_pass = GaussianBlur(blur) if blur > 0 else nn.Identity()
         self.register_buffer("ct_knots", torch.zeros(0))
         self.register_buffer("mr_knots", torch.zeros(0))
@@ -291,18 +316,24 @@ class ContrastPriorLoss(WeightedLoss):
     def forward(
         self, source: torch.Tensor, translated: torch.Tensor, to: Literal["ct", "mr"]
     ) -> torch.Tensor:
-        """Mean |translated - map(source)| (low-passed by ``blur``) over the source's body; ``to``: the
-        translated image's domain."""
+        """Mean |translated - map(source)| (low-passed by ``blur``, penalised as ``robust`` says) over the
+        source's body; ``to``: the translated image's domain."""
         body = self.body(source).float()
-        difference = self.low_pass(body * (translated.float() - self.mapped(source, to)))
-        return (body * difference.abs()).sum() / body.sum().clamp(min=1.0)
+        target = self.mapped(source, to)
+        if self.marrow and to == "mr":
+            target = torch.where(bone_inside(source), self.mapped(source, to, direct=True), target)
+        difference = self.low_pass(body * (translated.float() - target)).abs()
+        if self.robust > 0:
+            difference = self.robust * torch.log1p(difference / self.robust)
+        return (body * difference).sum() / body.sum().clamp(min=1.0)
 
-    def mapped(self, source: torch.Tensor, to: Literal["ct", "mr"]) -> torch.Tensor:
-        """The prior's image of ``source`` in domain ``to`` (float32, [-1, 1]; meaningful in the body)."""
+    def mapped(self, source: torch.Tensor, to: Literal["ct", "mr"], direct: bool = False) -> torch.Tensor:
+        """The prior's image of ``source`` in domain ``to`` (float32, [-1, 1]; meaningful in the body);
+        ``direct``: in direct rank whatever ``order`` says."""
         if self.ct_knots.numel() == 0:
             raise SpecError("the contrast prior was not fitted to the training pools (call fit first)")
         src, dst = (self.mr_knots, self.ct_knots) if to == "ct" else (self.ct_knots, self.mr_knots)
-        return _interp(source.float(), src, dst.flip(0) if self.order == "inverse" else dst)
+        return _interp(source.float(), src, dst.flip(0) if self.order == "inverse" and not direct else dst)
 
     @staticmethod
     def body(image: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -310,13 +341,34 @@ class ContrastPriorLoss(WeightedLoss):
         return image > BODY_ABOVE
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, until={self.until}, order={self.order}, blur={self.blur}"
+        return (
+            f"weight={self.weight}, until={self.until}, order={self.order}, blur={self.blur}, "
+            f"robust={self.robust}, marrow={self.marrow}"
+        )
 
 
 # On the [-1, 1] scale, values above this are "inside the body" (air is -1 in both windows). An MR's
 # background noise lies above it too, and is ranked with the body: that helps the map, whose CT side
 # has cancellous bone at its dense end where a T1 has it at its bright one (docs/quality.md, cause 10).
 BODY_ABOVE = -0.98
+
+
+CORTEX_HU = 250.0  # cortical bone in a CT slice: above cancellous bone's 150-250 HU, far above soft tissue
+
+
+def bone_inside(ct: torch.Tensor) -> torch.Tensor:
+    """Where each slice of a CT batch ([-1, 1], N x C x H x W) is enclosed by cortex, the cortex excluded.
+
+    Holes in the cortex mask, filled per slice (SciPy, on the CPU: a batch of
+    slices takes well under a millisecond a slice).
+    """
+    from scipy import ndimage
+
+    from imtrans_core.data.intensity import CT_WINDOW
+
+    cortex = (ct.detach().float() > CT_WINDOW.forward(CORTEX_HU)).cpu().numpy()
+    inside = np.stack([[ndimage.binary_fill_holes(c) for c in channels] for channels in cortex]) & ~cortex
+    return torch.from_numpy(inside).to(ct.device)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

@@ -255,19 +255,21 @@ class ContrastPriorLoss(WeightedLoss):
     Cauchy penalty, r on the [-1, 1] scale) instead of |d|: the same for small
     differences, but its pull falls as 1 / (1 + |d| / r) for large ones. Held
     throughout (``until=0``), an L1 prior pulls every bone back to the fat value
-    the map gives it as hard as it holds soft tissue to its (docs/quality.md,
-    cause 14); robust, it keeps soft tissue near the map and lets a bone the
-    adversarial terms draw 1.0 (250 HU) away from it go at a tenth of the pull.
+    the map gives it as hard as it holds soft tissue to its; robust, it lets a
+    bone drawn 1.0 (250 HU) away from the map go at a tenth of the pull. On the
+    phantom that did not free the bones: the prior is not what holds them
+    (docs/quality.md, cause 14).
 
     ``marrow=true`` holds bone's inside to the rule it follows instead: in the
     CT -> MR direction, where a CT slice has a region enclosed by cortex (above
     ``CORTEX_HU``), the CT's values there are mapped in *direct* rank, so dense
     cancellous bone becomes bright fatty marrow, as both weightings show it,
     not the dark of the inverse map. Bone is found on the CT alone (a closed
-    ring of cortex, which an MR at 2.5 mm does not draw), so only G_MR is told;
-    the cycle CT -> MR -> CT then teaches G_CT that bright inside a ring is bone.
-    Without it both generators settle on the inverse map's bijection in bone
-    (docs/quality.md, cause 14).
+    ring of cortex, which an MR at 2.5 mm does not draw), so only G_MR is told,
+    in the hope that the cycle CT -> MR -> CT teaches G_CT that bright inside a
+    ring is bone. Without it both generators settle on the inverse map's pair in
+    bone; with it, on the phantom, G_MR drew bone brighter and G_CT did not
+    follow (docs/quality.md, cause 14).
     """
 
     kind = "prior"
@@ -359,8 +361,7 @@ CORTEX_HU = 250.0  # cortical bone in a CT slice: above cancellous bone's 150-25
 def bone_inside(ct: torch.Tensor) -> torch.Tensor:
     """Where each slice of a CT batch ([-1, 1], N x C x H x W) is enclosed by cortex, the cortex excluded.
 
-    Holes in the cortex mask, filled per slice (SciPy, on the CPU: a batch of
-    slices takes well under a millisecond a slice).
+    Holes in the cortex mask, filled per slice (SciPy, on the CPU).
     """
     from scipy import ndimage
 

@@ -211,6 +211,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET},
         "`prior-unet-hold3` with G_MR held to bright marrow inside the CT's cortex: `prior:3,until=0,marrow=true`",
     ),
+    "marrow-unet-long": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET, "iters": 2400},
+        "`prior-unet-hold3-long` (`--preset cpu-unet`) with `marrow=true`",
+    ),
     "marrow-robust-unet": (
         {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},
         "`robust-unet` with `marrow`: bone's inside drawn bright on the MR, held loosely to fat on the CT",

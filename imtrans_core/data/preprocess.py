@@ -160,7 +160,7 @@ def body_mask(volume: Volume, threshold: float | None = None) -> Volume:
         foreground = sitk.BinaryThreshold(image, float(threshold), top, 1, 0)
     largest = sitk.RelabelComponent(sitk.ConnectedComponent(foreground), sortByObjectSize=True) == 1
     mask = from_sitk(largest).array.astype(np.uint8)
-    return volume.with_array(_fill_holes_per_slice(mask, volume.axis_of(2)), modality="labels")
+    return volume.with_array(fill_holes_per_slice(mask, volume.axis_of(2)), modality="labels")
 
 
 def fov_mask(
@@ -403,7 +403,7 @@ def _world_corners(volume: Volume) -> np.ndarray:
     return corners @ matrix.T + np.asarray(volume.origin)
 
 
-def _fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
+def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
     """Fill holes in each 2-D slice across ``axis`` (2-D connectivity: enclosed within the slice)."""
     slices = np.moveaxis(mask, axis, 0).copy()
     for n, plane in enumerate(slices):

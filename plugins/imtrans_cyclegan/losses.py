@@ -361,15 +361,15 @@ CORTEX_HU = 250.0  # cortical bone in a CT slice: above cancellous bone's 150-25
 def bone_inside(ct: torch.Tensor) -> torch.Tensor:
     """Where each slice of a CT batch ([-1, 1], N x C x H x W) is enclosed by cortex, the cortex excluded.
 
-    Holes in the cortex mask, filled per slice (SciPy, on the CPU).
+    Holes in the cortex mask, filled per slice on the CPU, as the body masks of
+    ``imtrans data prepare`` are.
     """
-    from scipy import ndimage
-
     from imtrans_core.data.intensity import CT_WINDOW
+    from imtrans_core.data.preprocess import fill_holes_per_slice
 
     cortex = (ct.detach().float() > CT_WINDOW.forward(CORTEX_HU)).cpu().numpy()
-    inside = np.stack([[ndimage.binary_fill_holes(c) for c in channels] for channels in cortex]) & ~cortex
-    return torch.from_numpy(inside).to(ct.device)
+    filled = fill_holes_per_slice(cortex.reshape(-1, *cortex.shape[2:]).astype(np.uint8), axis=0)
+    return torch.from_numpy(filled.reshape(cortex.shape).astype(bool) & ~cortex).to(ct.device)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

@@ -184,7 +184,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "prior-unet-hold3-long-ema": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0"], "gen": UNET, "iters": 2400, "ema": 0.995},
-        "`prior-unet-hold3-long` (`--preset cpu-unet`) translating with the moving average of its "
+        "`prior-unet-hold3-long` translating with the moving average of its "
         "generators' weights (`--ema 0.995`)",
     ),
     "clean-unet": (
@@ -213,7 +213,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "marrow-unet-long": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET, "iters": 2400},
-        "`prior-unet-hold3-long` (`--preset cpu-unet`) with `marrow=true`",
+        "`prior-unet-hold3-long` with `marrow=true`: `--preset cpu-unet`",
     ),
     "marrow-robust-unet": (
         {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},

@@ -59,7 +59,7 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     type=click.Choice(sorted(PRESETS)),
     default=None,
     help="paper (default), cpu (small: minutes on 2 cores), cpu-unet (the best unpaired recipe on the "
-    "phantom, about 17 minutes) or cpu-paired (the supervised U-Net on a few aligned pairs, minutes); "
+    "phantom, about 20 minutes) or cpu-paired (the supervised U-Net on a few aligned pairs, minutes); "
     "each says what it changes.",
 )
 @click.option(

@@ -215,6 +215,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3-long` with `marrow=true`: `--preset cpu-unet`",
     ),
+    "marrow-unet-long-nogc": (
+        {"loss": ["prior:3,until=0,marrow=true"], "gen": UNET, "iters": 2400},
+        "`marrow-unet-long` (`--preset cpu-unet`) without GC",
+    ),
+    "marrow-unet-long-hold10": (
+        {"loss": ["gc:1,abs=true", "prior:10,until=0,marrow=true"], "gen": UNET, "iters": 2400},
+        "`marrow-unet-long` (`--preset cpu-unet`) held to the prior at weight 10, not 3",
+    ),
     "marrow-robust-unet": (
         {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},
         "`robust-unet` with `marrow`: bone's inside drawn bright on the MR, held loosely to fat on the CT",

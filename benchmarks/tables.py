@@ -184,6 +184,20 @@ def bones_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def tissues_table() -> str:
+    """docs/quality.md: each tissue's part of the MAE, with its bias and spread (benchmarks/tissues.py)."""
+    result = json.loads((RESULTS / "tissues.json").read_text())
+    shares = result["shares"]
+    lines = ["| image | MAE | " + " | ".join(f"{t} ({100 * s:.0f} %)" for t, s in shares.items()) + " |"]
+    lines.append("|---" * (2 + len(shares)) + "|")
+    for name, row in result["rows"].items():
+        cells = (
+            f"{row[t + ': part']:.1f} ({round(row[t + ': bias']):+d}, {row[t + ': SD']:.0f})" for t in shares
+        )
+        lines.append(f"| {name} | {row['MAE']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def demo_table() -> str:
     """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
     demo = json.loads((RESULTS / "demo.json").read_text())
@@ -345,6 +359,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "demo": demo_table,
     "boundaries": boundaries_table,
     "bones": bones_table,
+    "tissues": tissues_table,
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,

@@ -1,0 +1,82 @@
+"""Where a synthetic CT's MAE comes from: each tissue's part of it, and whether that part is bias or spread.
+
+The body mask that the quality table scores is split into fat, muscle, bone and
+the rest (skin, bladder, bowel, vessels, cartilage); a tissue's part of a
+subject's MAE is its share of the mask's voxels times its own MAE, so the parts
+add up to the MAE. Beside each part, the error's mean there (bias: a tissue
+drawn at the wrong value) and its SD (spread: texture, noise, misplaced edges,
+which no single value would fix). All on the paper's [0, 255] scale, in the
+paper's window, mean over the paired test subjects of docs/quality.md: a
+second scan of the real CT (a perfect GAN), the contrast prior's map, and the
+first seed's run of each ``--variants`` (trained by ``benchmarks/quality.py``,
+found in ``--runs``).
+
+    python benchmarks/tissues.py --runs runs/quality \\
+        --variants marrow-unet-long supervised-unet-4
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import print_table, write_json
+from quality import TEST_DATA, WINDOW, study, tissue_mask
+
+TISSUES = ("fat", "muscle", "bone", "rest")
+PAPER_SCALE = 255.0 / (WINDOW[1] - WINDOW[0])  # HU -> the paper's [0, 255]
+
+
+def main() -> None:
+    args, subjects, prior, runs = study(__doc__, "tissues.json")
+    import imtrans_core as ic
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
+
+    images = {
+        "second scan": [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired],
+        "contrast prior": [prior(s["mr"]) for s in subjects],
+    }
+    for name, run in runs.items():
+        backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
+        images[name] = [translate_volume(s["mr"], backend) for s in subjects]
+    shares = np.mean([list(parts(s["ct"].array, s["ct"].array, s)[0].values()) for s in subjects], 0)
+    rows = {}
+    for name, volumes in images.items():
+        per_subject = [parts(v.array, s["ct"].array, s)[1] for v, s in zip(volumes, subjects, strict=True)]
+        rows[name] = {key: float(np.mean([p[key] for p in per_subject])) for key in per_subject[0]}
+    print_table(
+        "each tissue's part of the MAE (bias, SD of the error) on the paper's scale, mean over the test subjects",
+        [{"image": n, **{k: f"{v:.1f}" for k, v in r.items()}} for n, r in rows.items()],
+    )
+    write_json(
+        args.out,
+        {"test_data": TEST_DATA, "shares": dict(zip(TISSUES, map(float, shares), strict=True)), "rows": rows},
+    )
+
+
+def parts(sct: np.ndarray, ct: np.ndarray, subject: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """A subject's tissue shares of the scored voxels, and per tissue its part of the MAE, bias and SD.
+
+    The error is taken in the paper's window, as the MAE of the quality table;
+    the parts add up to that MAE.
+    """
+    labels, scored = subject["labels"].array, subject["mask"].array > 0
+    error = (np.clip(sct, *WINDOW) - np.clip(ct, *WINDOW)) * PAPER_SCALE
+    masks = {t: tissue_mask(labels, t) & scored for t in TISSUES[:-1]}
+    masks["rest"] = scored & ~np.any(list(masks.values()), axis=0)
+    shares, row = {}, {"MAE": float(np.abs(error[scored]).mean())}
+    for tissue, mask in masks.items():
+        shares[tissue] = float(mask.sum() / scored.sum())
+        inside = error[mask]
+        row[f"{tissue}: part"] = shares[tissue] * float(np.abs(inside).mean())
+        row[f"{tissue}: bias"] = float(inside.mean())
+        row[f"{tissue}: SD"] = float(inside.std())
+    return shares, row
+
+
+if __name__ == "__main__":
+    main()

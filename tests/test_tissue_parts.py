@@ -1,0 +1,49 @@
+"""benchmarks/tissues.py: each tissue's part of the MAE adds up to the MAE, with the bias and SD there."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tissues():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("tissues", REPO / "benchmarks" / "tissues.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Labels:
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+def test_parts_add_up_to_the_mae_and_say_bias_and_spread_apart(tissues):
+    from imtrans_hip.anatomy import LABELS
+
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[0], labels[1], labels[2] = LABELS["fat"], LABELS["adductors"], LABELS["pelvis"]
+    labels[3, :2] = LABELS["skin"]  # the rest; labels[3, 2:] stays outside the body
+    mask = labels > 0
+    ct = np.zeros(labels.shape, np.float32)
+    sct = ct.copy()
+    sct[0] = 50.0  # fat: all biased, by 50 HU
+    sct[1] = np.where(np.arange(4) % 2, 100.0, -100.0)[None, :]  # muscle: spread, no bias
+    sct[3] = 1000.0  # outside the window: clipped at 350 HU, and half of it is not scored
+    subject = {"labels": _Labels(labels), "mask": _Labels(mask.astype(np.uint8))}
+    shares, row = tissues.parts(sct, ct, subject)
+    scale = 255.0 / 500.0
+    assert shares == pytest.approx({"fat": 16 / 56, "muscle": 16 / 56, "bone": 16 / 56, "rest": 8 / 56})
+    assert row["MAE"] == pytest.approx((16 * 50 + 16 * 100 + 8 * 350) * scale / 56)
+    assert sum(row[f"{t}: part"] for t in shares) == pytest.approx(row["MAE"])
+    assert row["fat: bias"] == pytest.approx(50 * scale) and row["fat: SD"] == pytest.approx(0.0, abs=1e-9)
+    assert row["muscle: bias"] == pytest.approx(0.0) and row["muscle: SD"] == pytest.approx(100 * scale)
+    assert row["bone: part"] == 0.0 and row["rest: bias"] == pytest.approx(350 * scale)

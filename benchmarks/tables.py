@@ -198,6 +198,14 @@ def tissues_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def within_table() -> str:
+    """docs/quality.md: how each image follows the MR within fat and within muscle (benchmarks/tissues.py)."""
+    within = json.loads((RESULTS / "tissues.json").read_text())["within"]
+    lines = ["| image | within fat [HU per SD of the MR] | within muscle |", "|---|---|---|"]
+    lines += [f"| {name} | {row['fat']:+.0f} | {row['muscle']:+.0f} |" for name, row in within.items()]
+    return "\n".join(lines) + "\n"
+
+
 def demo_table() -> str:
     """docs/quickstart.md: the demo's model between its two baselines, means over the paired subjects."""
     demo = json.loads((RESULTS / "demo.json").read_text())
@@ -360,6 +368,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "boundaries": boundaries_table,
     "bones": bones_table,
     "tissues": tissues_table,
+    "within": within_table,
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,

@@ -11,6 +11,13 @@ second scan of the real CT (a perfect GAN), the contrast prior's map, and the
 first seed's run of each ``--variants`` (trained by ``benchmarks/quality.py``,
 found in ``--runs``).
 
+Within one tissue, how each image follows the MR: the slope of its HU on the
+MR's value, both taken as deviations from their medians in each label of that
+tissue (inside it, one voxel from its edge), in HU per SD of the MR's
+deviation. Between tissues a T1 is inverse to CT (fat bright, cortex dark);
+within muscle, what darkens a voxel on an opposed-phase T1 (fat in it) darkens
+it on CT too.
+
     python benchmarks/tissues.py --runs runs/quality \\
         --variants marrow-unet-long supervised-unet-4
 """
@@ -44,17 +51,25 @@ def main() -> None:
         backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
         images[name] = [translate_volume(s["mr"], backend) for s in subjects]
     shares = np.mean([list(parts(s["ct"].array, s["ct"].array, s)[0].values()) for s in subjects], 0)
-    rows = {}
-    for name, volumes in images.items():
-        per_subject = [parts(v.array, s["ct"].array, s)[1] for v, s in zip(volumes, subjects, strict=True)]
-        rows[name] = {key: float(np.mean([p[key] for p in per_subject])) for key in per_subject[0]}
+    rows, within = {}, {}
+    for name, volumes in {"real CT": [s["ct"] for s in subjects], **images}.items():
+        pairs = list(zip(volumes, subjects, strict=True))
+        within[name] = {t: float(np.mean([slope(v.array, s, t) for v, s in pairs])) for t in TISSUES[:2]}
+        if name != "real CT":  # its parts are nought
+            per_subject = [parts(v.array, s["ct"].array, s)[1] for v, s in pairs]
+            rows[name] = {key: float(np.mean([p[key] for p in per_subject])) for key in per_subject[0]}
     print_table(
         "each tissue's part of the MAE (bias, SD of the error) on the paper's scale, mean over the test subjects",
         [{"image": n, **{k: f"{v:.1f}" for k, v in r.items()}} for n, r in rows.items()],
     )
     write_json(
         args.out,
-        {"test_data": TEST_DATA, "shares": dict(zip(TISSUES, map(float, shares), strict=True)), "rows": rows},
+        {
+            "test_data": TEST_DATA,
+            "shares": dict(zip(TISSUES, map(float, shares), strict=True)),
+            "rows": rows,
+            "within": within,
+        },
     )
 
 
@@ -76,6 +91,20 @@ def parts(sct: np.ndarray, ct: np.ndarray, subject: dict) -> tuple[dict[str, flo
         row[f"{tissue}: bias"] = float(inside.mean())
         row[f"{tissue}: SD"] = float(inside.std())
     return shares, row
+
+
+def slope(hu: np.ndarray, subject: dict, tissue: str) -> float:
+    """How ``hu`` follows the MR inside ``tissue``: HU per SD of the MR, deviations from each label's median."""
+    from scipy import ndimage
+
+    labels, mr = subject["labels"].array, subject["mr"].array.astype(np.float64)
+    inside = ndimage.binary_erosion(tissue_mask(labels, tissue)) & (subject["mask"].array > 0)
+    x, y = np.zeros(inside.sum()), np.zeros(inside.sum())
+    for label in np.unique(labels[inside]):
+        here = labels[inside] == label
+        x[here] = mr[inside][here] - np.median(mr[inside][here])
+        y[here] = np.clip(hu[inside][here], *WINDOW) - np.median(np.clip(hu[inside][here], *WINDOW))
+    return float(np.polyfit(x, y, 1)[0] * x.std())
 
 
 if __name__ == "__main__":

@@ -47,3 +47,24 @@ def test_parts_add_up_to_the_mae_and_say_bias_and_spread_apart(tissues):
     assert row["fat: bias"] == pytest.approx(50 * scale) and row["fat: SD"] == pytest.approx(0.0, abs=1e-9)
     assert row["muscle: bias"] == pytest.approx(0.0) and row["muscle: SD"] == pytest.approx(100 * scale)
     assert row["bone: part"] == 0.0 and row["rest: bias"] == pytest.approx(350 * scale)
+
+
+def test_slope_says_how_an_image_follows_the_mr_within_a_tissue_whatever_each_label_s_level(tissues):
+    from imtrans_hip.anatomy import LABELS
+
+    labels = np.zeros((8, 8, 8), np.uint8)
+    labels[:, :, :4], labels[:, :, 4:] = LABELS["adductors"], LABELS["quadriceps"]
+    mr = np.random.default_rng(0).normal(40.0, 5.0, labels.shape)
+    mr[..., 4:] += 20.0  # another muscle, another level: only deviations from each label's median count
+    subject = {"labels": _Labels(labels), "mask": _Labels(np.ones_like(labels)), "mr": _Labels(mr)}
+    inside = np.zeros(labels.shape, bool)
+    inside[1:-1, 1:-1, 1:-1] = True  # one voxel from the muscle's edge
+    spread = np.concatenate(
+        [
+            mr[inside & (labels == v)] - np.median(mr[inside & (labels == v)])
+            for v in (LABELS["adductors"], LABELS["quadriceps"])
+        ]
+    ).std()
+    direct = 30.0 + 2.0 * mr + np.where(labels == LABELS["quadriceps"], 100.0, 0.0)
+    assert tissues.slope(direct, subject, "muscle") == pytest.approx(2.0 * spread, rel=1e-6)
+    assert tissues.slope(60.0 - mr, subject, "muscle") == pytest.approx(-spread, rel=1e-6)

@@ -62,6 +62,10 @@ def main() -> None:
         "each tissue's part of the MAE (bias, SD of the error) on the paper's scale, mean over the test subjects",
         [{"image": n, **{k: f"{v:.1f}" for k, v in r.items()}} for n, r in rows.items()],
     )
+    print_table(
+        "within fat and muscle: HU per SD of the MR's deviation from each label's median",
+        [{"image": n, **{t: f"{v:+.1f}" for t, v in r.items()}} for n, r in within.items()],
+    )
     write_json(
         args.out,
         {

@@ -23,25 +23,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
-from quality import TEST_DATA, WINDOW, study, tissue_mask
+from quality import TEST_DATA, WINDOW, study, synthetic_cts, tissue_mask
 
 REACH = 3  # voxels on each side of the boundary
 
 
 def main() -> None:
     args, subjects, prior, runs = study(__doc__, "boundaries.json")
-    import imtrans_core as ic
-    from imtrans_core.inference.backends import TorchBackend
-    from imtrans_core.inference.translate import translate_volume
-
-    images = {
-        "real CT": [s["ct"] for s in subjects],
-        "second scan": [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired],
-        "contrast prior": [prior(s["mr"]) for s in subjects],
-    }
-    for name, run in runs.items():
-        backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
-        images[name] = [translate_volume(s["mr"], backend) for s in subjects]
+    images = {"real CT": [s["ct"] for s in subjects], **synthetic_cts(subjects, prior, runs)}
     distances = [d for d in range(-REACH, REACH + 1) if d]
     rows = {
         name: np.mean([profile(v.array, s["labels"].array) for v, s in zip(vols, subjects, strict=True)], 0)

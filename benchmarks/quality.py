@@ -383,12 +383,13 @@ def tissue_mask(labels: np.ndarray, tissue: str) -> np.ndarray:
 
 
 def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]], Any, dict[str, Path]]:
-    """What a script studying trained variants starts from (benchmarks/boundaries.py, bones.py).
+    """What a script studying trained variants starts from (benchmarks/boundaries.py, bones.py, tissues.py).
 
     Its command line (``--variants``, ``--runs``, ``--out``, default
     ``docs/results/OUT``), the paired test subjects, the contrast prior's map
     (MR volume -> HU volume) and, by table row name, the run of the first seed
-    each variant's committed JSON lists.
+    each variant's committed JSON lists. A variant without results or without
+    its run stops the script in one line, before any work.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--variants", nargs="+", required=True, help="Variants of benchmarks/quality.py.")
@@ -400,13 +401,36 @@ def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]],
     from imtrans_core.demo import contrast_prior_map
     from imtrans_core.training.config import PRESETS
 
-    ic.plugins.load()
-    subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
     runs = {}
     for variant in args.variants:
+        if not (RESULTS / f"{variant}.json").is_file():
+            sys.exit(
+                f"error: --variants {variant}: no {RESULTS / variant}.json; run quality.py --variant {variant}"
+            )
         seed = next(iter(json.loads((RESULTS / f"{variant}.json").read_text())["seeds"]))
-        runs[f"`{variant}` (seed {seed})"] = args.runs / f"{variant}-seed{seed}"
+        run = runs[f"`{variant}` (seed {seed})"] = args.runs / f"{variant}-seed{seed}"
+        if not (run / "checkpoints").is_dir():
+            sys.exit(f"error: --runs {args.runs}: no trained run {run.name} there")
+    ic.plugins.load()
+    subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
     return args, subjects, contrast_prior_map(PRESETS["cpu"]["data"]), runs
+
+
+def synthetic_cts(subjects: list[dict[str, Any]], prior: Any, runs: dict[str, Path]) -> dict[str, list]:
+    """Each test subject's CT as a second scan draws it (a perfect GAN), as the contrast prior's map
+    draws it from the MR, and as each run's G_CT translates the MR: by table row name."""
+    import imtrans_core as ic
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
+
+    images = {
+        "second scan": [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired],
+        "contrast prior": [prior(s["mr"]) for s in subjects],
+    }
+    for name, run in runs.items():
+        backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
+        images[name] = [translate_volume(s["mr"], backend) for s in subjects]
+    return images
 
 
 def learned_shift(subject: dict[str, Any], reach: int = 16) -> float:

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
-from quality import TEST_DATA, WINDOW, study, tissue_mask
+from quality import TEST_DATA, WINDOW, study, synthetic_cts, tissue_mask
 
 TISSUES = ("fat", "muscle", "bone", "rest")
 PAPER_SCALE = 255.0 / (WINDOW[1] - WINDOW[0])  # HU -> the paper's [0, 255]
@@ -39,17 +39,7 @@ PAPER_SCALE = 255.0 / (WINDOW[1] - WINDOW[0])  # HU -> the paper's [0, 255]
 
 def main() -> None:
     args, subjects, prior, runs = study(__doc__, "tissues.json")
-    import imtrans_core as ic
-    from imtrans_core.inference.backends import TorchBackend
-    from imtrans_core.inference.translate import translate_volume
-
-    images = {
-        "second scan": [s.load()["ct"] for s in ic.DATASETS.build(f"{TEST_DATA},repeat=1").paired],
-        "contrast prior": [prior(s["mr"]) for s in subjects],
-    }
-    for name, run in runs.items():
-        backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
-        images[name] = [translate_volume(s["mr"], backend) for s in subjects]
+    images = synthetic_cts(subjects, prior, runs)
     shares = np.mean([list(parts(s["ct"].array, s["ct"].array, s)[0].values()) for s in subjects], 0)
     rows, within = {}, {}
     for name, volumes in {"real CT": [s["ct"] for s in subjects], **images}.items():

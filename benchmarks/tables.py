@@ -198,11 +198,47 @@ def tissues_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def within_table() -> str:
-    """docs/quality.md: how each image follows the MR within fat and within muscle (benchmarks/tissues.py)."""
-    within = json.loads((RESULTS / "tissues.json").read_text())["within"]
-    lines = ["| image | within fat [HU per SD of the MR] | within muscle |", "|---|---|---|"]
-    lines += [f"| {name} | {row['fat']:+.0f} | {row['muscle']:+.0f} |" for name, row in within.items()]
+def within_table(side: str = "ct") -> str:
+    """docs/quality.md: how each synthetic CT follows the MR within fat and within muscle, or (``mr``) how
+    each synthetic MR follows the CT (benchmarks/tissues.py)."""
+    key, unit, digits = (
+        ("within", "HU per SD of the MR", 0)
+        if side == "ct"
+        else ("within_mr", "MR units per SD of the CT", 1)
+    )
+    within = json.loads((RESULTS / "tissues.json").read_text())[key]
+    lines = [f"| image | within fat [{unit}] | within muscle |", "|---|---|---|"]
+    lines += [
+        f"| {name} | {row['fat']:+.{digits}f} | {row['muscle']:+.{digits}f} |" for name, row in within.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def real_mr_table(part: str = "grids") -> str:
+    """docs/data.md: the real MRs through phantom models (benchmarks/real_mr.py): each one's grid and
+    values, or (``regions``) the T2's median (SD) HU by region beside a real CT's."""
+    real = json.loads((RESULTS / "real_mr.json").read_text())
+    inputs = {k: v for k, v in real.items() if isinstance(v, dict) and "grid" in v}
+    if part == "regions":
+        (regions,) = (v["regions"] for v in inputs.values() if "regions" in v)
+        lines = [
+            "| region of the prostate T2 | its T2 signal | `imtrans translate` | `--no-resample` "
+            "| a real pelvis CT (another patient) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in regions.items():
+            cells = [f"{row[k][0]:.0f} ({row[k][1]:.0f})" for k in ("translate", "no-resample", "real CT")]
+            lines.append(f"| {name} | {row['T2 signal']:.0f} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+    lines = [
+        "| real MR | grid (spacing, mm) | model | on the input's grid | HU range |",
+        "|---|---|---|---|---|",
+    ]
+    for name, v in inputs.items():
+        grid = " x ".join(map(str, v["grid"])) + " (" + " x ".join(f"{s:g}" for s in v["spacing_mm"]) + ")"
+        same = "yes" if all(v[how]["same_grid"] for how in ("translate", "no-resample")) else "no"
+        low, high = v["translate"]["hu_range"]
+        lines.append(f"| `{name}` | {grid} | {v['model']} | {same} | {low:.0f} to {high:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -369,6 +405,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "bones": bones_table,
     "tissues": tissues_table,
     "within": within_table,
+    "real-mr": real_mr_table,
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,

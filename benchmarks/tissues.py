@@ -41,21 +41,28 @@ def main() -> None:
     args, subjects, prior, runs = study(__doc__, "tissues.json")
     images = synthetic_cts(subjects, prior, runs)
     shares = np.mean([list(parts(s["ct"].array, s["ct"].array, s)[0].values()) for s in subjects], 0)
-    rows, within = {}, {}
+    rows, within, within_mr = {}, {}, {}
     for name, volumes in {"real CT": [s["ct"] for s in subjects], **images}.items():
         pairs = list(zip(volumes, subjects, strict=True))
-        within[name] = {t: float(np.mean([slope(v.array, s, t) for v, s in pairs])) for t in TISSUES[:2]}
+        within[name] = {t: mean_slope([(hu(v), s["mr"].array, s) for v, s in pairs], t) for t in TISSUES[:2]}
         if name != "real CT":  # its parts are nought
             per_subject = [parts(v.array, s["ct"].array, s)[1] for v, s in pairs]
             rows[name] = {key: float(np.mean([p[key] for p in per_subject])) for key in per_subject[0]}
+    for name, mrs in {
+        "real MR": [mr_scale(s["mr"]) for s in subjects],
+        **synthetic_mrs(subjects, runs),
+    }.items():
+        triples = [(y, hu(s["ct"]), s) for y, s in zip(mrs, subjects, strict=True)]
+        within_mr[name] = {t: mean_slope(triples, t) for t in TISSUES[:2]}
     print_table(
         "each tissue's part of the MAE (bias, SD of the error) on the paper's scale, mean over the test subjects",
         [{"image": n, **{k: f"{v:.1f}" for k, v in r.items()}} for n, r in rows.items()],
     )
-    print_table(
-        "within fat and muscle: HU per SD of the MR's deviation from each label's median",
-        [{"image": n, **{t: f"{v:+.1f}" for t, v in r.items()}} for n, r in within.items()],
-    )
+    for title, table in (("HU per SD of the MR's", within), ("MR units per SD of the CT's", within_mr)):
+        print_table(
+            f"within fat and muscle: {title} deviation from each label's median",
+            [{"image": n, **{t: f"{v:+.1f}" for t, v in r.items()}} for n, r in table.items()],
+        )
     write_json(
         args.out,
         {
@@ -63,8 +70,39 @@ def main() -> None:
             "shares": dict(zip(TISSUES, map(float, shares), strict=True)),
             "rows": rows,
             "within": within,
+            "within_mr": within_mr,
         },
     )
+
+
+def synthetic_mrs(subjects: list[dict], runs: dict[str, Path]) -> dict[str, list[np.ndarray]]:
+    """Each test subject's CT translated by each run's G_MR, on the [0, 100] MR scale: by table row name."""
+    from imtrans_core.inference.backends import TorchBackend
+    from imtrans_core.inference.translate import translate_volume
+
+    images = {}
+    for name, run in runs.items():
+        backend = TorchBackend.from_model(run, "ct2mr", device="cpu")
+        images[name] = [translate_volume(s["ct"], backend).array for s in subjects]
+    return images
+
+
+def hu(volume) -> np.ndarray:
+    """A CT's voxels in the paper's window, as every score here sees them."""
+    return np.clip(volume.array, *WINDOW)
+
+
+def mr_scale(volume) -> np.ndarray:
+    """An MR's voxels on the [0, 100] scale its translations are put on (the networks' MR scaling)."""
+    from imtrans_core.data.intensity import MR_WINDOW
+    from imtrans_core.data.slices import normalize
+
+    return MR_WINDOW.inverse(normalize(volume, "mr"))
+
+
+def mean_slope(triples: list[tuple[np.ndarray, np.ndarray, dict]], tissue: str) -> float:
+    """The mean over subjects of :func:`slope`, from each one's (y, x, subject)."""
+    return float(np.mean([slope(y, x, s, tissue) for y, x, s in triples]))
 
 
 def parts(sct: np.ndarray, ct: np.ndarray, subject: dict) -> tuple[dict[str, float], dict[str, float]]:
@@ -87,18 +125,19 @@ def parts(sct: np.ndarray, ct: np.ndarray, subject: dict) -> tuple[dict[str, flo
     return shares, row
 
 
-def slope(hu: np.ndarray, subject: dict, tissue: str) -> float:
-    """How ``hu`` follows the MR inside ``tissue``: HU per SD of the MR, deviations from each label's median."""
+def slope(y: np.ndarray, x: np.ndarray, subject: dict, tissue: str) -> float:
+    """How ``y`` follows ``x`` inside ``tissue``: units of ``y`` per SD of ``x``, both as deviations from
+    their medians in each label of the tissue (inside it, one voxel from its edge)."""
     from scipy import ndimage
 
-    labels, mr = subject["labels"].array, subject["mr"].array.astype(np.float64)
+    labels = subject["labels"].array
     inside = ndimage.binary_erosion(tissue_mask(labels, tissue)) & (subject["mask"].array > 0)
-    x, y = np.zeros(inside.sum()), np.zeros(inside.sum())
+    dx, dy = np.zeros(inside.sum()), np.zeros(inside.sum())
+    x, y = np.asarray(x, np.float64)[inside], np.asarray(y, np.float64)[inside]
     for label in np.unique(labels[inside]):
         here = labels[inside] == label
-        x[here] = mr[inside][here] - np.median(mr[inside][here])
-        y[here] = np.clip(hu[inside][here], *WINDOW) - np.median(np.clip(hu[inside][here], *WINDOW))
-    return float(np.polyfit(x, y, 1)[0] * x.std())
+        dx[here], dy[here] = x[here] - np.median(x[here]), y[here] - np.median(y[here])
+    return float(np.polyfit(dx, dy, 1)[0] * dx.std())
 
 
 if __name__ == "__main__":

@@ -527,6 +527,17 @@ def test_a_marrow_prior_maps_bone_inside_to_bright_marrow_in_the_mr_direction_on
     assert float(marrow(mr, prior.mapped(mr, "ct"), "ct")) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_prior_held_on_one_side_leaves_the_other_generator_free():
+    mr = torch.tensor([[[[-0.8, 0.0, 0.5, 0.9]]]])
+    ct = 0.1 - mr
+    both, only_ct = _fitted_prior(), ic.LOSSES.build("prior:only=ct")
+    only_ct.fit(*(np.asarray(getattr(both, k)) for k in ("ct_knots", "mr_knots")))
+    far = torch.zeros_like(mr)  # far from either map
+    assert float(both(mr, far, "ct")) > 0.2
+    assert float(only_ct(mr, far, "ct")) == pytest.approx(float(both(mr, far, "ct")), rel=1e-5)
+    assert float(only_ct(ct, far, "mr")) == 0.0 < float(both(ct, far, "mr"))
+
+
 def test_prior_refuses_bad_options_and_use_before_fitting():
     from imtrans_cyclegan.losses import ContrastPriorLoss
 
@@ -534,6 +545,10 @@ def test_prior_refuses_bad_options_and_use_before_fitting():
         ic.LOSSES.build("prior:until=-1")
     with pytest.raises(ic.SpecError, match="order must be inverse or direct"):
         ContrastPriorLoss(order="upside")
+    with pytest.raises(ic.SpecError, match="only='g_ct' expected one of both, ct, mr"):
+        ic.LOSSES.build("prior:only=g_ct")
+    with pytest.raises(ic.SpecError, match="marrow=true holds G_MR, which only=ct leaves free"):
+        ic.LOSSES.build("prior:only=ct,marrow=true")
     with pytest.raises(ic.SpecError, match="not fitted"):
         ContrastPriorLoss()(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "ct")
     with pytest.raises(ic.SpecError, match="too few body voxels"):

@@ -66,5 +66,5 @@ def test_slope_says_how_an_image_follows_the_mr_within_a_tissue_whatever_each_la
         ]
     ).std()
     direct = 30.0 + 2.0 * mr + np.where(labels == LABELS["quadriceps"], 100.0, 0.0)
-    assert tissues.slope(direct, subject, "muscle") == pytest.approx(2.0 * spread, rel=1e-6)
-    assert tissues.slope(60.0 - mr, subject, "muscle") == pytest.approx(-spread, rel=1e-6)
+    assert tissues.slope(direct, mr, subject, "muscle") == pytest.approx(2.0 * spread, rel=1e-6)
+    assert tissues.slope(60.0 - mr, mr, subject, "muscle") == pytest.approx(-spread, rel=1e-6)

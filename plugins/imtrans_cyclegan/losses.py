@@ -271,6 +271,11 @@ class ContrastPriorLoss(WeightedLoss):
     bone; with it, on the phantom, G_MR drew bone brighter and G_CT followed
     little: 0.8 points better over three seeds (docs/quality.md, cause 14), which
     is why ``--preset cpu-unet`` uses it.
+
+    ``only=ct`` (or ``mr``; default ``both``) holds one generator alone, G_CT (or G_MR): the
+    other is left to the adversarial, cycle and structure terms. Held, both
+    follow the inverse rule inside a tissue too, where on an opposed-phase T1 it
+    is wrong (docs/quality.md, cause 15).
     """
 
     kind = "prior"
@@ -285,6 +290,7 @@ class ContrastPriorLoss(WeightedLoss):
         blur: float = 0.0,
         robust: float = 0.0,
         marrow: bool = False,
+        only: Literal["both", "ct", "mr"] = "both",
     ):
         super().__init__(weight)
         if until < 0:
@@ -298,7 +304,11 @@ class ContrastPriorLoss(WeightedLoss):
                 f"robust must be a difference on the [-1, 1] scale in 0..2 (0: plain L1), got {robust}"
             )
         self.until, self.order, self.blur, self.robust = int(until), order, float(blur), float(robust)
-        self.marrow = bool(marrow)
+        if only not in ("both", "ct", "mr"):
+            raise SpecError(f"only must be both, ct or mr (the generators held), got {only!r}")
+        if marrow and only == "ct":
+            raise SpecError("marrow=true holds G_MR, which only=ct leaves free: drop one of them")
+        self.marrow, self.only = bool(marrow), only
         self.low_pass = GaussianBlur(blur) if blur > 0 else nn.Identity()
         self.register_buffer("ct_knots", torch.zeros(0))
         self.register_buffer("mr_knots", torch.zeros(0))
@@ -320,7 +330,9 @@ class ContrastPriorLoss(WeightedLoss):
         self, source: torch.Tensor, translated: torch.Tensor, to: Literal["ct", "mr"]
     ) -> torch.Tensor:
         """Mean |translated - map(source)| (low-passed by ``blur``, penalised as ``robust`` says) over the
-        source's body; ``to``: the translated image's domain."""
+        source's body; ``to``: the translated image's domain (0 for the generator ``only`` leaves free)."""
+        if self.only not in ("both", to):
+            return translated.new_zeros(())
         body = self.body(source).float()
         target = self.mapped(source, to)
         if self.marrow and to == "mr":
@@ -346,7 +358,7 @@ class ContrastPriorLoss(WeightedLoss):
     def extra_repr(self) -> str:
         return (
             f"weight={self.weight}, until={self.until}, order={self.order}, blur={self.blur}, "
-            f"robust={self.robust}, marrow={self.marrow}"
+            f"robust={self.robust}, marrow={self.marrow}, only={self.only}"
         )
 
 

@@ -227,6 +227,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0,only=ct"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3-long` with only G_CT held to the prior (`only=ct`): G_MR left to the data",
     ),
+    "nocycle-unet-long": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0", "cycle:0"], "gen": UNET, "iters": 2400},
+        "`prior-unet-hold3-long` without the cycle: nothing asks the synthetic CT to carry what only the MR shows",
+    ),
     "marrow-robust-unet": (
         {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},
         "`robust-unet` with `marrow`: bone's inside drawn bright on the MR, held loosely to fat on the CT",

@@ -223,11 +223,12 @@ def real_mr_table(part: str = "grids") -> str:
         (regions,) = (v["regions"] for v in inputs.values() if "regions" in v)
         lines = [
             "| region of the prostate T2 | its T2 signal | `imtrans translate` | `--no-resample` "
-            "| a real pelvis CT (another patient) |",
-            "|---|---|---|---|---|",
+            "| `imtrans translate`, the paired model | a real pelvis CT (another patient) |",
+            "|---|---|---|---|---|---|",
         ]
         for name, row in regions.items():
-            cells = [f"{row[k][0]:.0f} ({row[k][1]:.0f})" for k in ("translate", "no-resample", "real CT")]
+            hows = ("translate", "no-resample", "paired model", "real CT")
+            cells = [f"{row[k][0]:.0f} ({row[k][1]:.0f})" for k in hows]
             lines.append(f"| {name} | {row['T2 signal']:.0f} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
     lines = [

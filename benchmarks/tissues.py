@@ -16,7 +16,9 @@ MR's value, both taken as deviations from their medians in each label of that
 tissue (inside it, one voxel from its edge), in HU per SD of the MR's
 deviation. Between tissues a T1 is inverse to CT (fat bright, cortex dark);
 within muscle, what darkens a voxel on an opposed-phase T1 (fat in it) darkens
-it on CT too.
+it on CT too. The other way round, how each run's G_MR follows the CT within a
+tissue: the synthetic MR (the [0, 100] scale) per SD of the CT's deviation,
+beside the real MR's on that scale.
 
     python benchmarks/tissues.py --runs runs/quality \\
         --variants marrow-unet-long supervised-unet-4

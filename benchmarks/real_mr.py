@@ -18,9 +18,9 @@ The T2 goes through a model trained on the phantom's T2 (``weighting=t2``), the
 abdominal T1 through one trained on its T1; both with ``--preset cpu-unet``,
 seed 0, trained here (about 20 minutes each) unless ``--runs`` holds them. The
 T2 also goes through ``--preset cpu-paired`` trained on four of the phantom's
-T2/CT pairs (a few minutes), which draws the phantom's bone well
-(docs/quality.md): whether a value it gets wrong on the real T2 is the unpaired
-training's doing or the phantom's. A picture: the T2 and its translations,
+T2/CT pairs (a few minutes), the recipe that draws the phantom T1's bone far
+better than the unpaired U-Net (docs/quality.md): whether a value they get
+wrong on the real T2 is the unpaired training's doing or the phantom's. A picture: the T2 and its translations,
 axial through the femoral heads and coronal through the right one: slices cut
 at the input's own 0.5 mm draw the anatomy five times finer than the model
 learned it, in streaks across slices.
@@ -118,7 +118,8 @@ def main() -> None:
 
 
 def translations(mr: Any, run: Path, name: str, no_resample: bool = True) -> dict[str, Any]:
-    """``mr`` translated by ``run``'s G_CT as ``imtrans translate`` does, and as ``--no-resample`` does."""
+    """``mr`` translated by ``run``'s G_CT as ``imtrans translate`` does and, if ``no_resample``, as
+    ``--no-resample`` does."""
     from imtrans_core.inference.backends import TorchBackend
     from imtrans_core.inference.translate import translate_on_grid, translate_volume
 

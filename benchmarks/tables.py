@@ -237,7 +237,11 @@ def real_mr_table(part: str = "grids") -> str:
     ]
     for name, v in inputs.items():
         grid = " x ".join(map(str, v["grid"])) + " (" + " x ".join(f"{s:g}" for s in v["spacing_mm"]) + ")"
-        same = "yes" if all(v[how]["same_grid"] for how in ("translate", "no-resample")) else "no"
+        same = (
+            "yes"
+            if all(t["same_grid"] for t in v.values() if isinstance(t, dict) and "same_grid" in t)
+            else "no"
+        )
         low, high = v["translate"]["hu_range"]
         lines.append(f"| `{name}` | {grid} | {v['model']} | {same} | {low:.0f} to {high:.0f} |")
     return "\n".join(lines) + "\n"

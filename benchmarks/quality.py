@@ -223,6 +223,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:10,until=0,marrow=true"], "gen": UNET, "iters": 2400},
         "`marrow-unet-long` (`--preset cpu-unet`) held to the prior at weight 10, not 3",
     ),
+    "marrow-unet-long-adv03": (
+        {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true", "lsgan:0.3"], "gen": UNET, "iters": 2400},
+        "`marrow-unet-long` (`--preset cpu-unet`) with the adversarial terms at weight 0.3, not 1",
+    ),
     "prior-ct-unet-long": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0,only=ct"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3-long` with only G_CT held to the prior (`only=ct`): G_MR left to the data",

@@ -20,10 +20,11 @@ seed 0, trained here (about 20 minutes each) unless ``--runs`` holds them. The
 T2 also goes through ``--preset cpu-paired`` trained on four of the phantom's
 T2/CT pairs (a few minutes), the recipe that draws the phantom T1's bone far
 better than the unpaired U-Net (docs/quality.md): whether a value they get
-wrong on the real T2 is the unpaired training's doing or the phantom's. A picture: the T2 and its translations,
-axial through the femoral heads and coronal through the right one: slices cut
-at the input's own 0.5 mm draw the anatomy five times finer than the model
-learned it, in streaks across slices.
+wrong on the real T2 is the unpaired training's doing or the phantom's.
+
+A picture: the T2 and its translations, axial through the femoral heads and
+coronal through the right one: slices cut at the input's own 0.5 mm draw the
+anatomy five times finer than the model learned it, in streaks across slices.
 
     python benchmarks/real_mr.py --runs runs/real
 """

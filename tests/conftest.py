@@ -28,6 +28,26 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load(name)``: the script ``benchmarks/<name>.py`` as a module. The scripts are not a package and
+    import their siblings (``from quality import ...``), so their folder goes on ``sys.path`` once."""
+    import importlib.util
+    import sys
+
+    folder = REPO / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """Reload plugins from scratch for this test and again afterwards."""

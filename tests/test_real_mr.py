@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from imtrans_core.data.volume import Volume
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def real_mr():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("real_mr", REPO / "benchmarks" / "real_mr.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def real_mr(load_benchmark):
+    return load_benchmark("real_mr")
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])

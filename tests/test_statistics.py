@@ -55,15 +55,9 @@ def test_bad_samples_are_refused():
         wilcoxon_signed_rank([1, np.nan], [1, 2])
 
 
-def test_a_study_pairs_each_subject_across_variants_and_counts_seeds():
+def test_a_study_pairs_each_subject_across_variants_and_counts_seeds(load_benchmark):
     """benchmarks/compare.py: the test pairs subject i of A with subject i of B, averaged over seeds."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
-    spec = importlib.util.spec_from_file_location("compare", path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_benchmark("compare")
     rng = np.random.default_rng(0)
     hard = rng.uniform(10, 40, size=8)  # subjects differ far more than the variants do
 

@@ -37,9 +37,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import compare
 from machine import describe_machine, write_json
-from quality import over_seeds, train_or_reuse
+from seeds import compare, over_seeds, train_or_reuse
 
 import imtrans_core as ic
 from imtrans_core.demo import baseline_rows

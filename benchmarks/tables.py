@@ -54,9 +54,9 @@ def _cell(mean: float, sd: float | None, digits: int) -> str:
 
 
 def quality_table() -> str:
-    """docs/quality.md: every variant of benchmarks/quality.py, mean ± SD over its seeds, and the baselines.
+    """docs/quality.md: every variant of studies/quality.py, mean ± SD over its seeds, and the baselines.
 
-    The baselines are benchmarks/baselines.py's on the same test subjects (docs/results/baselines.json).
+    The baselines are studies/baselines.py's on the same test subjects (docs/results/baselines.json).
     """
     results = [json.loads(p.read_text()) for p in sorted((RESULTS / "quality").glob("*.json"))]
     results.sort(key=lambda r: -r["mean"]["mae"])
@@ -161,7 +161,7 @@ def seeds_table(*variants: str) -> str:
 
 
 def boundaries_table() -> str:
-    """docs/quality.md: mean HU by signed distance from the fat/muscle boundary (benchmarks/boundaries.py)."""
+    """docs/quality.md: mean HU by signed distance from the fat/muscle boundary (studies/boundaries.py)."""
     result = json.loads((RESULTS / "boundaries.json").read_text())
     distances = result["distances"]
     lines = [
@@ -174,7 +174,7 @@ def boundaries_table() -> str:
 
 
 def bones_table() -> str:
-    """docs/quality.md: medians inside bone in both directions (benchmarks/bones.py)."""
+    """docs/quality.md: medians inside bone in both directions (studies/bones.py)."""
     result = json.loads((RESULTS / "bones.json").read_text())
     formats = ("{:.0f}", "{:.0f}", "{:.2f}")
     lines = ["| image | " + " | ".join(result["columns"]) + " |", "|---" * (1 + len(formats)) + "|"]
@@ -185,7 +185,7 @@ def bones_table() -> str:
 
 
 def tissues_table() -> str:
-    """docs/quality.md: each tissue's part of the MAE, with its bias and spread (benchmarks/tissues.py)."""
+    """docs/quality.md: each tissue's part of the MAE, with its bias and spread (studies/tissues.py)."""
     result = json.loads((RESULTS / "tissues.json").read_text())
     shares = result["shares"]
     lines = ["| image | MAE | " + " | ".join(f"{t} ({100 * s:.0f} %)" for t, s in shares.items()) + " |"]
@@ -200,7 +200,7 @@ def tissues_table() -> str:
 
 def within_table(side: str = "ct") -> str:
     """docs/quality.md: how each synthetic CT follows the MR within fat and within muscle, or (``mr``) how
-    each synthetic MR follows the CT (benchmarks/tissues.py)."""
+    each synthetic MR follows the CT (studies/tissues.py)."""
     key, unit, digits = (
         ("within", "HU per SD of the MR", 0)
         if side == "ct"
@@ -215,7 +215,7 @@ def within_table(side: str = "ct") -> str:
 
 
 def real_mr_table(part: str = "grids") -> str:
-    """docs/data.md: the real MRs through phantom models (benchmarks/real_mr.py): each one's grid and
+    """docs/data.md: the real MRs through phantom models (studies/real_mr.py): each one's grid and
     values, or (``regions``) the T2's median (SD) HU by region beside a real CT's."""
     real = json.loads((RESULTS / "real_mr.json").read_text())
     inputs = {k: v for k, v in real.items() if isinstance(v, dict) and "grid" in v}
@@ -275,7 +275,7 @@ COMPARE_COLUMNS = (*COLUMNS[:3], ("mae_bone", "MAE bone", 1), ("shift_mm", "shif
 
 
 def compare_table(study: str) -> str:
-    """docs/: a study of benchmarks/compare.py: each variant over its seeds, then every pair tested.
+    """docs/: a study of studies/compare.py: each variant over its seeds, then every pair tested.
 
     The first table is mean ± SD over the seeds of each seed's mean over the test
     subjects. In the second, the p of the paired Wilcoxon test over subjects

@@ -105,7 +105,7 @@ def contrast_prior_map(
     the CT window ([-150, 350] HU), so it never writes cortical bone's full density, which the
     paper's scale clips anyway (MAE in HU counts it). ``mr_body``: which voxels of a scaled MR
     volume the fit ranks (default: the prior's own test, above the air's -1), for
-    ``benchmarks/prior_mask.py``.
+    ``studies/prior_mask.py``.
     """
     import torch
 

@@ -31,7 +31,7 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def load_benchmark():
     """``load(name)``: the script ``benchmarks/<name>.py`` as a module. The scripts are not a package and
-    import their siblings (``from quality import ...``), so their folder goes on ``sys.path`` once."""
+    import their siblings (``from machine import ...``), so their folder goes on ``sys.path`` once."""
     import importlib.util
     import sys
 

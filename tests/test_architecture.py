@@ -58,10 +58,9 @@ def test_each_folder_imports_what_the_architecture_allows(folder):
                 )
 
 
-def test_the_top_level_imports_no_folder_except_through_demo_and_the_shims():
-    shims = {"volume", "io", "sources"}  # the v0.1 paths: each is the moved data module
+def test_the_top_level_imports_no_folder_except_through_demo():
     for path in sorted(CORE.glob("*.py")):
-        if path.stem in {"demo", "__main__"} | shims:
+        if path.stem in {"demo", "__main__"}:
             continue
         folders = {n.split(".")[1] for n in imported(path) if n.startswith("imtrans_core.") and "." in n}
         assert folders <= TOP, f"{path.name} imports {folders - TOP}"

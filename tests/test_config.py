@@ -169,13 +169,6 @@ def test_dry_run_prints_the_resolved_configuration(capsys):
     assert "gen=resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=1" in out and "parameters each" in out
 
 
-def test_dry_run_names_each_generator_when_g_mr_has_its_own_spec(capsys):
-    assert run(["train", *TINY, "--gen-mr", "pointwise", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "gen_mr=pointwise:in_ch=1,out_ch=1,knots=65,gain=25.0" in out
-    assert "G_CT: ResnetGenerator" in out and "G_MR: PointwiseGenerator, 65 parameters\n" in out
-
-
 def test_stored_config_round_trips():
     config = TrainConfig(lr=1e-4, loss=["gc:0.3"], decay_from=10, iters=20)
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())), "config.json")

@@ -12,7 +12,6 @@ from imtrans_cyclegan.networks import (
     ResnetGenerator,
     UNet,
     patchgan,
-    pointwise,
     receptive_field,
     resnet9,
     unet,
@@ -275,40 +274,3 @@ def test_bad_spec_value_is_a_spec_error_naming_the_parameter(cyclegan_only):
         ic.GENERATORS.build("resnet9:n_blocks=-1")
     with pytest.raises(ic.SpecError, match="norm"):
         ic.GENERATORS.build("resnet9:norm=group")
-
-
-def test_pointwise_maps_each_pixel_by_its_value_alone_whatever_its_neighbours():
-    net = pointwise(knots=17)
-    with torch.no_grad():
-        net.raw.copy_(torch.randn(17) / net.gain)  # any curve
-    x = torch.rand(2, 3, 20, 20) * 2 - 1
-    y = net(x)
-    shuffled = torch.randperm(x.numel())
-    assert torch.equal(net(x.flatten()[shuffled].view_as(x)).flatten(), y.flatten()[shuffled])
-    assert torch.allclose(net(net.inputs.view(1, 1, 1, 17)).flatten(), net.curve())  # through each knot
-    middle = (net.inputs[3] + net.inputs[4]) / 2  # linear between knots
-    assert net(middle.view(1, 1, 1, 1)).item() == pytest.approx(net.curve()[3:5].mean().item(), abs=1e-6)
-    assert net(torch.tensor([[[[-3.0, 3.0]]]])).flatten().tolist() == pytest.approx(
-        net.curve()[[0, -1]].tolist()
-    )
-
-
-def test_pointwise_starts_near_the_identity_and_adam_moves_it_gain_times_the_learning_rate():
-    net = pointwise(knots=5, gain=25.0)
-    assert torch.allclose(net.curve(), 0.9 * torch.linspace(-1, 1, 5))
-    before = net.raw.detach().clone()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    net(torch.linspace(-1, 1, 50).view(1, 1, 1, 50)).sum().backward()
-    optimizer.step()
-    assert torch.allclose((before - net.raw).abs(), torch.full((5,), 1e-3), rtol=1e-3)  # Adam: about lr each
-    # ... which moves the curve's values by about gain x lr where its tanh is not saturated
-    assert (pointwise(knots=5, gain=25.0).curve() - net.curve())[2].item() == pytest.approx(0.025, rel=0.05)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "parameter"),
-    [({"knots": 1}, "knots"), ({"gain": 0.0}, "gain"), ({"in_ch": 3, "out_ch": 1}, "in_ch")],
-)
-def test_pointwise_rejects_bad_values_naming_the_parameter(kwargs, parameter):
-    with pytest.raises(ic.SpecError, match=parameter):
-        pointwise(**kwargs)

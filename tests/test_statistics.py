@@ -56,8 +56,8 @@ def test_bad_samples_are_refused():
 
 
 def test_a_study_pairs_each_subject_across_variants_and_counts_seeds(load_benchmark):
-    """benchmarks/compare.py: the test pairs subject i of A with subject i of B, averaged over seeds."""
-    compare = load_benchmark("compare")
+    """benchmarks/seeds.py: the test pairs subject i of A with subject i of B, averaged over seeds."""
+    seeds = load_benchmark("seeds")
     rng = np.random.default_rng(0)
     hard = rng.uniform(10, 40, size=8)  # subjects differ far more than the variants do
 
@@ -65,9 +65,9 @@ def test_a_study_pairs_each_subject_across_variants_and_counts_seeds(load_benchm
         return [{"id": i, "mae": h + offset, "ssim": 0.5 - offset / 100} for i, h in enumerate(hard)]
 
     scores = {"a": {s: rows(-1.0 + 0.1 * k) for k, s in enumerate("012")}, "b": {s: rows(0.0) for s in "012"}}
-    result = compare.compare("a", "b", scores)
+    result = seeds.compare("a", "b", scores)
     assert result["mae"]["p"] == pytest.approx(2 / 2**8) and result["mae"]["seeds_a_lower"] == 3
     assert result["mae"]["median_difference"] == pytest.approx(-0.9)
     assert result["ssim"]["seeds_a_lower"] == 0  # a's SSIM is higher in every seed
     shuffled = {"a": {s: rows(-1.0)[::-1] for s in "012"}, "b": scores["b"]}
-    assert compare.compare("a", "b", shuffled)["mae"]["p"] > 0.05  # unpaired subjects: no effect found
+    assert seeds.compare("a", "b", shuffled)["mae"]["p"] > 0.05  # unpaired subjects: no effect found

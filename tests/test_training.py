@@ -440,26 +440,6 @@ def test_the_contrast_prior_is_fitted_on_the_training_pools_body_values():
     assert np.allclose(prior.mr_knots.numpy(), np.quantile(mr[mr > -1], levels), atol=1e-6)  # air left out
 
 
-def test_gen_mr_gives_g_mr_its_own_architecture_from_training_to_translation(tmp_path):
-    from imtrans_core.inference.models import load_generator
-
-    run = train(TrainConfig(**TINY, gen_mr="pointwise:knots=9"), out=tmp_path / "run").run_dir
-    resolved = json.loads((run / "config.json").read_text())["resolved"]
-    assert resolved["gen_mr"] == "pointwise:in_ch=1,out_ch=1,knots=9,gain=25.0"
-    assert resolved["gen"].startswith("resnet9:")
-    state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)
-    assert set(state["models"]["g_mr"]) == {"raw"} and "model.1.weight" in state["models"]["g_ct"]
-    curve = load_generator(run, "ct2mr").net.curve()
-    assert curve.shape == (9,) and not torch.allclose(curve, 0.9 * torch.linspace(-1, 1, 9))  # it trained
-    assert type(load_generator(run, "mr2ct").net).__name__ == "ResnetGenerator"
-
-
-def test_a_bad_gen_mr_is_refused_before_the_run_directory(tmp_path):
-    with pytest.raises(ic.SpecError, match="knots"):
-        train(TrainConfig(**TINY, gen_mr="pointwise:knots=1"), out=tmp_path / "run")
-    assert not (tmp_path / "run").exists()
-
-
 def test_ema_keeps_an_average_of_the_generators_that_translation_loads(tmp_path):
     from imtrans_core.inference.models import load_generator
 

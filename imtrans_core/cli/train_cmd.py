@@ -154,11 +154,8 @@ def _describe(config: Any) -> None:
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"
     )
-    generators = (
-        [("G_CT", config.gen), ("G_MR", config.gen_mr)] if config.gen_mr else [("G_CT, G_MR", config.gen)]
-    )
     for role, registry, spec in (
-        *((role, ic.GENERATORS, spec) for role, spec in generators),
+        ("G_CT, G_MR", ic.GENERATORS, config.gen),
         ("D_CT, D_MR", ic.DISCRIMINATORS, config.disc),
     ):
         net = registry.build(spec)

@@ -71,8 +71,6 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     config = state.get("config", {})
     contract = InputContract.of_run(state)
     gen = config.get("gen", defaults.GENERATOR)
-    if key == "g_mr":
-        gen = config.get("gen_mr") or gen  # a run may give G_MR its own architecture (--gen-mr)
     spec = generator_spec(gen, contract.context)
     net = ic.GENERATORS.build(spec)
     weights = state.get("ema", state["models"])  # the weights' average where the run kept one (--ema)

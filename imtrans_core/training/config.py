@@ -80,11 +80,6 @@ class TrainConfig:
         defaults.GENERATOR,
         "Generator spec, e.g. resnet9 or resnet9:ngf=32 (see `imtrans plugins generators`).",
     )
-    gen_mr: str = option(
-        "",
-        "G_MR's spec where it differs from G_CT's (default: --gen for both), e.g. pointwise: a per-pixel "
-        "map CT -> MR (docs/training.md).",
-    )
     disc: str = option(defaults.DISCRIMINATOR, "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
     loss: list[str] = option(
         [], "Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.", cli=False
@@ -414,7 +409,7 @@ def check_specs(config: TrainConfig) -> None:
 
     for registry, specs in (
         (ic.MODELS, [config.model]),
-        (ic.GENERATORS, [config.gen, config.gen_mr] if config.gen_mr else [config.gen]),
+        (ic.GENERATORS, [config.gen]),
         (ic.DISCRIMINATORS, [config.disc]),
         (ic.DATASETS, [config.data]),
         (ic.LOSSES, config.loss),

@@ -30,7 +30,7 @@ from .pool import ImagePool
 from .precision import autocast, resolve_amp
 from .schedule import linear_decay, lr_factor
 from .trainable import TrainableModel
-from .validate import discriminator_spec, generator_spec, mr_generator
+from .validate import discriminator_spec, generator_spec
 
 log = logging.getLogger("imtrans")
 
@@ -48,16 +48,14 @@ class CycleGAN(TrainableModel):
     """CycleGAN (+ GC): G_CT, G_MR, D_CT, D_MR and the objective of Eq. 6 (--loss), Adam, linear decay."""
 
     shown = MAIN_TERMS
-    features = frozenset({"gen_mr", "ema"})
+    features = frozenset({"ema"})
 
     def setup(self, config: TrainConfig, dist: Any) -> None:
         self.config, self.device = config, dist.device
         self.amp = resolve_amp(config.amp, self.device)
         disc = discriminator_spec(config.disc, config.context)
-        g_ct, g_mr = (
-            ic.GENERATORS.build(generator_spec(gen, config.context))
-            for gen in (config.gen, mr_generator(config))
-        )
+        gen = generator_spec(config.gen, config.context)
+        g_ct, g_mr = (ic.GENERATORS.build(gen) for _ in range(2))
         d_ct, d_mr = (ic.DISCRIMINATORS.build(disc) for _ in range(2))
         self.generators = Generators(g_ct, g_mr).to(self.device)
         self.average = WeightAverage(self.generators, config.ema) if config.ema else None

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-OPTIONAL_FEATURES = ("gen_mr", "ema")  # TrainConfig fields off by default that only some models read
+OPTIONAL_FEATURES = ("ema",)  # TrainConfig fields off by default that only some models read
 
 
 class TrainableModel(ABC):

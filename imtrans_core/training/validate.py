@@ -33,8 +33,7 @@ def check(config: TrainConfig) -> dict[str, Any]:
     check_features(config)
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)
-    for gen in dict.fromkeys((config.gen, mr_generator(config))):
-        check_size(gen, config.disc, config.size, config.context)
+    check_size(config.gen, config.disc, config.size, config.context)
     resolve_amp(config.amp, torch.device(device_kind(config.device)))
     return resolved
 
@@ -58,7 +57,6 @@ def resolve_specs(config: TrainConfig) -> dict[str, Any]:
     return {
         "model": str(model_spec(config.model)),
         "gen": str(generator_spec(config.gen, config.context)),
-        "gen_mr": str(generator_spec(config.gen_mr, config.context)) if config.gen_mr else "",
         "disc": str(discriminator_spec(config.disc, config.context)),
         "data": str(ic.DATASETS.resolve(config.data)),
         "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
@@ -76,7 +74,7 @@ def model_spec(model: str) -> ic.Spec:
 
 
 def check_features(config: TrainConfig) -> None:
-    """Refuse an optional feature (``--gen-mr``, ``--ema``) that ``--model`` does not read: it would be ignored."""
+    """Refuse an optional feature (``--ema``) that ``--model`` does not read: it would be ignored."""
     model = ic.MODELS.get(ic.MODELS.resolve(config.model).name)
     for name in OPTIONAL_FEATURES:
         value = getattr(config, name)
@@ -90,11 +88,6 @@ def check_features(config: TrainConfig) -> None:
 def generator_spec(gen: str, context: int = 0) -> ic.Spec:
     """The generator spec resolved for stacks of ``2 * context + 1`` slices in and out (2.5-D)."""
     return _stacked(ic.GENERATORS, "--gen", gen, context, ("in_ch", "out_ch"))
-
-
-def mr_generator(config: Any) -> str:
-    """G_MR's spec as given: ``--gen-mr``, or ``--gen`` when it is empty (both generators alike)."""
-    return config.gen_mr or config.gen
 
 
 def discriminator_spec(disc: str, context: int = 0) -> ic.Spec:

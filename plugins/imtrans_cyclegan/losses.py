@@ -228,54 +228,16 @@ class PairedL1Loss(L1Term):
 
 class ContrastPriorLoss(WeightedLoss):
     """Contrast prior (not in the paper): L1 to the source's values mapped monotonically onto the target's,
-    strongest at the start and gone after ``until`` iterations: a warm start, not a target.
+    strongest at the start and gone after ``until`` iterations (``0``: held throughout).
 
-    Nothing in Eq. 6 ties a tissue to its value: an unpaired run can draw muscle
-    with fat's HU and fat with muscle's, keep every boundary and pass the cycle
-    and the discriminators (docs/quality.md, cause 9); which values it settles
-    on is decided early, by the data order. Inside the body both MR weightings
-    used for the hip are dark where CT is bright and bright where it is dark
-    (cortical bone, fat: T1 and T2 alike), so ``order=inverse`` maps the k-th
-    highest MR value onto the k-th lowest CT value: each source value to the
-    target value of the same rank, counted from the other end, fitted once on
-    the training pools' body voxels (``fit``; no pairs). The map is wrong where
-    a tissue breaks the rule (cancellous bone, bright on T1 for its fat, dense
-    on CT), so the weight falls linearly to 0 at ``until`` and the GAN, the
-    cycle and GC take it from there; ``until=0`` keeps it at full weight.
-
-    ``blur`` > 0 compares the two low-passed (a Gaussian of that SD in px): the
-    map is right about the values of regions, not about single pixels, where it
-    carries the source's noise and turns each of its thin artefacts into one of
-    the target's (the dark line an opposed-phase T1 draws along every fat/water
-    boundary comes out as a bright, bone-like line: docs/quality.md, cause 13).
-    Blurred, the term holds each region's value and leaves its detail to the
-    adversarial and structure terms.
-
-    ``robust`` > 0 penalises each difference d by r * log(1 + |d| / r) (a
-    Cauchy penalty, r on the [-1, 1] scale) instead of |d|: the same for small
-    differences, but its pull falls as 1 / (1 + |d| / r) for large ones. Held
-    throughout (``until=0``), an L1 prior pulls every bone back to the fat value
-    the map gives it as hard as it holds soft tissue to its; robust, it lets a
-    bone drawn 1.0 (250 HU) away from the map go at a tenth of the pull. On the
-    phantom that did not free the bones: the prior is not what holds them
-    (docs/quality.md, cause 14).
-
-    ``marrow=true`` holds bone's inside to the rule it follows instead: in the
-    CT -> MR direction, where a CT slice has a region enclosed by cortex (above
-    ``CORTEX_HU``), the CT's values there are mapped in *direct* rank, so dense
-    cancellous bone becomes bright fatty marrow, as both weightings show it,
-    not the dark of the inverse map. Bone is found on the CT alone (a closed
-    ring of cortex, which an MR at 2.5 mm does not draw), so only G_MR is told,
-    in the hope that the cycle CT -> MR -> CT teaches G_CT that bright inside a
-    ring is bone. Without it both generators settle on the inverse map's pair in
-    bone; with it, on the phantom, G_MR drew bone brighter and G_CT followed
-    little: 0.8 points better over three seeds (docs/quality.md, cause 14), which
-    is why ``--preset cpu-unet`` uses it.
-
-    ``only=ct`` (or ``mr``; default ``both``) holds one generator alone, G_CT (or G_MR): the
-    other is left to the adversarial, cycle and structure terms. Held, both
-    follow the inverse rule inside a tissue too, where on an opposed-phase T1 it
-    is wrong (docs/quality.md, cause 15).
+    Nothing in Eq. 6 ties a tissue to its value, so an unpaired run may swap them.
+    Both MR weightings of the hip are dark where CT is bright inside the body, so
+    ``order=inverse`` maps the k-th highest source value onto the k-th lowest target
+    value, fitted once on the training pools' body voxels (``fit``; no pairs).
+    ``blur`` compares the two low-passed (a Gaussian SD in px); ``marrow=true`` maps
+    the inside of a CT's bone (a region enclosed by cortex above ``CORTEX_HU``) in
+    direct rank in the CT -> MR direction, as fatty marrow shows on MR; ``only``
+    holds one generator alone. What each does on the phantom: docs/training.md.
     """
 
     kind = "prior"
@@ -288,7 +250,6 @@ class ContrastPriorLoss(WeightedLoss):
         until: int = 400,
         order: Literal["inverse", "direct"] = "inverse",
         blur: float = 0.0,
-        robust: float = 0.0,
         marrow: bool = False,
         only: Literal["both", "ct", "mr"] = "both",
     ):
@@ -299,11 +260,7 @@ class ContrastPriorLoss(WeightedLoss):
             raise SpecError(f"order must be inverse or direct, got {order!r}")
         if not 0 <= blur <= 8:
             raise SpecError(f"blur must be a Gaussian SD in px in 0..8 (0: off), got {blur}")
-        if not 0 <= robust <= 2:
-            raise SpecError(
-                f"robust must be a difference on the [-1, 1] scale in 0..2 (0: plain L1), got {robust}"
-            )
-        self.until, self.order, self.blur, self.robust = int(until), order, float(blur), float(robust)
+        self.until, self.order, self.blur = int(until), order, float(blur)
         if only not in ("both", "ct", "mr"):
             raise SpecError(f"only must be both, ct or mr (the generators held), got {only!r}")
         if marrow and only == "ct":
@@ -329,8 +286,7 @@ class ContrastPriorLoss(WeightedLoss):
     def forward(
         self, source: torch.Tensor, translated: torch.Tensor, to: Literal["ct", "mr"]
     ) -> torch.Tensor:
-        """Mean |translated - map(source)| (low-passed by ``blur``, penalised as ``robust`` says) over the
-        source's body; ``to``: the translated image's domain (0 for the generator ``only`` leaves free)."""
+        """Mean |translated - map(source)| (low-passed by ``blur``) over the source's body; ``to``: the translated image's domain (0 for the generator ``only`` leaves free)."""
         if self.only not in ("both", to):
             return translated.new_zeros(())
         body = self.body(source).float()
@@ -338,8 +294,6 @@ class ContrastPriorLoss(WeightedLoss):
         if self.marrow and to == "mr":
             target = torch.where(bone_inside(source), self.mapped(source, to, direct=True), target)
         difference = self.low_pass(body * (translated.float() - target)).abs()
-        if self.robust > 0:
-            difference = self.robust * torch.log1p(difference / self.robust)
         return (body * difference).sum() / body.sum().clamp(min=1.0)
 
     def mapped(self, source: torch.Tensor, to: Literal["ct", "mr"], direct: bool = False) -> torch.Tensor:
@@ -358,7 +312,7 @@ class ContrastPriorLoss(WeightedLoss):
     def extra_repr(self) -> str:
         return (
             f"weight={self.weight}, until={self.until}, order={self.order}, blur={self.blur}, "
-            f"robust={self.robust}, marrow={self.marrow}, only={self.only}"
+            f"marrow={self.marrow}, only={self.only}"
         )
 
 

@@ -3,7 +3,6 @@
 - :func:`resnet9`: the Johnson et al. generator G_CT / G_MR (9 residual blocks).
 - :func:`unet`: a Ronneberger U-Net, as a generator (``final='tanh'``) or as the
   segmentation network of §3.2 (``final='none'``: logits).
-- :func:`pointwise`: a per-pixel map, for the direction a tissue's value decides (CT -> MR).
 - :func:`patchgan`: the 70x70 PatchGAN discriminator D_CT / D_MR.
 
 The ResNet and PatchGAN layers sit in one ``nn.Sequential`` named ``model`` in
@@ -294,57 +293,6 @@ def unet(
         raise SpecError(f"final must be tanh or none, got {final!r}")
     _norm_layer(norm, 1)
     return init_weights(UNet(in_ch, out_ch, base, depth, norm, final))
-
-
-# ----------------------------------------------------------------------------- per-pixel map
-
-
-class PointwiseGenerator(nn.Module):
-    """A learned curve applied to every pixel: piecewise linear through ``knots`` points evenly spaced on [-1, 1]."""
-
-    def __init__(self, knots: int, gain: float):
-        super().__init__()
-        self.gain = gain
-        self.register_buffer("inputs", torch.linspace(-1.0, 1.0, knots), persistent=False)
-        # the curve's values are tanh(gain * raw): in (-1, 1), and each raw step moves them gain times as far
-        self.raw = nn.Parameter(torch.atanh(0.9 * self.inputs) / gain)  # starts as 0.9 x the identity
-
-    def curve(self) -> torch.Tensor:
-        """The output at each knot, in (-1, 1)."""
-        return torch.tanh(self.gain * self.raw)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # any shape -> the same shape, each value through the curve (flat beyond [-1, 1])
-        fp, last = self.curve(), len(self.inputs) - 1
-        # where x falls, in knot steps from the first knot (float32, under autocast too)
-        position = (x.float().clamp(-1.0, 1.0) + 1.0) * (last / 2.0)
-        left = position.floor().clamp(max=last - 1)  # evenly spaced knots: no search, and ONNX-exportable
-        t, left = position - left, left.long()
-        return fp[left] + t * (fp[left + 1] - fp[left])
-
-
-def pointwise(in_ch: int = 1, out_ch: int = 1, knots: int = 65, gain: float = 25.0) -> PointwiseGenerator:
-    """A generator that maps each pixel's value alone: for the direction a tissue's value decides (CT -> MR).
-
-    A T1 or T2 MR value is (nearly) a function of the tissue, and a CT value
-    tells the tissues apart: fat, muscle, cancellous and cortical bone lie at
-    distinct HU. The way back is ambiguous (fatty marrow and fat both bright on
-    MR, cortex and air both dark), which only context resolves. So G_MR can be
-    one curve of the CT value, any shape, the same for every pixel and channel:
-    it can neither move the anatomy nor hide the CT in a pattern, and the CT
-    cycle CT -> G_MR -> G_CT then trains G_CT on pseudo-pairs whose MR side has
-    exactly the CT's anatomy (docs/quality.md). ``knots`` points of the curve
-    are learned; ``gain`` scales their parameters so that Adam, whose steps
-    are about the learning rate whatever the gradient, can move a curve of 65
-    numbers across the range within a few hundred iterations.
-    """
-    _check_min(1, in_ch=in_ch, out_ch=out_ch)
-    _check_min(2, knots=knots)
-    if in_ch != out_ch:
-        raise SpecError(f"pointwise maps each channel alike: in_ch ({in_ch}) must equal out_ch ({out_ch})")
-    if not gain > 0:
-        raise SpecError(f"gain must be > 0, got {gain}")
-    return PointwiseGenerator(knots, gain)
 
 
 # ----------------------------------------------------------------------------- PatchGAN

@@ -17,7 +17,6 @@ def imtrans_register(registries: Any) -> None:
     registries.models.add("cyclegan", "imtrans_core.training.cyclegan:CycleGAN")
     registries.generators.add("resnet9", f"{networks}:resnet9")
     registries.generators.add("unet", f"{networks}:unet")
-    registries.generators.add("pointwise", f"{networks}:pointwise")
     registries.discriminators.add("patchgan", f"{networks}:patchgan")
     registries.losses.add("lsgan", f"{losses}:LSGANLoss")
     registries.losses.add("vanilla", f"{losses}:VanillaGANLoss")

@@ -8,7 +8,7 @@ drawn at the wrong value) and its SD (spread: texture, noise, misplaced edges,
 which no single value would fix). All on the paper's [0, 255] scale, in the
 paper's window, mean over the paired test subjects of docs/quality.md: a
 second scan of the real CT (a perfect GAN), the contrast prior's map, and the
-first seed's run of each ``--variants`` (trained by ``benchmarks/quality.py``,
+first seed's run of each ``--variants`` (trained by ``studies/quality.py``,
 found in ``--runs``).
 
 Within one tissue, how each image follows the MR: the slope of its HU on the
@@ -20,7 +20,7 @@ it on CT too. The other way round, how each run's G_MR follows the CT within a
 tissue: the synthetic MR (the [0, 100] scale) per SD of the CT's deviation,
 beside the real MR's on that scale.
 
-    python benchmarks/tissues.py --runs runs/quality \\
+    python studies/tissues.py --runs runs/quality \\
         --variants marrow-unet-long supervised-unet-4
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 from quality import TEST_DATA, WINDOW, study, synthetic_cts, tissue_mask

@@ -6,10 +6,10 @@ around the body (its values reach -0.9 and beyond). This fits the map again on
 the cpu preset's pools with the MR's body found as it should be, the voxels above
 a threshold plus everything they enclose (the dark cortex, gas and urine inside
 stay in; only the background connected to the volume's border goes), and scores
-each map as ``benchmarks/baselines.py`` does, on the same five test subjects
+each map as ``studies/baselines.py`` does, on the same five test subjects
 (docs/quality.md, cause 10).
 
-    python benchmarks/prior_mask.py --out docs/results/prior_mask.json
+    python studies/prior_mask.py --out docs/results/prior_mask.json
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 from quality import TEST_DATA

@@ -1,4 +1,4 @@
-"""Does a setting help? Variants of benchmarks/quality.py compared over training seeds and test subjects.
+"""Does a setting help? Variants of studies/quality.py compared over training seeds and test subjects.
 
 A GAN run varies from seed to seed, and five test subjects can never give a
 Wilcoxon p below 0.05, so a claim about a loss or a setting is made here: each
@@ -8,7 +8,7 @@ paired Wilcoxon signed-rank test over subjects (each subject's score averaged
 over the seeds), as the paper compares its arms; beside it, in how many seeds
 one variant's mean beat the other's. One JSON per study in docs/results/compare/.
 
-    python benchmarks/compare.py gc --variants nogc cpu gc-signed gc-diff --seeds 0 1 2
+    python studies/compare.py gc --variants nogc cpu gc-signed gc-diff --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
-from quality import METRICS, VARIANTS, config_of, mean_of, over_seeds, score, train_variant
+from quality import METRICS, VARIANTS, config_of, mean_of, score, train_variant
+from seeds import compare, over_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 TESTED = ("mae", "ssim")  # the scores each pair of variants is tested on
@@ -61,7 +61,7 @@ def main() -> None:
         "test_data": data,
         "seeds": args.seeds,
         "variants": {v: summarize(v, per_seed) for v, per_seed in scores.items()},
-        "tests": [compare(a, b, scores) for a, b in itertools.combinations(args.variants, 2)],
+        "tests": [compare(a, b, scores, TESTED) for a, b in itertools.combinations(args.variants, 2)],
         "machine": describe_machine(),
     }
     print_table(
@@ -95,37 +95,6 @@ def summarize(variant: str, per_seed: dict[str, list[dict[str, Any]]]) -> dict[s
         **over_seeds([mean_of(rows) for rows in per_seed.values()]),
         "per_seed": per_seed,
     }
-
-
-def compare(
-    a: str, b: str, scores: dict[str, dict[str, list[dict[str, Any]]]], keys: tuple[str, ...] = TESTED
-) -> dict[str, Any]:
-    """``a`` against ``b`` on each of ``keys``: the paired test over subjects and the seeds in which ``a``'s mean is lower.
-
-    ``scores[name][seed]`` holds one row per test subject, in the same order for every name and seed.
-    """
-    from imtrans_core.evaluation.statistics import wilcoxon_signed_rank
-
-    result: dict[str, Any] = {"a": a, "b": b}
-    for key in keys:
-        per_subject = [_over_seeds(scores[v], key) for v in (a, b)]
-        test = wilcoxon_signed_rank(*per_subject)
-        seeds_lower = sum(
-            np.mean([r[key] for r in scores[a][seed]]) < np.mean([r[key] for r in scores[b][seed]])
-            for seed in scores[a]
-        )
-        result[key] = {
-            "p": test.p,
-            "n": test.n,
-            "median_difference": test.median_difference,
-            "seeds_a_lower": int(seeds_lower),
-        }
-    return result
-
-
-def _over_seeds(per_seed: dict[str, list[dict[str, Any]]], key: str) -> np.ndarray:
-    """Each test subject's ``key`` averaged over the seeds (subjects in the same order in every seed)."""
-    return np.mean([[row[key] for row in rows] for rows in per_seed.values()], axis=0)
 
 
 if __name__ == "__main__":

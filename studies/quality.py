@@ -5,14 +5,14 @@ For every training seed this trains it (or reuses a finished run made with the
 very same configuration), translates the paired test MRs of the phantom and
 scores the synthetic CTs against the real ones in the body mask, with the same
 functions as ``imtrans evaluate`` (the baselines beside them in the docs'
-table come from ``benchmarks/baselines.py`` on the same subjects). One JSON
+table come from ``studies/baselines.py`` on the same subjects). One JSON
 per variant under ``--results`` and, for the first seed, a picture of the first
 test subject in three planes (MR, CT, synthetic CT, |error|) and the scores at
 each kept checkpoint (a learning curve).
 
-    python benchmarks/quality.py --variant cpu --seeds 0 1 2
-    python benchmarks/quality.py --variant gc1-long --seeds 0 --runs runs/quality
-    python benchmarks/quality.py --list
+    python studies/quality.py --variant cpu --seeds 0 1 2
+    python studies/quality.py --variant gc1-long --seeds 0 --runs runs/quality
+    python studies/quality.py --list
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, write_json
+from seeds import over_seeds, train_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as the cpu preset's pools
@@ -154,14 +155,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0"]},
         "`gc1` held to the contrast prior throughout at weight 3",
     ),
-    "pointwise": (
-        {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "gen_mr": "pointwise"},
-        "`prior-unet` with G_MR a per-pixel map of the CT value (`--gen-mr pointwise`)",
-    ),
-    "pointwise-noise": (
-        {"loss": ["gc:1,abs=true", "prior", "cycle:3,noise=0.05"], "gen": UNET, "gen_mr": "pointwise"},
-        "`pointwise` with noise (SD 0.05, the MR's grain) on each translation before the cycle",
-    ),
     "ema": (
         {"loss": ["gc:1,abs=true", "prior"], "gen": UNET, "ema": 0.995},
         "`prior-unet` translating with the moving average of its generators' weights (`--ema 0.995`)",
@@ -203,10 +196,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"loss": ["gc:1,abs=true", "prior:3,until=0", "cycle:1"], "gen": UNET},
         "`prior-unet-hold3` with cycle weight 1, not 3",
     ),
-    "robust-unet": (
-        {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1"], "gen": UNET},
-        "`prior-unet-hold10` with the prior's pull falling past 0.1 (25 HU): `prior:10,until=0,robust=0.1`",
-    ),
     "marrow-unet": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"], "gen": UNET},
         "`prior-unet-hold3` with G_MR held to bright marrow inside the CT's cortex: `prior:3,until=0,marrow=true`",
@@ -234,10 +223,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "nocycle-unet-long": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0", "cycle:0"], "gen": UNET, "iters": 2400},
         "`prior-unet-hold3-long` without the cycle: nothing asks the synthetic CT to carry what only the MR shows",
-    ),
-    "marrow-robust-unet": (
-        {"loss": ["gc:1,abs=true", "prior:10,until=0,robust=0.1,marrow=true"], "gen": UNET},
-        "`robust-unet` with `marrow`: bone's inside drawn bright on the MR, held loosely to fat on the CT",
     ),
     "prior-unet-hold3-adv3": (
         {"loss": ["gc:1,abs=true", "prior:3,until=0", "lsgan:3"], "gen": UNET},
@@ -316,47 +301,6 @@ def train_variant(variant: str, seed: int, iters: int | None, runs: Path) -> tup
     return run, train_or_reuse(config_of(variant, seed, iters), run)
 
 
-def train_or_reuse(config: Any, run: Path) -> float:
-    """Training seconds of the run in ``run`` with ``config``: reused when finished, else trained or finished.
-
-    A folder trained with anything else that shapes the model (every config
-    field that cannot change on resume) is refused, never relabelled.
-    """
-    import imtrans_core as ic
-    from imtrans_core.training import train
-    from imtrans_core.training.checkpoint import latest_step
-    from imtrans_core.training.config import FIELDS
-    from imtrans_core.training.validate import resolve_specs
-
-    if (run / "config.json").exists():
-        stored = json.loads((run / "config.json").read_text())
-        wanted = json.loads(json.dumps(config.to_dict()))
-        trained = [k for k, f in FIELDS.items() if not f.metadata["on_resume"] and k != "preset"]
-        different = [
-            k for k in trained if stored.get(k, FIELDS[k].default) != wanted[k]
-        ]  # old runs lack new fields
-        loss = resolve_specs(config)["loss"]  # a default whose meaning changed must not relabel a run
-        # resolved again: a parameter added since (with its default) is no difference; a changed default is
-        stored_loss = [str(ic.LOSSES.resolve(spec)) for spec in stored.get("resolved", {}).get("loss", loss)]
-        if stored_loss != loss:
-            different.append("loss (as resolved)")
-        if different:
-            sys.exit(
-                f"error: {run} was trained with other {', '.join(different)}; remove it or pass another --runs"
-            )
-        if latest_step(run) >= config.iters:
-            timed = run / "seconds.json"
-            return float(json.loads(timed.read_text())["seconds"]) if timed.exists() else float("nan")
-    start = time.perf_counter()
-    if (run / "config.json").exists():
-        train(None, resume=run)  # an interrupted run: finish it
-    else:
-        train(config, out=run)
-    seconds = round(time.perf_counter() - start, 1)
-    (run / "seconds.json").write_text(json.dumps({"seconds": seconds}) + "\n")
-    return seconds
-
-
 def score(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per test subject: the synthetic CT of ``run``'s G_CT scored against the real CT in the body mask."""
     from imtrans_core.evaluation.scoring import evaluate_pair
@@ -395,7 +339,7 @@ def tissue_mask(labels: np.ndarray, tissue: str) -> np.ndarray:
 
 
 def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]], Any, dict[str, Path]]:
-    """What a script studying trained variants starts from (benchmarks/boundaries.py, bones.py, tissues.py).
+    """What a script studying trained variants starts from (studies/boundaries.py, bones.py, tissues.py).
 
     Its command line (``--variants``, ``--runs``, ``--out``, default
     ``docs/results/OUT``), the paired test subjects, the contrast prior's map
@@ -404,7 +348,7 @@ def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]],
     its run stops the script in one line, before any work.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", required=True, help="Variants of benchmarks/quality.py.")
+    parser.add_argument("--variants", nargs="+", required=True, help="Variants of studies/quality.py.")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="Where their runs are.")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / out)
     args = parser.parse_args()
@@ -484,15 +428,6 @@ def summarize_variant(variant: str, seeds: dict[str, Any]) -> dict[str, Any]:
         "test_data": TEST_DATA,
         "seeds": seeds,
         **over_seeds([s["mean"] for s in seeds.values()]),
-    }
-
-
-def over_seeds(seed_means: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """``mean`` and ``sd_over_seeds`` (sample SD, 0 for one seed) of each score's per-seed means."""
-    values = {k: [m[k] for m in seed_means] for k in seed_means[0]}
-    return {
-        "mean": {k: float(np.mean(v)) for k, v in values.items()},
-        "sd_over_seeds": {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
     }
 
 

@@ -1,13 +1,13 @@
 """What ``--ema`` buys: each kept checkpoint of a run scored with its trained and its averaged weights.
 
-The runs of ``benchmarks/quality.py --variant ema`` keep both sets of generator
+The runs of ``studies/quality.py --variant ema`` keep both sets of generator
 weights in every checkpoint (``models`` and ``ema``). Translation loads the
 average; this scores the same checkpoints a second time with the weights as
 trained, on the same test subjects, so the two columns differ by the average
 alone (same run, same data order).
 
-    python benchmarks/quality.py --variant ema --seeds 0 1 2 --runs runs/quality
-    python benchmarks/ema_curve.py runs/quality/ema-seed0 runs/quality/ema-seed1 runs/quality/ema-seed2 \\
+    python studies/quality.py --variant ema --seeds 0 1 2 --runs runs/quality
+    python studies/ema_curve.py runs/quality/ema-seed0 runs/quality/ema-seed1 runs/quality/ema-seed2 \\
         --out docs/results/ema_curve.json
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 from quality import TEST_DATA, mean_of, score

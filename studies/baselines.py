@@ -23,8 +23,8 @@ fat (``--data``; as ``quality.py`` scores a model), and, with ``--demo``, the sc
 demo's own data set).
 
     imtrans demo --out runs/demo
-    python benchmarks/baselines.py --demo runs/demo --out docs/results/demo.json
-    python benchmarks/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 \\
+    python studies/baselines.py --demo runs/demo --out docs/results/demo.json
+    python studies/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 \\
         --out docs/results/baselines.json   # the test subjects of docs/quality.md and reproduction.md
 """
 
@@ -35,6 +35,7 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 

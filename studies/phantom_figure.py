@@ -8,7 +8,7 @@ phantom's CT and its T1 MR, both rendered through the whole pelvis
 subjects of the default data set (the paper's 76 mm slab, each archive's field of
 view), CT over MR, to show how subjects vary.
 
-    python benchmarks/phantom_figure.py        # -> docs/images/phantom_vs_real.png
+    python studies/phantom_figure.py        # -> docs/images/phantom_vs_real.png
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ A picture: the T2 and its translations, axial through the femoral heads and
 coronal through the right one: slices cut at the input's own 0.5 mm draw the
 anatomy five times finer than the model learned it, in streaks across slices.
 
-    python benchmarks/real_mr.py --runs runs/real
+    python studies/real_mr.py --runs runs/real
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
-from quality import train_or_reuse
+from seeds import train_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"

@@ -15,8 +15,8 @@ It also times rendering one subject (CT, MR and labels) at the paper's grid,
 256 x 38 x 256, with the default scan and with ``streaks=1`` (CT only, the
 streaks' own cost): the median over ``--timings`` subjects.
 
-    python benchmarks/phantom_realism.py                     # 3 subjects -> docs/results/phantom_realism.json
-    python benchmarks/phantom_realism.py --subjects 5 --out /tmp/r.json
+    python studies/phantom_realism.py                     # 3 subjects -> docs/results/phantom_realism.json
+    python studies/phantom_realism.py --subjects 5 --out /tmp/r.json
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 

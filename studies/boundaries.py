@@ -8,9 +8,9 @@ voxel of fat or muscle within ``REACH`` voxels of the other is binned by its
 signed distance to it (negative in fat, positive in muscle), and each image's
 mean HU per bin is written beside the real CT's: the real CT, a second scan of
 it, the contrast prior's map, and the first seed's run of each ``--variants``
-(trained by ``benchmarks/quality.py``, found in ``--runs``).
+(trained by ``studies/quality.py``, found in ``--runs``).
 
-    python benchmarks/boundaries.py --runs runs/quality \\
+    python studies/boundaries.py --runs runs/quality \\
         --variants prior-unet-hold3-long prior-unet-hold3 supervised-unet-4
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 from quality import TEST_DATA, WINDOW, study, synthetic_cts, tissue_mask

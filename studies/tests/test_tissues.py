@@ -1,4 +1,4 @@
-"""benchmarks/tissues.py: each tissue's part of the MAE adds up to the MAE, with the bias and SD there."""
+"""studies/tissues.py: each tissue's part of the MAE adds up to the MAE, with the bias and SD there."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def tissues(load_benchmark):
-    return load_benchmark("tissues")
+def tissues(load_study):
+    return load_study("tissues")
 
 
 class _Labels:

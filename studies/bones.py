@@ -7,9 +7,9 @@ subjects of docs/quality.md, each model's medians inside the bone labels: the
 synthetic CT's HU (G_CT of the real MR) and the synthetic MR's brightness as a
 share of its fat's (G_MR of the real CT; scale-free, as MRs have none), beside
 the real CT's and MR's and the contrast prior's map, for the first seed's run
-of each ``--variants`` (trained by ``benchmarks/quality.py``, found in ``--runs``).
+of each ``--variants`` (trained by ``studies/quality.py``, found in ``--runs``).
 
-    python benchmarks/bones.py --runs runs/quality \\
+    python studies/bones.py --runs runs/quality \\
         --variants prior-unet-hold3-long marrow-unet supervised-unet-4
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_table, write_json
 from quality import TEST_DATA, study, tissue_mask

@@ -1,4 +1,4 @@
-"""benchmarks/real_mr.py: the measures it reports on the real MRs' translations."""
+"""studies/real_mr.py: the measures it reports on the real MRs' translations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from imtrans_core.data.volume import Volume
 
 
 @pytest.fixture(scope="module")
-def real_mr(load_benchmark):
-    return load_benchmark("real_mr")
+def real_mr(load_study):
+    return load_study("real_mr")
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])

@@ -9,6 +9,13 @@ SimpleITK or torch.
 from __future__ import annotations
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")  # what runs a generator in `imtrans translate`
+# torch autocast in training and translation (auto: bf16 where fast)
+AMP_MODES = ("off", "bf16", "fp16", "auto")
+COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs")  # torch.compile modes for training
+DEVICES = ("auto", "cpu", "cuda")  # where torch runs (auto: cuda if available)
+ORIENTATIONS = ("coronal", "axial", "sagittal")  # the slicing plane of a model and its data
+DIRECTIONS = ("mr2ct", "ct2mr")  # mr2ct: G_CT (MR in, CT out); ct2mr: G_MR
+OPENVINO_PRECISIONS = ("auto", "bf16", "f32")  # OpenVINO's inference precision (auto: its choice for the CPU)
 OUTPUT_FORMATS = ("nii.gz", "nii", "mha", "nrrd")  # written volumes
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")  # `imtrans export --precision`
 CALIBRATIONS = ("percentile", "entropy", "minmax")  # int8 calibration methods

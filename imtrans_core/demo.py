@@ -24,8 +24,9 @@ from .data.io import write_volume
 from .evaluation.plots import box_plot
 from .evaluation.report import summarize
 from .evaluation.scoring import constant_baseline, evaluate_pair, require_metrics
-from .inference.backends import TorchBackend, make_backend
+from .inference.backends import TorchBackend
 from .inference.translate import translate_volume
+from .onnx.choose import make_backend
 from .training import resolve_config, train
 
 METRICS = ("mae", "psnr", "ssim", "mi")
@@ -58,21 +59,11 @@ def baseline_rows(
     ``extra(image, volumes)``: more scores of each reference image but the constant one, given the
     subject's volumes (``ct``, ``mr``, ``labels``, ``mask``), e.g. errors by tissue.
 
-    - ``constant image``: the real CT's median HU in the body mask everywhere
-      (what a model that learned nothing but the typical tissue writes): a model must beat it;
-    - ``contrast prior``: the MR's values mapped in inverse rank onto the CT values of the
-      unpaired pools of ``pools`` (default: ``spec``'s own; none, no row), voxel by voxel, no
-      network: what ``--loss prior`` warm-starts from; an unpaired model should beat it;
-    - ``tissue means``: the subject's CT rendered again with each tissue flat at
-      its mean HU, exact boundaries and scanner blur, no texture, grain or noise:
-      what a perfect tissue classifier writes from an MR, which barely shows the
-      CT's texture (mineral density) and shows none of its grain or noise;
-    - ``second scan``: the subject scanned again (the phantom's ``repeat=1``): anatomy,
-      texture and blur exact, the noise and grain drawn anew: what a perfect generative
-      model scores, one that draws CT noise of its own as a GAN's discriminator asks;
-    - ``noise floor``: the subject's CT rendered again without quantum noise
-      (anatomy, texture and scanner blur all right; only the noise, which no
-      model can predict, differs): no model can beat it.
+    Rows: ``constant image`` (the real CT's median HU in the mask: a model must beat it),
+    ``contrast prior`` (the MR mapped in inverse rank onto the CT values of ``pools``, default
+    ``spec``'s own; no network), ``tissue means`` (the CT with each tissue flat at its mean),
+    ``second scan`` (``repeat=1``: only noise and grain drawn anew) and ``noise floor`` (the CT
+    without quantum noise: no model beats it). What each stands for: docs/quality.md.
     """
     renders = {
         "tissue means": ic.DATASETS.build(f"{spec},ct_noise=0,ct_texture=0").paired,

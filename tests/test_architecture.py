@@ -19,16 +19,19 @@ TOP = {
     "defaults",
     "choices",
     "progress",
+    "cache",
 }
 # folder -> the other folders it may import (besides the top-level modules above)
 MAY_IMPORT = {
     "data": set(),
     "training": {"data"},
     "evaluation": {"data"},
-    "inference": {"data", "training", "onnx"},
+    "inference": {"data", "training"},
     "onnx": {"data", "inference"},
 }
 PLUGINS = ("imtrans_cyclegan", "imtrans_hip", "imtrans_metrics", "imtrans_loggers", "imtrans_segment")
+REPO = CORE.parent
+STUDIES = {path.stem for path in (REPO / "studies").glob("*.py")}
 
 
 def imported(path: Path) -> set[str]:
@@ -64,3 +67,52 @@ def test_the_top_level_imports_no_folder_except_through_demo():
             continue
         folders = {n.split(".")[1] for n in imported(path) if n.startswith("imtrans_core.") and "." in n}
         assert folders <= TOP, f"{path.name} imports {folders - TOP}"
+
+
+def test_no_two_folders_import_each_other():
+    edges = {
+        (folder, name.split(".")[1])
+        for folder in MAY_IMPORT
+        for path in (CORE / folder).glob("*.py")
+        for name in imported(path)
+        if name.startswith("imtrans_core.") and name.split(".")[1] in MAY_IMPORT
+    }
+    cycles = sorted((a, b) for a, b in edges if a < b and (b, a) in edges)
+    assert not cycles, f"folders that import each other: {cycles}"
+
+
+@pytest.mark.parametrize("tree", ["plugins", "benchmarks", "imtrans_core", "tests"])
+def test_nothing_in_the_product_imports_a_study(tree):
+    assert STUDIES, "studies/ holds no script: this test would check nothing"
+    for path in sorted((REPO / tree).rglob("*.py")):
+        if "build" in path.parts:
+            continue
+        tree_ = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree_) if isinstance(n, ast.Import) for a in n.names}
+        names |= {
+            n.module for n in ast.walk(tree_) if isinstance(n, ast.ImportFrom) and n.module and not n.level
+        }
+        loaded = {
+            n.args[0].value
+            for n in ast.walk(tree_)
+            if isinstance(n, ast.Call)
+            and n.args
+            and isinstance(n.args[0], ast.Constant)
+            and getattr(n.func, "id", getattr(n.func, "attr", "")) in ("load_benchmark", "load")
+        }
+        assert not ({name.split(".")[0] for name in names} | loaded) & STUDIES, f"{path} uses a study"
+        assert "studies" not in {name.split(".")[0] for name in names}, f"{path} imports studies/"
+
+
+def test_docstrings_say_what_and_why_in_at_most_15_lines():
+    """Findings live in docs/ with their evidence; a function's or class's docstring stays short."""
+    long = []
+    for path in sorted([*CORE.rglob("*.py"), *(REPO / "plugins").rglob("*.py")]):
+        if "build" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                if doc.count("\n") + 1 > 15:
+                    long.append(f"{path.relative_to(REPO)}:{node.name}")
+    assert not long, f"docstrings over 15 lines: {long}"

@@ -18,9 +18,10 @@ from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW, MRScaling
 from imtrans_core.data.io import read_volume, write_volume
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.inference.backends import TorchBackend, make_backend
+from imtrans_core.inference.backends import TorchBackend
 from imtrans_core.inference.models import load_generator
 from imtrans_core.inference.translate import translate_on_grid, translate_volume
+from imtrans_core.onnx.choose import make_backend
 from imtrans_core.onnx.export import METADATA_KEYS, export_model
 from imtrans_core.onnx.exported import read_metadata
 from imtrans_core.onnx.providers import CPU, loadable_providers, physical_cores, resolve_providers

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-import sys
 import warnings
 
 import numpy as np
@@ -19,10 +19,11 @@ from imtrans_core.data.slices import Plane
 from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError, ImtransWarning
-from imtrans_core.inference.backends import TorchBackend, make_backend
+from imtrans_core.inference.backends import TorchBackend
 from imtrans_core.inference.jobs import plan_jobs, translate_files
 from imtrans_core.inference.modality import check_source
 from imtrans_core.inference.translate import translate_volume
+from imtrans_core.onnx.choose import make_backend
 
 TINY = dict(
     gen="resnet9:ngf=8,n_blocks=2",
@@ -231,7 +232,7 @@ def test_wrong_modality_tag_is_an_error_and_ct_like_intensities_warn():
 
 
 def test_onnx_backend_missing_is_one_clear_line(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "imtrans_core.onnx.runtime", None)  # import fails
+    monkeypatch.setattr("imtrans_core.onnx.runtime.available", lambda: False)  # onnxruntime not installed
     (tmp_path / "g.onnx").write_bytes(b"")
     with pytest.raises(ImtransError, match="onnx backend not available"):
         make_backend(tmp_path / "g.onnx", backend="onnx")
@@ -241,7 +242,6 @@ def test_onnx_backend_missing_is_one_clear_line(monkeypatch, tmp_path):
 
 def test_onnx_backend_plugs_in_through_from_file(monkeypatch, tmp_path):
     """The agreed interface: OnnxBackend.from_file(path, device=...) with direction/orientation/source/target."""
-    import types
 
     class FakeOnnx:
         direction, source, target, orientation = "ct2mr", "ct", "mr", "axial"
@@ -253,7 +253,7 @@ def test_onnx_backend_plugs_in_through_from_file(monkeypatch, tmp_path):
         def __call__(self, batch):
             return batch
 
-    monkeypatch.setitem(sys.modules, "imtrans_core.onnx.runtime", types.SimpleNamespace(OnnxBackend=FakeOnnx))
+    monkeypatch.setattr("imtrans_core.onnx.runtime.OnnxBackend", FakeOnnx)
     (tmp_path / "g.onnx").write_bytes(b"")
     backend = make_backend(tmp_path / "g.onnx", backend="onnx")
     out = translate_volume(Volume(np.full((6, 5, 4), 100.0, np.float32), modality="ct"), backend)
@@ -448,3 +448,42 @@ def test_compiled_bf16_backend_matches_fp32_eager():
     eager = translate_volume(mr, TorchBackend(net, "mr2ct", device="cpu"))
     fast = translate_volume(mr, TorchBackend(net, "mr2ct", device="cpu", amp="bf16", compile_net=True))
     assert np.mean(np.abs(fast.array - eager.array)) < 2.0
+
+
+def test_a_checkpoint_loads_the_network_it_trained_after_a_default_changed(tmp_path):
+    """Every checkpoint stores its networks' resolved specs; inference builds from them, not today's defaults."""
+    from imtrans_core.inference.models import checkpoint_of, load_generator
+    from imtrans_core.training import TrainConfig, train
+    from imtrans_core.training.checkpoint import load_file, save
+    from imtrans_core.training.validate import generator_spec
+
+    config = TrainConfig(**{**TINY, "gen": "resnet9:n_blocks=1", "data": data_spec()})
+    run_dir = train(config, out=tmp_path / "run").run_dir
+    stored = load_file(checkpoint_of(run_dir))["networks"]
+    assert set(stored) == {"g_ct", "g_mr", "d_ct", "d_mr"} and "ngf=64" in stored["g_ct"]
+    original = ic.GENERATORS.get("resnet9")
+    signature = inspect.signature(original, eval_str=True)
+
+    def narrower(*args, **kwargs):
+        return original(*args, **kwargs)
+
+    narrower.__signature__ = signature.replace(  # resnet9 as a later release might default it
+        parameters=[p.replace(default=16) if p.name == "ngf" else p for p in signature.parameters.values()]
+    )
+    ic.GENERATORS.add("resnet9", narrower, override=True)
+    try:
+        assert "ngf=16" in str(generator_spec("resnet9:n_blocks=1"))  # the default did change
+        generator = load_generator(run_dir, "ct2mr")
+        assert generator.spec == stored["g_mr"] and generator.net(torch.zeros(1, 1, 64, 64)).shape == (
+            1,
+            1,
+            64,
+            64,
+        )
+        old = load_file(checkpoint_of(run_dir))
+        del old["networks"]  # a checkpoint without the specs falls back on the options, and today's defaults
+        save(tmp_path / "old", 2, old, keep=1)
+        with pytest.raises(RuntimeError, match="size mismatch"):
+            load_generator(tmp_path / "old")
+    finally:
+        ic.GENERATORS.add("resnet9", original, override=True)

@@ -23,10 +23,12 @@ from ..errors import ImtransError
 from .bench_cmd import bench
 from .data_cmds import data
 from .demo_cmd import demo
+from .evaluate_cmd import evaluate
 from .export_cmd import export
 from .plugins_cmd import plugins_cmd
+from .register_cmd import register
 from .train_cmd import train
-from .translate_cmds import evaluate, register, translate
+from .translate_cmd import translate
 from .warnings_shown import shown_warnings
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -12,9 +12,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..choices import ORIENTATIONS
 from ..errors import batch_error
-from ..training.config import ORIENTATIONS
-from .types import FiniteFloatRange
+from .types import PATH, FiniteFloatRange
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,7 @@ def data() -> None:
 
 
 @data.command("show")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=PATH)
 def show(files: tuple[Path, ...]) -> None:
     """Print each volume's geometry, dtype and intensity statistics."""
     from ..data.io import read_volume
@@ -39,8 +39,8 @@ def show(files: tuple[Path, ...]) -> None:
 
 
 @data.command("prepare")
-@click.argument("in_dir", type=click.Path(path_type=Path))
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("in_dir", type=PATH)
+@click.argument("out_dir", type=PATH)
 @click.option("--modality", type=click.Choice(["mr", "ct"]), required=True, help="What the folder holds.")
 @click.option("--size", type=click.IntRange(8, 2048), default=256, show_default=True, help="In-plane voxels.")
 @click.option(

@@ -9,11 +9,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .types import PATH
+
 
 @click.command("demo")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=Path("imtrans-demo"),
     show_default=True,
     help="Folder for the run, the translated volumes, the model and the pictures.",

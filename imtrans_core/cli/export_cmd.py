@@ -9,22 +9,23 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..choices import CALIBRATIONS, EXPORT_PRECISIONS
+from ..choices import CALIBRATIONS, DIRECTIONS, EXPORT_PRECISIONS
+from .types import PATH
 
 PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or int8 (static QDQ, CPU speed)."
 
 
 @click.command("export")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=PATH)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="ONNX file to write (default: <run>/<direction>-<precision>.onnx).",
 )
 @click.option(
     "--direction",
-    type=click.Choice(["mr2ct", "ct2mr"]),
+    type=click.Choice(DIRECTIONS),
     default="mr2ct",
     show_default=True,
     help="mr2ct exports G_CT, ct2mr exports G_MR.",

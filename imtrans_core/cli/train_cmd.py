@@ -18,6 +18,7 @@ from ..training.config import (
     read_config_file,
     resolve_config,
 )
+from .types import PATH
 
 _CLICK_TYPES = {"int": int, "float": float, "str": str}
 
@@ -65,16 +66,14 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="JSON/TOML/YAML file with the same options.",
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<time>)."
-)
+@click.option("--out", type=PATH, default=None, help="Run directory (default runs/<time>).")
 @click.option(
     "--resume",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Continue the run in this directory (a finished one too, given a larger --iters).",
 )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
+
+PATH = click.Path(path_type=Path)  # a path argument or option, given to the command as a Path
 
 
 class FiniteFloatRange(click.FloatRange):

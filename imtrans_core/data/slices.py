@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_root
 from ..choices import PAIRINGS
 from ..errors import ImtransError
 from ..progress import track
@@ -101,11 +102,6 @@ def normalize(volume: Volume, modality: str, mr_scaling: MRScaling | None = None
         return CT_WINDOW.forward(data)
     scaled, _ = (mr_scaling or MRScaling()).forward(data)
     return scaled
-
-
-def cache_root() -> Path:
-    """``$IMTRANS_CACHE``, else ``~/.cache/imtrans``."""
-    return Path(os.environ.get("IMTRANS_CACHE") or Path.home() / ".cache" / "imtrans")
 
 
 class SliceStacks:

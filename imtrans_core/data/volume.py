@@ -79,6 +79,18 @@ class Volume:
             and np.allclose(self.direction, other.direction, atol=atol)
         )
 
+    def grid_difference(self, other: Volume) -> str:
+        """What differs between the two grids, e.g. ``shape 64x64x8 vs 64x64x10; spacing 1,1,2 vs 1,1,2.5``."""
+        parts = []
+        if self.shape != other.shape:
+            parts.append(f"shape {'x'.join(map(str, self.shape))} vs {'x'.join(map(str, other.shape))}")
+        for label, x, y in (("spacing", self.spacing, other.spacing), ("origin", self.origin, other.origin)):
+            if not np.allclose(x, y, atol=1e-4):
+                parts.append(f"{label} {_vector(x)} vs {_vector(y)}")
+        if not np.allclose(self.direction, other.direction, atol=1e-4):
+            parts.append("direction differs")
+        return "; ".join(parts) or "same grid"
+
     def axis_of(self, world_axis: int) -> int:
         """The voxel axis (0, 1 or 2) best aligned with LPS world axis 0 (L), 1 (P) or 2 (S).
 
@@ -86,3 +98,7 @@ class Volume:
         ``axis_of(2)``, sagittal ones across ``axis_of(0)``.
         """
         return int(np.argmax(np.abs(self.direction[world_axis, :])))
+
+
+def _vector(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)

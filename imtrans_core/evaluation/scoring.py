@@ -25,7 +25,6 @@ volume and its *source* (``mi``), as the mean over the slices of the model's pla
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -156,7 +155,7 @@ def _on_grid(
         return volume
     if not resample:
         raise ImtransError(
-            f"{role} {_name(volume)} is not on the grid of {_name(grid)} ({grid_difference(volume, grid)}) — "
+            f"{role} {_name(volume)} is not on the grid of {_name(grid)} ({volume.grid_difference(grid)}) — "
             "pass --resample to resample it onto that grid"
         )
     from ..data.preprocess import resample_to_grid
@@ -166,22 +165,5 @@ def _on_grid(
     return moved
 
 
-def grid_difference(a: Volume, b: Volume) -> str:
-    """What differs between two grids, e.g. ``shape 64x64x8 vs 64x64x10; spacing 1,1,2 vs 1,1,2.5``."""
-    parts = []
-    if a.shape != b.shape:
-        parts.append(f"shape {'x'.join(map(str, a.shape))} vs {'x'.join(map(str, b.shape))}")
-    for label, x, y in (("spacing", a.spacing, b.spacing), ("origin", a.origin, b.origin)):
-        if not np.allclose(x, y, atol=1e-4):
-            parts.append(f"{label} {_vector(x)} vs {_vector(y)}")
-    if not np.allclose(a.direction, b.direction, atol=1e-4):
-        parts.append("direction differs")
-    return "; ".join(parts) or "same grid"
-
-
 def _name(volume: Volume) -> str:
     return str(volume.meta.get("path", f"a volume of shape {volume.shape}"))
-
-
-def _vector(values: Sequence[float]) -> str:
-    return ",".join(f"{v:g}" for v in values)

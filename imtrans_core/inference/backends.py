@@ -1,4 +1,4 @@
-"""What runs a generator: a *backend*, chosen for a MODEL argument by :func:`make_backend`.
+"""What runs a generator: a *backend* (chosen for a MODEL argument by :func:`imtrans_core.onnx.choose.make_backend`).
 
 A backend is any object with ``direction``, ``source``, ``target`` and ``orientation``
 attributes that maps a float32 batch ``(N, C, H, W)`` in [-1, 1] to one of the same shape (C is 1,
@@ -11,15 +11,13 @@ same attributes from its metadata.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..choices import BACKENDS
+from ..choices import DEVICES
 from ..data.contract import InputContract
-from ..errors import ImtransError, ImtransWarning
 from .models import direction_of
 
 
@@ -67,7 +65,7 @@ class TorchBackend:
         self.orientation = orientation
         self.contract = contract or InputContract(orientation)  # without a recorded grid: slices as given
         self.context = self.contract.context
-        named = isinstance(device, str) and device in ("auto", "cpu", "cuda")
+        named = isinstance(device, str) and device in DEVICES
         self.device = pick_device(device) if named else torch.device(device)
         self.amp = resolve_amp(amp, self.device)
         self.net = net.to(self.device).eval()
@@ -106,90 +104,3 @@ class TorchBackend:
     def __repr__(self) -> str:
         amp = "fp32" if self.amp is None else str(self.amp).replace("torch.", "")
         return f"TorchBackend({self.direction}, {self.orientation}, {self.device}, {amp})"
-
-
-def make_backend(
-    model: str | Path,
-    direction: str | None = None,
-    backend: str = "auto",
-    device: str = "auto",
-    amp: str = "off",
-    compile_net: bool = False,
-    precision: str = "auto",
-) -> Backend:
-    """The backend for a MODEL argument: a run directory or checkpoint (torch), or an ``.onnx`` file.
-
-    ``backend="auto"`` means torch for a run or checkpoint; for a file ending in ``.onnx``,
-    OpenVINO when it is installed and the model runs on the CPU, else onnxruntime.
-    ``direction`` defaults to ``mr2ct`` for torch and to the exported direction for ONNX (a
-    different one is an error: an ONNX file holds one generator). ``precision`` is OpenVINO's
-    (``auto``, ``bf16``, ``f32``); ``amp`` and ``compile_net`` are torch's.
-    """
-    if backend not in BACKENDS:
-        raise ImtransError(f"--backend {backend}: choose {', '.join(BACKENDS)}")
-    model = Path(model)
-    is_onnx = model.name.lower().endswith(".onnx")
-    if backend == "auto" and is_onnx:
-        backend = "openvino" if _openvino_fits(device) else "onnx"
-    if backend in ("onnx", "openvino"):
-        if compile_net:
-            raise ImtransError("--compile applies to the torch backend only; an ONNX model runs as exported")
-        if amp not in ("off", "auto"):
-            warnings.warn(
-                f"--amp {amp} applies to the torch backend only; for ONNX see --precision (OpenVINO)",
-                ImtransWarning,
-                stacklevel=2,
-            )
-        runner = (
-            _openvino_backend(model, precision)
-            if backend == "openvino"
-            else _onnx_backend(model, device, precision)
-        )
-        return _check_direction(runner, model, direction)
-    if is_onnx:
-        raise ImtransError(f"{model}: an ONNX file needs --backend onnx, openvino or auto, not torch")
-    if precision != "auto":
-        raise ImtransError("--precision applies to the openvino backend; for torch use --amp")
-    return TorchBackend.from_model(model, direction or "mr2ct", device, amp, compile_net)
-
-
-def _openvino_fits(device: str) -> bool:
-    """OpenVINO for an ONNX file: installed, and the model is to run on the CPU."""
-    from ..onnx.openvino import available
-
-    if device == "cuda" or not available():
-        return False
-    from ..onnx.providers import gpu_count
-
-    return device == "cpu" or gpu_count() == 0
-
-
-def _openvino_backend(model: Path, precision: str) -> Backend:
-    from ..onnx.openvino import OpenVinoBackend
-
-    return OpenVinoBackend.from_file(model, precision)
-
-
-def _onnx_backend(model: Path, device: str, precision: str) -> Backend:
-    if precision != "auto":
-        raise ImtransError(
-            "--precision applies to the openvino backend; onnxruntime runs the file as exported"
-        )
-    try:
-        from ..onnx.runtime import OnnxBackend
-    except ImportError as exc:
-        raise ImtransError(
-            f"onnx backend not available ({exc}) — install onnxruntime, or use --backend torch with the run directory"
-        ) from exc
-    if not model.is_file():
-        raise ImtransError(f"{model}: no such ONNX file — export one with `imtrans export`")
-    return OnnxBackend.from_file(model, device=device)
-
-
-def _check_direction(runner: Backend, model: Path, direction: str | None) -> Backend:
-    if direction is not None and direction != runner.direction:
-        raise ImtransError(
-            f"{model}: this ONNX file is the {runner.direction} generator, not {direction} — "
-            f"drop --direction or export the {direction} generator"
-        )
-    return runner

@@ -1,8 +1,9 @@
 """Trained generators out of a run directory or a checkpoint file.
 
 ``mr2ct`` is G_CT (MR in, CT out) and ``ct2mr`` is G_MR. The network is rebuilt
-from the resolved generator spec the run stored, so a checkpoint needs no code
-beyond the plugin that registered that generator.
+from the resolved spec its checkpoint stores (every parameter written out), so a
+checkpoint needs no code beyond the plugin that registered that generator, and a
+default changed since training does not change what it loads.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from ..choices import DIRECTIONS
 from ..data.contract import InputContract
 from ..errors import ImtransError
 
-DIRECTIONS = {"mr2ct": ("g_ct", "mr", "ct"), "ct2mr": ("g_mr", "ct", "mr")}
+# each direction's network key in a checkpoint, source and target modality
+ROLES = dict(zip(DIRECTIONS, (("g_ct", "mr", "ct"), ("g_mr", "ct", "mr")), strict=True))
 
 
 def direction_of(direction: str) -> tuple[str, str, str]:
     """(network key, source modality, target modality) of ``--direction``; a clear error for another value."""
-    if direction not in DIRECTIONS:
+    if direction not in ROLES:
         raise ImtransError(f"--direction {direction}: choose {' or '.join(DIRECTIONS)}")
-    return DIRECTIONS[direction]
+    return ROLES[direction]
 
 
 @dataclass
@@ -60,7 +63,8 @@ def checkpoint_of(model: Path) -> Path:
 
 
 def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -> TrainedGenerator:
-    """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a trained run, ready for inference."""
+    """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a trained run, ready for inference, rebuilt from the
+    resolved spec its checkpoint stores."""
     import imtrans_core as ic
 
     from ..training.checkpoint import load_file
@@ -70,8 +74,10 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     config = state.get("config", {})
     contract = InputContract.of_run(state)
-    gen = config.get("gen", defaults.GENERATOR)
-    spec = generator_spec(gen, contract.context)
+    # the spec the network was built from; a checkpoint from before 0.2.0 has only the options given
+    spec = state.get("networks", {}).get(key) or generator_spec(
+        config.get("gen", defaults.GENERATOR), contract.context
+    )
     net = ic.GENERATORS.build(spec)
     weights = state.get("ema", state["models"])  # the weights' average where the run kept one (--ema)
     net.load_state_dict(weights[key])

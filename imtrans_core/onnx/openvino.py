@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from ..choices import OPENVINO_PRECISIONS
 from ..errors import ImtransError
 from .exported import ExportedGenerator, check_onnx_file, decode_metadata
 from .providers import physical_cores
 
-PRECISIONS = ("auto", "bf16", "f32")
 _THREAD: list[ThreadPoolExecutor] = []  # the one thread that calls OpenVINO, made on first use
 _THREAD_ID: list[int] = []
 
@@ -99,8 +99,8 @@ class OpenVinoBackend(ExportedGenerator):
         cls, path: str | Path, precision: str = "auto", threads: int | None = None
     ) -> OpenVinoBackend:
         """Read and compile ``path`` (an ONNX file from ``imtrans export``) for the CPU."""
-        if precision not in PRECISIONS:
-            raise ImtransError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
+        if precision not in OPENVINO_PRECISIONS:
+            raise ImtransError(f"--precision {precision}: choose {', '.join(OPENVINO_PRECISIONS)}")
         path = Path(path)
         check_onnx_file(path)
         try:

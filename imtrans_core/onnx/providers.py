@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..cache import cache_root
 from ..errors import ImtransError
 
 CPU = "CPUExecutionProvider"
@@ -172,8 +173,6 @@ def provider_options(provider: str, cache_dir: Path | None = None, fp16: bool = 
     if provider == CUDA:
         return {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True}
     if provider == TENSORRT:
-        from ..data.slices import cache_root
-
         folder = cache_dir or cache_root() / "tensorrt"
         folder.mkdir(parents=True, exist_ok=True)
         shape = {k: "x:" + "x".join(str(d) for d in v) for k, v in TRT_PROFILE.items()}

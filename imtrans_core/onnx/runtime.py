@@ -15,6 +15,7 @@ windows of a model exported ``--with-intensity``) is :class:`.exported.ExportedG
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,11 @@ def session_options(threads: int | None = None, spinning: bool = False) -> Any:
     # errors only: the CPU provider's fall-back notes are not the user's business
     options.log_severity_level = 3
     return options
+
+
+def available() -> bool:
+    """Whether onnxruntime is installed (without importing it)."""
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def open_session(

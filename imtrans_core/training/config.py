@@ -24,13 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
-from ..choices import PAIRINGS
+from ..choices import AMP_MODES, COMPILE_MODES, DEVICES, ORIENTATIONS, PAIRINGS
 from ..errors import ImtransError
 
-AMP = ("off", "bf16", "fp16", "auto")
-COMPILE = ("off", "default", "max-autotune-no-cudagraphs")  # torch.compile modes
-DEVICES = ("auto", "cpu", "cuda")
-ORIENTATIONS = ("coronal", "axial", "sagittal")
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 MAX_STEPS = 10**9  # iterations and intervals: beyond any run, below any overflow
 
@@ -129,13 +125,15 @@ class TrainConfig:
         high=1,
         high_open=True,
     )
-    amp: str = option("off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP, on_resume=True)
+    amp: str = option(
+        "off", "Mixed precision (auto: bf16 where it is fast).", choices=AMP_MODES, on_resume=True
+    )
     device: str = option("auto", "Where to train (auto: cuda if available).", choices=DEVICES, on_resume=True)
     compile: str = option(
         "off",
         "torch.compile the networks for training: a mode (default suits CPUs); compiling takes tens of "
         "seconds once per process, then each iteration runs faster.",
-        choices=COMPILE,
+        choices=COMPILE_MODES,
         on_resume=True,
     )
     orientation: str = option("coronal", "Slicing plane (default coronal).", choices=ORIENTATIONS)

@@ -56,6 +56,7 @@ class CycleGAN(TrainableModel):
         disc = discriminator_spec(config.disc, config.context)
         gen = generator_spec(config.gen, config.context)
         g_ct, g_mr = (ic.GENERATORS.build(gen) for _ in range(2))
+        self.specs = {"g_ct": str(gen), "g_mr": str(gen), "d_ct": str(disc), "d_mr": str(disc)}
         d_ct, d_mr = (ic.DISCRIMINATORS.build(disc) for _ in range(2))
         self.generators = Generators(g_ct, g_mr).to(self.device)
         self.average = WeightAverage(self.generators, config.ema) if config.ema else None
@@ -76,6 +77,9 @@ class CycleGAN(TrainableModel):
     def networks(self) -> dict[str, nn.Module]:
         g, d = self.generators, self.discriminators
         return {"g_ct": g.g_ct, "g_mr": g.g_mr, "d_ct": d.d_ct, "d_mr": d.d_mr}
+
+    def network_specs(self) -> dict[str, str]:
+        return dict(self.specs)
 
     def observe_data(self, stacks: list[Any]) -> None:
         """Fit the terms that are fitted to the training data (the contrast prior) on its CT and MR values."""

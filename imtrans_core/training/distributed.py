@@ -15,6 +15,7 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+from ..choices import DEVICES
 from ..errors import ImtransError
 
 
@@ -74,6 +75,6 @@ def device_kind(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ImtransError("--device cuda: no CUDA device is visible; use --device cpu")
-    if device not in ("cpu", "cuda"):
-        raise ImtransError(f"--device {device}: choose auto, cpu or cuda")
+    if device not in DEVICES:
+        raise ImtransError(f"--device {device}: choose {', '.join(DEVICES)}")
     return device

@@ -90,6 +90,7 @@ class Engine:
             "step": self.step,
             "config": self.config.to_dict(),
             **self.model.state_dict(),
+            "networks": self.model.network_specs(),
             "torch_rng": torch.get_rng_state(),
             **self.extras,
         }

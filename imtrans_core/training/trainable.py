@@ -66,6 +66,14 @@ class TrainableModel(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s entries; ``state["step"]`` says which iteration it was saved at."""
 
+    def network_specs(self) -> dict[str, str]:
+        """The resolved spec of each network of ``networks`` that a registry built, by the same names.
+
+        Every checkpoint stores them, and inference rebuilds a network from its stored spec, so a
+        default changed after training never changes the network a checkpoint loads into.
+        """
+        return {}
+
     def samples(self, fixed: Any) -> dict[str, np.ndarray]:
         """Sample images of ``fixed`` inputs as (H, W) float arrays in [-1, 1], three to a row when drawn."""
         return {}

@@ -467,13 +467,9 @@ class GradientConsistencyLoss(WeightedLoss):
     :func:`gradient_correlation`.
 
     Magnitudes by default (``abs=True``), as the authors' public code computes
-    it: between MR and CT an edge's polarity changes from one tissue pair to
-    the next (fat is bright in T1 and dark in CT, bone the reverse), and
-    Eq. 4 as printed (``abs=False``, signed gradients) rewards a generator
-    that keeps the MR's polarity. On the phantom it was worse than no GC in
-    each of three training seeds (p < 0.001 over 20 subjects) and moved the
-    anatomy most; magnitudes scored like no GC (docs/reproduction.md). Sobel
-    and central differences (``op=diff``) scored alike; Sobel stays.
+    it: an edge's polarity flips between MR and CT from one tissue pair to the
+    next, and Eq. 4 as printed (``abs=False``) rewards keeping the MR's
+    polarity. How the two compare on the phantom: docs/reproduction.md.
     """
 
     kind = "gradient"

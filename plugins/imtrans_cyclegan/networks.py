@@ -371,13 +371,9 @@ def patchgan(
     to one logit channel: 256x256 in, 30x30 out. 2,762,689 parameters with the
     defaults. Use ``receptive_field(n_layers)`` for other depths.
 
-    ``blur`` > 0 low-passes what the discriminator sees (a Gaussian of that SD
-    in px, real and translated images alike): a CT's quantum noise cannot be
-    predicted from an MR, and a discriminator that sees it pushes the generator
-    to draw noise of its own, which doubles the error's noise part. But nothing
-    then judges what is finer than the blur: on the phantom the generator drew
-    a fine grid there and scored worse (docs/quality.md, 7.). 0 (the paper's)
-    sees every pixel.
+    ``blur`` > 0 low-passes what the discriminator sees (a Gaussian of that SD in
+    px, real and translated alike), so that it does not ask for the CT's
+    unpredictable noise; 0 (the paper's) sees every pixel (docs/quality.md, 7.).
     """
     _check_min(1, in_ch=in_ch, ndf=ndf, n_layers=n_layers)
     _norm_layer(norm, 1)

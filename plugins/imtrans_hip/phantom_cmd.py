@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from imtrans_core.cli.types import FiniteFloatRange
+from imtrans_core.cli.types import PATH, FiniteFloatRange
 
 from .scan import Scan
 
@@ -36,9 +36,7 @@ def _option_type(metadata) -> click.ParamType:
 
 
 @click.command("phantom")
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into."
-)
+@click.option("--out", "out_dir", type=PATH, required=True, help="Folder to write into.")
 @click.option(
     "--n-ct", type=click.IntRange(min=0), default=20, show_default=True, help="Unpaired CT volumes."
 )

@@ -216,12 +216,10 @@ def mi(
     MI = H(A) + H(B) - H(A, B), with plug-in entropies of ``bins`` x ``bins`` equal-width bins.
     Each image's bins span ``ranges`` (one ``(lo, hi)`` per image; values beyond them go to the
     edge bins) or, by default, its min..max inside the mask. The plug-in estimate is biased
-    upwards by about (bins - 1)² / (2 N) for N voxels, so independent images score slightly
-    above 0.
+    upwards by about (bins - 1)² / (2 N) for N voxels.
 
     ``normalized=True`` gives Studholme's NMI = (H(A) + H(B)) / H(A, B), from 1 (independent)
-    to 2 (one determines the other), as scikit-image's ``normalized_mutual_information``; two
-    constant images, which share nothing, score 1.
+    to 2 (one determines the other), as scikit-image's ``normalized_mutual_information``.
 
     ``axis=k`` computes it per 2-D slice across axis ``k`` (slices without mask voxels are
     skipped) and returns the mean over slices, as the paper's Fig. 4 does; the bins stay those

@@ -9,14 +9,15 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from imtrans_core.cli.types import FiniteFloatRange
+from imtrans_core.choices import AMP_MODES, DEVICES
+from imtrans_core.cli.types import PATH, FiniteFloatRange
 from imtrans_core.errors import ImtransError
 
 from .config import SegmentConfig
 
 _DEFAULTS = {f.name: f.default for f in fields(SegmentConfig) if not callable(f.default_factory)}  # type: ignore[misc]
-_AMP = click.Choice(["off", "bf16", "fp16", "auto"])
-_DEVICE = click.Choice(["auto", "cpu", "cuda"])
+_AMP = click.Choice(AMP_MODES)
+_DEVICE = click.Choice(DEVICES)
 
 
 @click.group("segment", short_help="Segment MR through synthetic CT (paper §3.2): train, predict, evaluate.")
@@ -46,7 +47,7 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 @segment.command("train")
 @click.option(
     "--cyclegan",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="CycleGAN run directory or checkpoint; its G_MR makes the synthetic-MR channel.",
 )
@@ -57,13 +58,13 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 )
 @click.option(
     "--ct",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Folder of labelled CT volumes (instead of --data).",
 )
 @click.option(
     "--labels",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Folder of label volumes matched to --ct by name (labels.json in it may name the values).",
 )
@@ -97,13 +98,13 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Run directory (default runs/segment-<time>).",
 )
 @click.option(
     "--resume",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Continue the segmentation run in this directory.",
 )
@@ -172,23 +173,21 @@ def train_cmd(
 
 
 @segment.command("predict")
-@click.argument("segrun", type=click.Path(path_type=Path))
-@click.argument("mr", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("segrun", type=PATH)
+@click.argument("mr", nargs=-1, required=True, type=PATH)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH,
     required=True,
     help="Folder for the label volumes (<id>.nii.gz).",
 )
 @click.option(
     "--cyclegan",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="G_CT to use: a CycleGAN run, checkpoint or exported .onnx (default: the run SEGRUN was trained with).",
 )
-@click.option(
-    "--ct-out", type=click.Path(path_type=Path), default=None, help="Also write each synthetic CT (HU) here."
-)
+@click.option("--ct-out", type=PATH, default=None, help="Also write each synthetic CT (HU) here.")
 @click.option(
     "--format",
     "fmt",
@@ -224,8 +223,8 @@ def predict_cmd(
 
 
 @segment.command("evaluate")
-@click.argument("pred", type=click.Path(path_type=Path))
-@click.argument("ref", type=click.Path(path_type=Path))
+@click.argument("pred", type=PATH)
+@click.argument("ref", type=PATH)
 @click.option(
     "--structures",
     default=None,
@@ -234,14 +233,14 @@ def predict_cmd(
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Write rows and mean ± SD as JSON.",
 )
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Write a box plot (PNG), like Fig. 6.",
 )

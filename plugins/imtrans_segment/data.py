@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from imtrans_core.cache import cache_root
 from imtrans_core.data.io import list_volumes, read_volume, volume_id
-from imtrans_core.data.slices import Plane, cache_root, normalize, to_slices
+from imtrans_core.data.slices import Plane, normalize, to_slices
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
-from imtrans_core.evaluation.scoring import grid_difference
 from imtrans_core.progress import track
 
 from .structures import Structure, class_lut, integer_labels
@@ -137,7 +137,7 @@ def prepare(
         if not labels.same_grid(ct):
             raise ImtransError(
                 f"labelled CT {item.id}: the label volume is not on the CT's grid "
-                f"({grid_difference(labels, ct)}); resample it onto the CT first"
+                f"({labels.grid_difference(ct)}); resample it onto the CT first"
             )
         plane = Plane.of(ct, g_mr.orientation)
         key = (

@@ -75,7 +75,6 @@ def evaluate(
     """One row per subject: ``{"id", "pred", "ref", <structure>: dice, ..., "voxels"}``."""
     import imtrans_core as ic
     from imtrans_core.data.io import read_volume
-    from imtrans_core.evaluation.scoring import grid_difference
     from imtrans_core.evaluation.subjects import match_subjects
 
     pred, ref = Path(pred), Path(ref)
@@ -91,7 +90,7 @@ def evaluate(
         if not p_vol.same_grid(r_vol):
             raise ImtransError(
                 f"PRED {subject.pred} is not on the grid of REF {subject.ref} "
-                f"({grid_difference(p_vol, r_vol)}); predict on the reference's MR"
+                f"({p_vol.grid_difference(r_vol)}); predict on the reference's MR"
             )
         p = integer_labels(p_vol.array, f"PRED {subject.pred}")
         r = integer_labels(r_vol.array, f"REF {subject.ref}")

@@ -56,6 +56,9 @@ class SegmentationUNet(TrainableModel):
     def networks(self) -> dict[str, nn.Module]:
         return {"unet": self.net}
 
+    def network_specs(self) -> dict[str, str]:
+        return {"unet": str(ic.GENERATORS.resolve(self.config.net))}
+
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 

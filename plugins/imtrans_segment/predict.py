@@ -152,10 +152,10 @@ def predict(
     from rich.progress import track
 
     from imtrans_core.data.io import read_volume, write_volume
-    from imtrans_core.inference.backends import make_backend
     from imtrans_core.inference.jobs import plan_jobs
     from imtrans_core.inference.modality import check_source
     from imtrans_core.inference.translate import translate_volume
+    from imtrans_core.onnx.choose import make_backend
     from imtrans_core.training.checkpoint import write_json
 
     segmenter = Segmenter.load(run, device, amp)

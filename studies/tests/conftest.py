@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 import tempfile
@@ -17,13 +17,6 @@ STUDIES = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def load_study():
-    """``load(name)``: ``studies/<name>.py`` as a module (the studies import their siblings by name)."""
+    """``load(name)``: ``studies/<name>.py`` imported by name (the studies import their siblings so)."""
     sys.path[:0] = [str(STUDIES), str(STUDIES.parent / "benchmarks")]
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(name, STUDIES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    return importlib.import_module

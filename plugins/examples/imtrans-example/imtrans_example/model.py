@@ -30,7 +30,8 @@ class PairedL1(TrainableModel):
     shown = ("l1",)
 
     def setup(self, config: Any, dist: Any) -> None:
-        self.g_ct = ic.GENERATORS.build(generator_spec(config.gen, config.context)).to(dist.device)
+        self.spec = str(generator_spec(config.gen, config.context))
+        self.g_ct = ic.GENERATORS.build(self.spec).to(dist.device)
         self.g_train = dist.wrap(self.g_ct)
         self.optimizer = torch.optim.Adam(
             self.g_ct.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
@@ -40,6 +41,9 @@ class PairedL1(TrainableModel):
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {"g_ct": self.g_ct}
+
+    def network_specs(self) -> dict[str, str]:
+        return {"g_ct": self.spec}
 
     def data_needs(self) -> tuple[bool, bool]:
         return False, True  # aligned pairs only

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import ImtransError
+
 MODEL = "cyclegan"  # imtrans_cyclegan
 GENERATOR = "resnet9"  # imtrans_cyclegan: the paper's ResNet generator (§2.2)
 DISCRIMINATOR = "patchgan"  # imtrans_cyclegan: the 70 x 70 PatchGAN
@@ -48,7 +50,6 @@ def require(registry: Any, specs: list[str] | tuple[str, ...], command: str) -> 
     missing = next((name for name in names if name not in registry), None)
     if missing is None:
         return
-    from .errors import ImtransError
 
     raise ImtransError(
         f"{command} needs the {registry.kind} '{missing}', which no loaded plugin provides"

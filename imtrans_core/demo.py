@@ -20,13 +20,16 @@ import numpy as np
 import imtrans_core as ic
 
 from . import defaults
+from .data.intensity import CT_WINDOW
 from .data.io import write_volume
+from .data.slices import normalize
 from .evaluation.plots import box_plot
 from .evaluation.report import summarize
 from .evaluation.scoring import constant_baseline, evaluate_pair, require_metrics
 from .inference.backends import TorchBackend
 from .inference.translate import translate_volume
 from .onnx.choose import make_backend
+from .onnx.export import export_model
 from .training import resolve_config, train
 
 METRICS = ("mae", "psnr", "ssim", "mi")
@@ -99,9 +102,6 @@ def contrast_prior_map(
     ``studies/prior_mask.py``.
     """
     import torch
-
-    from .data.intensity import CT_WINDOW
-    from .data.slices import normalize
 
     source = ic.DATASETS.build(spec)
     if not (len(source.ct) and len(source.mr)):
@@ -176,7 +176,6 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"
 
     def export() -> str:
-        from .onnx.export import export_model
 
         result = export_model(run_dir, out / "model.onnx", direction="mr2ct", report=None)
         worst = max((m.max_abs for m in result.measurements), default=float("nan"))

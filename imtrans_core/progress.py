@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.progress import track as rich_track
 from rich.text import Text
 
 
@@ -55,7 +56,6 @@ def track(items: Iterable[Any], label: str, enabled: bool = True) -> Iterator[An
     if not enabled:
         yield from items
         return
-    from rich.progress import track as rich_track
 
     yield from rich_track(list(items), description=label, transient=True)
 

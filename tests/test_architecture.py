@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,15 @@ def test_docstrings_say_what_and_why_in_at_most_15_lines():
                 if doc.count("\n") + 1 > 15:
                     long.append(f"{path.relative_to(REPO)}:{node.name}")
     assert not long, f"docstrings over 15 lines: {long}"
+
+
+def test_the_onnx_translation_path_imports_no_torch():
+    """Exported models run without torch (1.3 s to import here): its imports stay inside the torch paths."""
+    code = (
+        "import sys\n"
+        "import imtrans_core.cli.translate_cmd, imtrans_core.onnx.choose\n"
+        "import imtrans_core.inference.jobs, imtrans_core.inference.translate\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

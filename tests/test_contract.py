@@ -74,10 +74,10 @@ def test_a_volume_on_another_grid_translates_like_one_on_the_training_grid_and_n
 
 
 def test_n4_runs_only_where_the_contract_says_training_used_it(monkeypatch):
-    import imtrans_core.data.preprocess as preprocess
+    import imtrans_core.data.contract as contract
 
     calls = []
-    monkeypatch.setattr(preprocess, "n4_correct", lambda v: calls.append(v) or v)
+    monkeypatch.setattr(contract, "n4_correct", lambda v: calls.append(v) or v)
     mr = blobs((48, 10, 48), (5.0, 9.5, 5.0), (-117.5, -42.75, -117.5), np.eye(3))
     conform(mr, TRAINING_GRID)
     conform(mr, InputContract("coronal", (5.0, 5.0), 9.5, mr_n4=True), "ct")  # a CT for G_MR: never

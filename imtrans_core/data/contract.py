@@ -37,6 +37,9 @@ import numpy as np
 
 from ..errors import ImtransWarning
 from .intensity import CT_WINDOW, MRScaling
+from .io import from_sitk, to_sitk
+from .preprocess import bounding_box, n4_correct, resample_to_grid, resample_to_spacing
+from .slices import PLANES
 from .volume import Volume
 from .weighting import WEIGHTINGS
 
@@ -130,8 +133,6 @@ def conform(volume: Volume, contract: InputContract, source: str = "mr", name: s
     spans less than half the training slices there, and when its DICOM tags name
     another MR weighting than the training MRs had.
     """
-    from .preprocess import n4_correct, resample_to_spacing
-    from .slices import PLANES
 
     if source == "mr":
         _warn_weighting(volume, contract, name)
@@ -154,7 +155,6 @@ def conform(volume: Volume, contract: InputContract, source: str = "mr", name: s
 
 def restore(translated: Volume, original: Volume, low: float) -> Volume:
     """A translation of :func:`conform`'s output back on ``original``'s grid (``low`` outside it)."""
-    from .preprocess import resample_to_grid
 
     if translated.same_grid(original):
         return translated
@@ -171,8 +171,6 @@ def _antialiased(volume: Volume, wanted: np.ndarray) -> Volume:
     standalone ONNX example calls alike); axes kept or refined are left alone.
     """
     import SimpleITK as sitk
-
-    from .io import from_sitk, to_sitk
 
     sigma_mm = np.zeros(3)
     for world in range(3):
@@ -195,7 +193,6 @@ def _on_grid(volume: Volume, wanted: np.ndarray) -> bool:
 
 
 def _warn_thick(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:
-    from .slices import PLANES
 
     _, row_world, col_world = PLANES[contract.orientation]
     for world in (row_world, col_world):
@@ -227,8 +224,6 @@ def _warn_weighting(volume: Volume, contract: InputContract, name: str) -> None:
 
 def _warn_small(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:
     """Say so when the volume spans less than half the training slices' width in the training plane."""
-    from .preprocess import bounding_box
-    from .slices import PLANES
 
     if not contract.size:
         return

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
+from rich.table import Table
 
 from ..errors import ImtransError
 from .scoring import INFO_KEYS, LABELS
@@ -33,8 +35,6 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float]]:
 
 def results_table(rows: Sequence[dict[str, Any]], title: str = "") -> Any:
     """A rich Table: one row per volume, then mean ± SD."""
-    from rich.markup import escape
-    from rich.table import Table
 
     keys = [k for k in (rows[0] if rows else {}) if k not in INFO_KEYS]
     table = Table(title=title or None, show_footer=len(rows) > 1)

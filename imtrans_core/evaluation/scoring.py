@@ -31,6 +31,7 @@ import numpy as np
 from .. import defaults
 from ..choices import SCALES, SCORE_ORIENTATIONS
 from ..data.intensity import CT_PADDING
+from ..data.preprocess import resample_to_grid
 from ..data.volume import Volume
 from ..defaults import PROTOCOLS
 from ..errors import ImtransError
@@ -158,7 +159,6 @@ def _on_grid(
             f"{role} {_name(volume)} is not on the grid of {_name(grid)} ({volume.grid_difference(grid)}) — "
             "pass --resample to resample it onto that grid"
         )
-    from ..data.preprocess import resample_to_grid
 
     moved = resample_to_grid(volume, grid, interpolator=interpolator, default=default)
     moved.meta = dict(volume.meta)

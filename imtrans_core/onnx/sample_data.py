@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.intensity import MRScaling
+from ..data.slices import Plane, to_slices, window_indices
 from ..errors import ImtransError
 from .graph import WINDOWS
 
@@ -34,8 +35,6 @@ def sample_data(
     model is checked on anatomy it was not calibrated on where the pool allows.
     """
     import imtrans_core as ic
-
-    from ..data.slices import Plane, to_slices, window_indices
 
     source = ic.DATASETS.build(spec)
     pool = source.mr if modality == "mr" else source.ct

@@ -21,6 +21,7 @@ from ..data.intensity import Window
 from ..data.slices import window_indices
 from ..inference.models import TrainedGenerator
 from .graph import INPUT_NAME, OUTPUT_NAME, UNITS, WINDOWS
+from .runtime import open_session
 from .sample_data import SampleData
 
 
@@ -142,7 +143,6 @@ def verify(
     volume_check: bool = True,
 ) -> list[Measurement]:
     """Compare the ONNX file with torch: random inputs (not for int8), phantom slices, one whole volume."""
-    from .runtime import open_session
 
     pair = Pair(tg, open_session(path, providers="cpu"), intensity_in_graph)
     limit = TOLERANCES[precision]

@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from imtrans_core.cache import cache_root
+from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW
 from imtrans_core.data.io import list_volumes, read_volume, volume_id
 from imtrans_core.data.slices import Plane, normalize, to_slices
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
+from imtrans_core.inference.translate import translate_volume
 from imtrans_core.progress import track
 
 from .structures import Structure, class_lut, integer_labels
@@ -169,8 +171,6 @@ def synthetic(volume: Volume, backend: Any, batch: int = 8) -> np.ndarray:
     :func:`imtrans_core.inference.translate.translate_volume` gives HU (or the MR scale); its window maps
     that back onto [-1, 1] exactly, which is what the U-Net's input channel holds.
     """
-    from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW
-    from imtrans_core.inference.translate import translate_volume
 
     window = CT_WINDOW if backend.target == "ct" else MR_WINDOW
     return np.asarray(window.forward(translate_volume(volume, backend, batch).array), dtype=np.float32)

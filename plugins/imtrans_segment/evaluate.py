@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
+import imtrans_core as ic
+from imtrans_core.data.io import read_volume
 from imtrans_core.errors import ImtransError
+from imtrans_core.evaluation import report as core
+from imtrans_core.evaluation.plots import box_plot
+from imtrans_core.evaluation.subjects import match_subjects
 
 from .data import read_label_names
 from .predict import read_labels_json, structures_from_labels_json
@@ -73,9 +78,6 @@ def evaluate(
     structures: str | Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Structure]]:
     """One row per subject: ``{"id", "pred", "ref", <structure>: dice, ..., "voxels"}``."""
-    import imtrans_core as ic
-    from imtrans_core.data.io import read_volume
-    from imtrans_core.evaluation.subjects import match_subjects
 
     pred, ref = Path(pred), Path(ref)
     subjects = match_subjects(pred, ref)
@@ -127,7 +129,6 @@ def report(
     plot_path: str | Path | None = None,
 ) -> Any:
     """The rich table (one row per subject, mean ± SD below), and the JSON and box plot when asked."""
-    from imtrans_core.evaluation import report as core
 
     if json_path:
         core.write_json(
@@ -136,8 +137,6 @@ def report(
             {"structures": [s.to_dict() for s in structures], "metric": "dice", "sd": "sample (n - 1)"},
         )
     if plot_path:
-        from imtrans_core.evaluation.plots import box_plot
-
         box_plot(
             {"Dice": rows},
             [s.name for s in structures],

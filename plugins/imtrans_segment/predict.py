@@ -11,15 +11,30 @@ is written with its structure's first label value (femur -> the value of femur_l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import track
 
+import imtrans_core as ic
+from imtrans_core.data.intensity import CT_WINDOW
+from imtrans_core.data.io import read_volume, write_volume
+from imtrans_core.data.slices import Plane, from_slices, normalize, to_slices
 from imtrans_core.data.volume import Volume
 from imtrans_core.errors import ImtransError
+from imtrans_core.inference.jobs import plan_jobs
+from imtrans_core.inference.modality import check_source
+from imtrans_core.inference.translate import translate_volume
+from imtrans_core.onnx.choose import make_backend
+from imtrans_core.training.checkpoint import list_checkpoints, load_file, write_json
+from imtrans_core.training.distributed import pick_device
+from imtrans_core.training.precision import autocast, resolve_amp
 
 from .rundir import read_meta, structures_of
 from .structures import Structure, class_values, label_dtype
@@ -42,10 +57,6 @@ class Segmenter:
     @classmethod
     def load(cls, run: str | Path, device: str = "auto", amp: str = "auto") -> Segmenter:
         """The newest checkpoint of a segmentation run directory, or a checkpoint file of one."""
-        import imtrans_core as ic
-        from imtrans_core.training.checkpoint import list_checkpoints, load_file
-        from imtrans_core.training.distributed import pick_device
-        from imtrans_core.training.precision import resolve_amp
 
         run = Path(run)
         if run.is_file():
@@ -81,10 +92,6 @@ class Segmenter:
 
     def classes(self, ct: np.ndarray, mr: np.ndarray, grid: Volume, batch: int = 8) -> np.ndarray:
         """Class indices (``uint8``, 0..K) of every voxel from two [-1, 1] arrays on ``grid``."""
-        import torch
-
-        from imtrans_core.data.slices import Plane, from_slices, to_slices
-        from imtrans_core.training.precision import autocast
 
         plane = Plane.of(grid, self.orientation)
         ct_slices, mr_slices = to_slices(ct, plane), to_slices(mr, plane)  # (n, rows, cols) each
@@ -99,8 +106,6 @@ class Segmenter:
 
     def segment(self, mr: Volume, synthetic_ct: Volume, batch: int = 8) -> Volume:
         """The label volume of ``mr`` given its synthetic CT (in HU, on the same grid)."""
-        from imtrans_core.data.intensity import CT_WINDOW
-        from imtrans_core.data.slices import normalize
 
         if not synthetic_ct.same_grid(mr):
             raise ImtransError("the synthetic CT is not on the MR's grid; translate the MR itself")
@@ -148,15 +153,6 @@ def predict(
     default the run the segmentation network was trained with. ``ct_out`` also keeps the
     synthetic CTs (in HU).
     """
-    from rich.console import Console
-    from rich.progress import track
-
-    from imtrans_core.data.io import read_volume, write_volume
-    from imtrans_core.inference.jobs import plan_jobs
-    from imtrans_core.inference.modality import check_source
-    from imtrans_core.inference.translate import translate_volume
-    from imtrans_core.onnx.choose import make_backend
-    from imtrans_core.training.checkpoint import write_json
 
     segmenter = Segmenter.load(run, device, amp)
     model = Path(cyclegan) if cyclegan else Path(segmenter.meta.get("cyclegan", ""))
@@ -182,7 +178,6 @@ def predict(
 
 def read_labels_json(folder: Path) -> dict[str, Any] | None:
     """``labels.json`` written by :func:`predict` in ``folder``, or None."""
-    import json
 
     path = Path(folder) / LABELS_JSON
     if not path.is_file():

@@ -27,10 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import imtrans_core as ic
 from imtrans_core.data.slices import fit_to
 from imtrans_core.errors import ImtransError
+from imtrans_core.inference.backends import TorchBackend
+from imtrans_core.inference.models import checkpoint_of
+from imtrans_core.training import checkpoint
+from imtrans_core.training.distributed import Distributed
+from imtrans_core.training.engine import Engine
+from imtrans_core.training.runner import StopRequest, loggers
 
 from . import data as segdata
 from .config import SegmentConfig
@@ -53,17 +60,12 @@ def train(
     config: SegmentConfig | None, out: Path | None = None, resume: Path | None = None, progress: bool = True
 ) -> SegmentResult:
     """Train (or resume) a segmentation run; returns where it went and how far it got."""
-    from imtrans_core.training import checkpoint
-    from imtrans_core.training.distributed import Distributed
-    from imtrans_core.training.engine import Engine
-    from imtrans_core.training.runner import StopRequest, loggers
 
     run_dir, config = _run_and_config(config, out, resume)
     _check(config)
     dist = Distributed.setup(config.device)
     try:
         volumes, meta = _labelled_volumes(config, dist, progress)
-        import torch
 
         torch.manual_seed(config.seed)
         model = ic.MODELS.build("segment")
@@ -98,7 +100,6 @@ def _run_and_config(
     config: SegmentConfig | None, out: Path | None, resume: Path | None
 ) -> tuple[Path, SegmentConfig]:
     """The run directory and the settings: a resumed run's own, or new ones for a new folder."""
-    from imtrans_core.training import checkpoint
 
     if resume is not None:
         meta = read_meta(Path(resume), option="--resume")
@@ -119,8 +120,6 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 
     Rank 0 translates (and caches) first; the other ranks then read the cache.
     """
-    from imtrans_core.inference.backends import TorchBackend
-    from imtrans_core.inference.models import checkpoint_of
 
     if not config.cyclegan:
         raise ImtransError(
@@ -181,7 +180,6 @@ def sample_batch(
 
 
 def _tensors(batch: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    import torch
 
     x, y = batch
     return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}

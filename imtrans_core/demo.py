@@ -176,7 +176,6 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"
 
     def export() -> str:
-
         result = export_model(run_dir, out / "model.onnx", direction="mr2ct", report=None)
         worst = max((m.max_abs for m in result.measurements), default=float("nan"))
         return f"{result.path} ({result.size_mb:.1f} MB), max error vs torch {worst:.1e}"

@@ -133,7 +133,6 @@ def conform(volume: Volume, contract: InputContract, source: str = "mr", name: s
     spans less than half the training slices there, and when its DICOM tags name
     another MR weighting than the training MRs had.
     """
-
     if source == "mr":
         _warn_weighting(volume, contract, name)
     if contract.spacing is None:
@@ -155,7 +154,6 @@ def conform(volume: Volume, contract: InputContract, source: str = "mr", name: s
 
 def restore(translated: Volume, original: Volume, low: float) -> Volume:
     """A translation of :func:`conform`'s output back on ``original``'s grid (``low`` outside it)."""
-
     if translated.same_grid(original):
         return translated
     back = resample_to_grid(translated, original, "linear", default=low)
@@ -193,7 +191,6 @@ def _on_grid(volume: Volume, wanted: np.ndarray) -> bool:
 
 
 def _warn_thick(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:
-
     _, row_world, col_world = PLANES[contract.orientation]
     for world in (row_world, col_world):
         have = float(volume.spacing[volume.axis_of(world)])
@@ -224,7 +221,6 @@ def _warn_weighting(volume: Volume, contract: InputContract, name: str) -> None:
 
 def _warn_small(volume: Volume, contract: InputContract, wanted: np.ndarray, name: str) -> None:
     """Say so when the volume spans less than half the training slices' width in the training plane."""
-
     if not contract.size:
         return
     low, high = bounding_box(volume)

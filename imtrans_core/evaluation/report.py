@@ -35,7 +35,6 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float]]:
 
 def results_table(rows: Sequence[dict[str, Any]], title: str = "") -> Any:
     """A rich Table: one row per volume, then mean ± SD."""
-
     keys = [k for k in (rows[0] if rows else {}) if k not in INFO_KEYS]
     table = Table(title=title or None, show_footer=len(rows) > 1)
     summary = summarize(rows)

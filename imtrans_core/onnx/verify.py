@@ -143,7 +143,6 @@ def verify(
     volume_check: bool = True,
 ) -> list[Measurement]:
     """Compare the ONNX file with torch: random inputs (not for int8), phantom slices, one whole volume."""
-
     pair = Pair(tg, open_session(path, providers="cpu"), intensity_in_graph)
     limit = TOLERANCES[precision]
     scale = (pair.target.high - pair.target.low) / 2

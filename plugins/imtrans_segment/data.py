@@ -171,7 +171,6 @@ def synthetic(volume: Volume, backend: Any, batch: int = 8) -> np.ndarray:
     :func:`imtrans_core.inference.translate.translate_volume` gives HU (or the MR scale); its window maps
     that back onto [-1, 1] exactly, which is what the U-Net's input channel holds.
     """
-
     window = CT_WINDOW if backend.target == "ct" else MR_WINDOW
     return np.asarray(window.forward(translate_volume(volume, backend, batch).array), dtype=np.float32)
 

@@ -78,7 +78,6 @@ def evaluate(
     structures: str | Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Structure]]:
     """One row per subject: ``{"id", "pred", "ref", <structure>: dice, ..., "voxels"}``."""
-
     pred, ref = Path(pred), Path(ref)
     subjects = match_subjects(pred, ref)
     chosen, allowed = known_structures(pred, ref, structures)
@@ -129,7 +128,6 @@ def report(
     plot_path: str | Path | None = None,
 ) -> Any:
     """The rich table (one row per subject, mean ± SD below), and the JSON and box plot when asked."""
-
     if json_path:
         core.write_json(
             rows,

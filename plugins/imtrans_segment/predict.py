@@ -57,7 +57,6 @@ class Segmenter:
     @classmethod
     def load(cls, run: str | Path, device: str = "auto", amp: str = "auto") -> Segmenter:
         """The newest checkpoint of a segmentation run directory, or a checkpoint file of one."""
-
         run = Path(run)
         if run.is_file():
             state = load_file(run)
@@ -92,7 +91,6 @@ class Segmenter:
 
     def classes(self, ct: np.ndarray, mr: np.ndarray, grid: Volume, batch: int = 8) -> np.ndarray:
         """Class indices (``uint8``, 0..K) of every voxel from two [-1, 1] arrays on ``grid``."""
-
         plane = Plane.of(grid, self.orientation)
         ct_slices, mr_slices = to_slices(ct, plane), to_slices(mr, plane)  # (n, rows, cols) each
         out = np.empty(ct_slices.shape, dtype=np.uint8)
@@ -106,7 +104,6 @@ class Segmenter:
 
     def segment(self, mr: Volume, synthetic_ct: Volume, batch: int = 8) -> Volume:
         """The label volume of ``mr`` given its synthetic CT (in HU, on the same grid)."""
-
         if not synthetic_ct.same_grid(mr):
             raise ImtransError("the synthetic CT is not on the MR's grid; translate the MR itself")
         classes = self.classes(
@@ -153,7 +150,6 @@ def predict(
     default the run the segmentation network was trained with. ``ct_out`` also keeps the
     synthetic CTs (in HU).
     """
-
     segmenter = Segmenter.load(run, device, amp)
     model = Path(cyclegan) if cyclegan else Path(segmenter.meta.get("cyclegan", ""))
     if not cyclegan and not model.exists():
@@ -178,7 +174,6 @@ def predict(
 
 def read_labels_json(folder: Path) -> dict[str, Any] | None:
     """``labels.json`` written by :func:`predict` in ``folder``, or None."""
-
     path = Path(folder) / LABELS_JSON
     if not path.is_file():
         return None

@@ -60,7 +60,6 @@ def train(
     config: SegmentConfig | None, out: Path | None = None, resume: Path | None = None, progress: bool = True
 ) -> SegmentResult:
     """Train (or resume) a segmentation run; returns where it went and how far it got."""
-
     run_dir, config = _run_and_config(config, out, resume)
     _check(config)
     dist = Distributed.setup(config.device)
@@ -100,7 +99,6 @@ def _run_and_config(
     config: SegmentConfig | None, out: Path | None, resume: Path | None
 ) -> tuple[Path, SegmentConfig]:
     """The run directory and the settings: a resumed run's own, or new ones for a new folder."""
-
     if resume is not None:
         meta = read_meta(Path(resume), option="--resume")
         return Path(resume), SegmentConfig.from_dict(meta["config"], source=str(Path(resume) / SEGMENT_JSON))
@@ -120,7 +118,6 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 
     Rank 0 translates (and caches) first; the other ranks then read the cache.
     """
-
     if not config.cyclegan:
         raise ImtransError(
             "--cyclegan: give the CycleGAN run (directory or checkpoint) whose G_MR makes the MR channel"
@@ -180,7 +177,6 @@ def sample_batch(
 
 
 def _tensors(batch: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-
     x, y = batch
     return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}
 

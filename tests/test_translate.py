@@ -192,13 +192,32 @@ def test_2_5d_predictions_of_each_slice_are_averaged_over_the_stacks_that_hold_i
     assert seen.shapes == [(3, 3, 5, 6), (3, 3, 5, 6), (1, 3, 5, 6)]  # (stacks, slices, superior, left)
 
 
-def test_bf16_autocast_stays_close_to_fp32():
+def test_bf16_autocast_stays_close_to_fp32(monkeypatch):
+    monkeypatch.setattr("imtrans_core.training.precision.cpu_has_fast_bf16", lambda: True)  # even if emulated
     torch.manual_seed(0)
     net = ic.GENERATORS.build("resnet9:ngf=8,n_blocks=1")
     mr = Volume(np.random.default_rng(2).uniform(0, 100, (16, 4, 24)).astype(np.float32))
     fp32 = translate_volume(mr, TorchBackend(net, "mr2ct", "coronal", "cpu", amp="off"))
     bf16 = translate_volume(mr, TorchBackend(net, "mr2ct", "coronal", "cpu", amp="bf16"))
     assert 0 < np.abs(fp32.array - bf16.array).max() < 25  # HU; ~0.04 on [-1, 1] at worst
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_bf16_on_a_cpu_without_bf16_units_warns_once_and_runs_fp32(monkeypatch, units):
+    from imtrans_core.training.precision import resolve_amp
+
+    monkeypatch.setattr("imtrans_core.training.precision.cpu_has_fast_bf16", lambda: units)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dtype = resolve_amp("bf16", torch.device("cpu"))
+        assert resolve_amp("auto", torch.device("cpu")) == dtype  # auto chooses the same by itself
+    assert dtype == (torch.bfloat16 if units else None)
+    said = [str(w.message) for w in caught if issubclass(w.category, ImtransWarning)]
+    if units:
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith("--amp bf16: this CPU has no bf16 units")
+        assert "running in fp32" in said[0] and "\n" not in said[0]
 
 
 def test_a_model_must_keep_the_batch_shape():
@@ -440,8 +459,9 @@ def test_translate_cli_runs_an_exported_onnx_model_like_torch(tiny_run, tmp_path
 
 
 @pytest.mark.slow
-def test_compiled_bf16_backend_matches_fp32_eager():
+def test_compiled_bf16_backend_matches_fp32_eager(monkeypatch):
     """The fastest CPU path (torch.compile + bf16) stays within the 2 HU budget of fp32 eager."""
+    monkeypatch.setattr("imtrans_core.training.precision.cpu_has_fast_bf16", lambda: True)  # even if emulated
     torch.manual_seed(0)
     net = ic.GENERATORS.build("resnet9:ngf=16,n_blocks=3")
     mr = ic.DATASETS.build("phantom:n_ct=0,n_mr=0,n_paired=1,size=64,slices=8").paired[0].load()["mr"]

@@ -72,15 +72,6 @@ def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def cpu_runs_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin has bf16 units to run on (AMX or AVX-512 BF16); elsewhere it
-    keeps f32 whatever the hint asks."""
-    import openvino as ov
-
-    capabilities = on_openvino_thread(ov.Core().get_property, "CPU", "OPTIMIZATION_CAPABILITIES")
-    return "BF16" in capabilities
-
-
 class OpenVinoBackend(ExportedGenerator):
     """An exported generator compiled by OpenVINO for the CPU; ``precision`` and ``threads`` as it ran."""
 

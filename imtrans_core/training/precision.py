@@ -10,6 +10,7 @@ loss disables autocast inside.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if cpu_has_fast_bf16() else None
     if amp == "bf16":
         if device.type == "cpu" and not cpu_has_fast_bf16():
-            warnings.warn(NO_BF16_UNITS, ImtransWarning, stacklevel=2)
+            _say_no_bf16_units()
             return None
         return torch.bfloat16
     if amp == "fp16":
@@ -53,6 +54,12 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
             raise ImtransError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16")
         return torch.float16
     raise ImtransError(f"--amp {amp}: choose off, bf16, fp16 or auto")
+
+
+@functools.cache
+def _say_no_bf16_units() -> None:
+    """Once a process: the run's checks and its model both resolve ``--amp``."""
+    warnings.warn(NO_BF16_UNITS, ImtransWarning, stacklevel=3)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
 
 from imtrans_core.training.config import PRESETS, TrainConfig
-from imtrans_core.training.cyclegan import CycleGAN
 from imtrans_core.training.distributed import Distributed
+from imtrans_cyclegan.model import CycleGAN
 
 
 def make_model(config: TrainConfig) -> CycleGAN:

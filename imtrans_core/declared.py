@@ -123,6 +123,11 @@ def _imported_from(module: str, name: str) -> str:
 
 def _find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
     """Where class ``name``, as ``module`` sees it, is defined: that module and its syntax tree."""
+    if module == "imtrans_core.api":  # the public API re-exports lazily: follow its table (no torch)
+        from . import api
+
+        where = api._WHERE.get(name)
+        return _find_class(*where) if where else None
     tree = _parsed(module)[0]
     if tree is None:
         return None

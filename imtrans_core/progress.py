@@ -60,11 +60,10 @@ def track(items: Iterable[Any], label: str, enabled: bool = True) -> Iterator[An
     yield from rich_track(list(items), description=label, transient=True)
 
 
-MAIN_TERMS = ("g_ct", "g_mr", "cycle", "gc", "mind", "hist", "paired", "d_ct", "d_mr")
-
-
-def describe(metrics: dict[str, float], terms: tuple[str, ...] = MAIN_TERMS) -> str:
-    shown = [f"{k} {metrics[k]:.3f}" for k in terms if k in metrics]
+def describe(metrics: dict[str, float], terms: tuple[str, ...] = ()) -> str:
+    """The loss terms ``terms`` of ``metrics`` (all of them when empty) and the iteration rate."""
+    names = terms or tuple(k for k in metrics if k not in ("it_per_s", "lr"))
+    shown = [f"{k} {metrics[k]:.3f}" for k in names if k in metrics]
     return "  ".join(shown) + f"  {metrics.get('it_per_s', 0.0):.2f} it/s"
 
 
@@ -81,7 +80,7 @@ class TrainingProgress:
         enabled: bool = True,
         stream: Any = None,
         label: str = "train",
-        terms: tuple[str, ...] = MAIN_TERMS,
+        terms: tuple[str, ...] = (),
     ):
         self.total, self.start, self.enabled = total, start, enabled
         self.label, self.terms = label, terms

@@ -71,8 +71,9 @@ def test_debug_shows_the_traceback(capsys):
 def test_dry_run_resolves_the_paper_objective(capsys):
     code, out, _ = call(capsys, "train", "--gen", "resnet9", "--loss", "gc:0.3", "--dry-run")
     assert code == 0
-    assert "gen=resnet9:in_ch=1,out_ch=1,ngf=64,n_blocks=9" in out
-    assert "gc:weight=0.3" in out
+    assert "g_ct,g_mr=resnet9:in_ch=1,out_ch=1,ngf=64,n_blocks=9" in out
+    assert "loss=lsgan:weight=1.0" in out and "cycle:weight=3.0" in out and "gc:weight=0.3" in out
+    assert "g_ct (MR -> CT): ResnetGenerator" in out and "d_mr (real or synthetic MR): PatchGAN" in out
 
 
 def test_config_file_and_command_line_precedence(tmp_path, capsys):
@@ -97,7 +98,7 @@ def test_the_paired_preset_trains_the_supervised_u_net_on_four_pairs(capsys, tmp
     """``--preset cpu-paired``: the U-Net, the paired L1 alone (no GAN, no cycle), 4 aligned pairs."""
     code, out, _ = call(capsys, "train", "--preset", "cpu-paired", "--dry-run")
     assert code == 0 and "gen=unet:" in out and "n_train_pairs=4" in out
-    assert "loss=['paired:weight=1.0']" in out
+    assert "  loss=paired:weight=1.0\n" in out
     no_pairs = "phantom:n_ct=1,n_mr=1,n_paired=0,size=32,slices=6"
     code, _, err = call(capsys, "train", "--preset", "cpu-paired", "--data", no_pairs, "--out", str(tmp_path))
     assert code == 2 and f"--data {no_pairs} has none" in " ".join(err.split())  # before any work

@@ -11,6 +11,7 @@ from imtrans_core.errors import ImtransError
 from imtrans_core.training import TrainConfig, resolve_config
 from imtrans_core.training.config import FIELDS, check_values, describe_range
 from imtrans_core.training.validate import check_size
+from imtrans_cyclegan.model import CycleGAN
 
 TINY = [
     "--gen",
@@ -51,7 +52,7 @@ def one_error_line(capsys, args: list[str]) -> str:
         ("--log-every", "0", "--log-every 0: must be >= 1"),
         ("--ckpt-every", "0", "--ckpt-every 0: must be >= 1"),
         ("--sample-every", "0", "--sample-every 0: must be >= 1"),
-        ("--size", "7", "--size 7: resnet9:ngf=8,n_blocks=1 with patchgan:ndf=8 cannot train on 7 x 7"),
+        ("--size", "7", "--size 7: the networks of cyclegan (resnet9, patchgan) cannot train on 7 x 7"),
         ("--lr", "-1", "--lr -1.0: must be > 0"),
         ("--lr", "nan", "--lr nan: must be a finite number"),
         ("--iters", "0", "--iters 0: must be >= 1"),
@@ -70,16 +71,20 @@ def test_bad_values_fail_before_any_work(capsys, tmp_path, cache, option, value,
     assert not cache.exists(), "data were cached before the options were checked"
 
 
+def size_check(gen: str, disc: str, size: int) -> None:
+    check_size(CycleGAN(), TrainConfig(gen=gen, disc=disc, size=size))
+
+
 def test_the_smallest_size_is_computed_from_the_networks():
     with pytest.raises(ImtransError, match=r"the smallest size they accept is (\d+)") as info:
-        check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", 7)
+        size_check("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", 7)
     smallest = int(info.value.args[0].rsplit(" ", 1)[-1])
-    check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest)
+    size_check("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest)
     with pytest.raises(ImtransError):
-        check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest - 1)
+        size_check("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8", smallest - 1)
     # A deeper discriminator needs larger slices: the bound follows the networks.
     with pytest.raises(ImtransError, match=r"the smallest size they accept is (\d+)") as deeper:
-        check_size("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8,n_layers=5", 7)
+        size_check("resnet9:ngf=8,n_blocks=1", "patchgan:ndf=8,n_layers=5", 7)
     assert int(deeper.value.args[0].rsplit(" ", 1)[-1]) > smallest
 
 
@@ -166,7 +171,8 @@ def test_a_missing_data_folder_fails_before_the_run_directory_exists(capsys, tmp
 def test_dry_run_prints_the_resolved_configuration(capsys):
     assert run(["train", *TINY, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "gen=resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=1" in out and "parameters each" in out
+    assert "g_ct,g_mr=resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=1" in out and "d_ct,d_mr=patchgan:" in out
+    assert "model: cyclegan (CycleGAN)" in out and "g_mr (CT -> MR): ResnetGenerator" in out
 
 
 def test_stored_config_round_trips():
@@ -216,12 +222,12 @@ def test_a_plugin_network_that_reads_values_is_probed_on_the_cpu(fresh_plugins):
             return y.clamp(-1, 1) if float(y.abs().max()) > 1 else y  # needs real values
 
     ic.GENERATORS.add("clamped", Clamped)
-    check_size("clamped", "patchgan:ndf=8", 64)
+    size_check("clamped", "patchgan:ndf=8", 64)
     with pytest.raises(ImtransError, match=r"--size 8: .* the smallest size they accept is"):
-        check_size("clamped", "patchgan:ndf=8", 8)
+        size_check("clamped", "patchgan:ndf=8", 8)
 
 
 def test_networks_that_fit_no_size_are_not_blamed_on_the_size():
     with pytest.raises(ImtransError, match=r"nor on 256 x 256 .*check their specs") as info:
-        check_size("resnet9:ngf=8,n_blocks=1,out_ch=2", "patchgan:ndf=8", 64)
+        size_check("resnet9:ngf=8,n_blocks=1,out_ch=2", "patchgan:ndf=8", 64)
     assert "--size" not in str(info.value)

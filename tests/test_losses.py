@@ -11,7 +11,8 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core import Registry
-from imtrans_core.training.objective import compose_loss_specs, compose_losses
+from imtrans_core.api import compose_losses
+from imtrans_core.training.objective import compose_loss_specs
 from imtrans_cyclegan.losses import (
     CycleLoss,
     GradientConsistencyLoss,
@@ -20,6 +21,10 @@ from imtrans_cyclegan.losses import (
     VanillaGANLoss,
     gradient_correlation,
 )
+from imtrans_cyclegan.model import CycleGAN
+from imtrans_cyclegan.objective import Objective
+
+CYCLEGAN = CycleGAN()  # its default losses, kinds and checks
 
 
 @pytest.fixture
@@ -265,11 +270,11 @@ def weights(terms: dict[str, nn.Module]) -> dict[str, float]:
 
 
 def test_default_objective_is_lsgan_and_cycle(losses):
-    assert weights(compose_losses([], losses)) == {"lsgan": 1.0, "cycle": 3.0}
+    assert weights(compose_losses([], losses, CYCLEGAN)) == {"lsgan": 1.0, "cycle": 3.0}
 
 
 def test_adding_gc_gives_the_papers_eq6(losses):
-    terms = compose_losses(["gc:0.3"], losses)
+    terms = compose_losses(["gc:0.3"], losses, CYCLEGAN)
     assert weights(terms) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}
     assert {name: loss.name for name, loss in terms.items()} == {
         "lsgan": "lsgan",
@@ -279,29 +284,29 @@ def test_adding_gc_gives_the_papers_eq6(losses):
 
 
 def test_a_spec_replaces_the_term_of_its_name(losses):
-    assert weights(compose_losses(["cycle:10"], losses)) == {"lsgan": 1.0, "cycle": 10.0}
-    terms = compose_losses(["gc", "gc:0.5,op=diff"], losses)
+    assert weights(compose_losses(["cycle:10"], losses, CYCLEGAN)) == {"lsgan": 1.0, "cycle": 10.0}
+    terms = compose_losses(["gc", "gc:0.5,op=diff"], losses, CYCLEGAN)
     assert terms["gc"].weight == 0.5 and terms["gc"].op == "diff"
 
 
 def test_weight_zero_removes_a_term(losses):
-    assert weights(compose_losses(["cycle:0"], losses)) == {"lsgan": 1.0}
-    assert weights(compose_losses(["gc:0.3", "gc:0"], losses)) == {"lsgan": 1.0, "cycle": 3.0}
-    assert weights(compose_losses(["identity:0"], losses)) == {"lsgan": 1.0, "cycle": 3.0}
+    assert weights(compose_losses(["cycle:0"], losses, CYCLEGAN)) == {"lsgan": 1.0}
+    assert weights(compose_losses(["gc:0.3", "gc:0"], losses, CYCLEGAN)) == {"lsgan": 1.0, "cycle": 3.0}
+    assert weights(compose_losses(["identity:0"], losses, CYCLEGAN)) == {"lsgan": 1.0, "cycle": 3.0}
 
 
 def test_a_new_adversarial_loss_replaces_the_old(losses):
-    assert weights(compose_losses(["vanilla"], losses)) == {"cycle": 3.0, "vanilla": 1.0}
-    assert weights(compose_losses(["vanilla", "hinge:2"], losses)) == {"cycle": 3.0, "hinge": 2.0}
+    assert weights(compose_losses(["vanilla"], losses, CYCLEGAN)) == {"cycle": 3.0, "vanilla": 1.0}
+    assert weights(compose_losses(["vanilla", "hinge:2"], losses, CYCLEGAN)) == {"cycle": 3.0, "hinge": 2.0}
 
 
 def test_removing_the_only_adversarial_loss_is_an_error(losses):
     with pytest.raises(ic.SpecError, match="lsgan:0"):
-        compose_losses(["lsgan:0"], losses)
+        compose_losses(["lsgan:0"], losses, CYCLEGAN)
 
 
 def test_composed_specs_are_resolved_for_the_config(losses):
-    specs = [str(spec) for spec in compose_loss_specs(["gc:0.3", "identity"], losses)]
+    specs = [str(spec) for spec in compose_loss_specs(["gc:0.3", "identity"], losses, CYCLEGAN)]
     assert specs == [
         "lsgan:weight=1.0,denoise_ct=0.0,denoise_mr=0.0",
         "cycle:weight=3.0,noise=0.0",
@@ -311,7 +316,7 @@ def test_composed_specs_are_resolved_for_the_config(losses):
 
 
 def test_composition_with_the_installed_registry(cyclegan_only):
-    assert weights(compose_losses(["gc:0.3"], ic.LOSSES)) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}
+    assert weights(compose_losses(["gc:0.3"], ic.LOSSES, CYCLEGAN)) == {"lsgan": 1.0, "cycle": 3.0, "gc": 0.3}
 
 
 def test_hist_is_the_wasserstein_distance_between_value_distributions():
@@ -335,9 +340,8 @@ def test_hist_is_the_wasserstein_distance_between_value_distributions():
 
 
 def test_hist_compares_each_synthetic_batch_with_a_real_batch_of_its_domain():
-    from imtrans_core.training.model import Objective
 
-    objective = Objective.from_losses(compose_losses(["hist:2"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["hist:2"], ic.LOSSES, CYCLEGAN))
     ct, mr = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)
     out = {"fake_ct": torch.full((1, 1, 4, 4), 0.5), "fake_mr": torch.ones(1, 1, 4, 4)}
     out |= {"rec_ct": ct, "rec_mr": mr}
@@ -396,11 +400,10 @@ def test_mind_loss_is_float32_under_autocast_and_has_gradients(image):
 
 
 def test_mind_is_a_structure_term_of_both_directions(cyclegan_only):
-    from imtrans_core.training.model import Objective
 
     loss = ic.LOSSES.build("mind:2,radius=1,patch=3")
     assert (loss.weight, loss.radius, loss.patch) == (2.0, 1, 3)
-    objective = Objective.from_losses(compose_losses(["mind:2"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["mind:2"], ic.LOSSES, CYCLEGAN))
     assert objective.weights()["mind"] == 2.0 and "mind" in objective.gradient
     for bad, message in (("mind:radius=0", "radius must be"), ("mind:patch=4", "patch must be")):
         with pytest.raises(ic.SpecError, match=message):
@@ -445,12 +448,11 @@ def test_prior_counts_only_the_sources_body():
 
 
 def test_prior_weight_falls_to_zero_at_until_and_the_objective_follows_it():
-    from imtrans_core.training.model import Objective
 
     prior = ic.LOSSES.build("prior:4,until=100")
     assert [prior.factor(s) for s in (0, 50, 100, 500)] == [1.0, 0.5, 0.0, 0.0]
     assert ic.LOSSES.build("prior:until=0").factor(10**6) == 1.0  # 0: the full weight throughout
-    objective = Objective.from_losses(compose_losses(["prior:4,until=100"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["prior:4,until=100"], ic.LOSSES, CYCLEGAN))
     assert objective.weights(25)["prior"] == 3.0 and objective.weights(25)["cycle"] == 3.0
     terms = {"g_ct": torch.tensor(0.0), "g_mr": torch.tensor(0.0), "cycle": torch.tensor(0.0)}
     terms["prior"] = torch.tensor(1.0)

@@ -145,7 +145,7 @@ def test_example_plugin_through_the_cli(site, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "tiny" in out and "example 0.1.0" in out
     assert run(["train", "--gen", "tiny:width=4", "--dry-run"]) == 0
-    assert "G_CT, G_MR: Sequential, 225 parameters each" in capsys.readouterr().out
+    assert "g_ct (MR -> CT): Sequential, 225 parameters" in capsys.readouterr().out
 
 
 def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
@@ -181,7 +181,7 @@ def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
             TrainConfig(**{**config, "data": "phantom:n_ct=2,n_mr=2,size=32,slices=6"}), out=tmp_path / "no"
         )
     assert not (tmp_path / "no").exists()
-    with pytest.raises(ic.ImtransError, match=r"--ema 0\.99: --model paired-l1 does not use it"):
+    with pytest.raises(ic.ImtransError, match=r"--ema 0\.99: --model paired-l1 does not read it"):
         train(TrainConfig(**{**config, "ema": 0.99}), out=tmp_path / "no")  # not silently ignored
     assert not (tmp_path / "no").exists()
     assert run(["train", "--model", "segment", "--dry-run"]) == 2

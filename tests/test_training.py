@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import imtrans_core as ic
+from imtrans_core.api import ImagePool, compose_losses
 from imtrans_core.training import TrainConfig, train
-from imtrans_core.training.model import Objective
-from imtrans_core.training.objective import compose_losses
-from imtrans_core.training.pool import ImagePool
 from imtrans_core.training.schedule import lr_factor
+from imtrans_cyclegan.model import CycleGAN
+from imtrans_cyclegan.objective import Generators, Objective
 
 TINY = dict(
     gen="resnet9:ngf=8,n_blocks=2",
@@ -30,6 +30,8 @@ TINY = dict(
     workers=0,
 )
 
+CYCLEGAN = CycleGAN()  # its default losses, kinds and checks
+
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path_factory, monkeypatch):
@@ -42,7 +44,7 @@ def test_tiny_run_writes_everything(tmp_path):
     assert (result.step, result.status) == (20, "finished")
     config = json.loads((run / "config.json").read_text())
     assert (
-        config["resolved"]["gen"]
+        config["resolved"]["networks"]["g_mr"]
         == "resnet9:in_ch=1,out_ch=1,ngf=8,n_blocks=2,norm=instance,dropout=0.0,up=transpose,n_down=2"
     )
     assert "gc:weight=0.3,op=sobel,abs=true" in config["resolved"]["loss"]
@@ -99,7 +101,7 @@ def test_image_pool():
 
 
 def test_loss_weights_reach_the_objective():
-    objective = Objective.from_losses(compose_losses(["gc:0.7", "cycle:5"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["gc:0.7", "cycle:5"], ic.LOSSES, CYCLEGAN))
     assert objective.weights() == {"g_ct": 1.0, "g_mr": 1.0, "cycle": 5.0, "gc": 0.7}
     terms = {
         "g_ct": torch.tensor(1.0),
@@ -108,12 +110,12 @@ def test_loss_weights_reach_the_objective():
         "gc": torch.tensor(0.2),
     }
     assert float(objective.generator_loss(terms)) == pytest.approx(1 + 2 + 5 * 0.5 + 0.7 * 0.2)
-    assert "gc" not in Objective.from_losses(compose_losses(["gc:0"], ic.LOSSES)).weights()
+    assert "gc" not in Objective.from_losses(compose_losses(["gc:0"], ic.LOSSES, CYCLEGAN)).weights()
 
 
 def test_generator_terms_follow_eq_3_and_5():
     """Cycle sums both directions (Eq. 3); GC halves the sum of both directions (Eq. 5)."""
-    objective = Objective.from_losses(compose_losses(["gc:0.3"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["gc:0.3"], ic.LOSSES, CYCLEGAN))
     from imtrans_cyclegan.losses import gradient_correlation
 
     torch.manual_seed(0)
@@ -137,7 +139,7 @@ def test_generator_terms_follow_eq_3_and_5():
 
 def test_paired_term_is_l1_both_ways_and_stands_alone_without_a_discriminator():
     """paired:1 lsgan:0 cycle:0 is supervised L1: |G_CT(mr') - ct'| + |G_MR(ct') - mr'|, no adversarial term."""
-    objective = Objective.from_losses(compose_losses(["paired:2", "lsgan:0", "cycle:0"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["paired:2", "lsgan:0", "cycle:0"], ic.LOSSES, CYCLEGAN))
     assert objective.adversarial is None and not objective.uses_unpaired and objective.uses_pairs
     assert objective.weights() == {"paired": 2.0}
     torch.manual_seed(0)
@@ -148,7 +150,7 @@ def test_paired_term_is_l1_both_ways_and_stands_alone_without_a_discriminator():
         out["pair_fake_mr"] - batch["pair_mr"]
     ).abs().mean()
     assert set(terms) == {"paired"} and float(terms["paired"]) == pytest.approx(float(expected))
-    hybrid = Objective.from_losses(compose_losses(["paired:10"], ic.LOSSES))
+    hybrid = Objective.from_losses(compose_losses(["paired:10"], ic.LOSSES, CYCLEGAN))
     assert hybrid.uses_unpaired and hybrid.uses_pairs and hybrid.adversarial is not None
 
 
@@ -158,7 +160,8 @@ def test_a_2_5d_run_trains_networks_on_stacks_of_adjacent_slices(tmp_path):
     config = {**TINY, "data": TINY["data"] + ",n_train_pairs=2", "loss": ["gc:0.3", "paired:1"]}
     run = train(TrainConfig(**config, context=1), out=tmp_path / "run").run_dir
     resolved = json.loads((run / "config.json").read_text())["resolved"]
-    assert resolved["gen"].startswith("resnet9:in_ch=3,out_ch=3,") and resolved["disc"].startswith(
+    networks = resolved["networks"]
+    assert networks["g_ct"].startswith("resnet9:in_ch=3,out_ch=3,") and networks["d_mr"].startswith(
         "patchgan:in_ch=3,"
     )
     generator = load_generator(run, "ct2mr")
@@ -184,7 +187,7 @@ def test_a_network_spec_that_contradicts_the_context_is_refused_before_any_work(
 
 def test_removing_the_adversarial_loss_without_a_paired_one_is_refused():
     with pytest.raises(ic.SpecError, match="add --loss paired for supervised training"):
-        compose_losses(["lsgan:0"], ic.LOSSES)
+        compose_losses(["lsgan:0"], ic.LOSSES, CYCLEGAN)
 
 
 def test_supervised_run_trains_no_discriminator(tmp_path):
@@ -354,11 +357,12 @@ def test_a_compiled_run_trains_like_an_eager_one_and_its_checkpoints_do_not_know
 
 
 def test_cycle_noise_reaches_only_the_translations_that_are_translated_back():
-    from imtrans_core.training.model import Generators
 
-    objective = Objective.from_losses(compose_losses(["cycle:3,noise=0.2"], ic.LOSSES))
+    objective = Objective.from_losses(compose_losses(["cycle:3,noise=0.2"], ic.LOSSES, CYCLEGAN))
     assert objective.cycle_noise == 0.2
-    assert Objective.from_losses(compose_losses([], ic.LOSSES)).cycle_noise == 0.0  # the paper's cycle
+    assert (
+        Objective.from_losses(compose_losses([], ic.LOSSES, CYCLEGAN)).cycle_noise == 0.0
+    )  # the paper's cycle
     generators = Generators(torch.nn.Identity(), torch.nn.Identity())
     batch = {"ct": torch.zeros(4, 1, 32, 32), "mr": torch.ones(4, 1, 32, 32)}
     torch.manual_seed(0)

@@ -143,20 +143,22 @@ def _resume_changes(
 
 
 def _describe(config: Any) -> None:
-    """Check the configuration, print it resolved, then build the data source and one of each network."""
+    """Check the configuration, print it resolved, then build the data source and each of the model's networks."""
     import imtrans_core as ic
 
-    from ..training.validate import check, describe_resolved
+    from ..training.validate import build_model, check, describe_resolved
 
     click.echo("configuration: " + describe_resolved(check(config)))
     source = ic.DATASETS.build(config.data)
     click.echo(
         f"data: {len(source.ct)} CT and {len(source.mr)} MR volumes, {len(source.paired)} paired subjects"
     )
-    for role, registry, spec in (
-        ("G_CT, G_MR", ic.GENERATORS, config.gen),
-        ("D_CT, D_MR", ic.DISCRIMINATORS, config.disc),
-    ):
-        net = registry.build(spec)
+    model = build_model(config.model)
+    click.echo(f"model: {model.name} ({type(model).__name__})")
+    for name, network in model.resolve_networks(config).items():
+        net = network.build()
         count = sum(p.numel() for p in net.parameters())
-        click.echo(f"{role}: {type(net).__name__}, {count:,} parameters" + (" each" if "," in role else ""))
+        role = model.roles.get(name)
+        click.echo(
+            f"  {name}" + (f" ({role})" if role else "") + f": {type(net).__name__}, {count:,} parameters"
+        )

@@ -61,7 +61,7 @@ class TorchBackend:
         from ..training.precision import resolve_amp
 
         self.direction = direction
-        _, self.source, self.target = direction_of(direction)
+        self.source, self.target = direction_of(direction)
         self.orientation = orientation
         self.contract = contract or InputContract(orientation)  # without a recorded grid: slices as given
         self.context = self.contract.context

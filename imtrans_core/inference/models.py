@@ -1,8 +1,9 @@
 """Trained generators out of a run directory or a checkpoint file.
 
-``mr2ct`` is G_CT (MR in, CT out) and ``ct2mr`` is G_MR. The network is rebuilt
-from the resolved spec its checkpoint stores (every parameter written out), so a
-checkpoint needs no code beyond the plugin that registered that generator, and a
+Each checkpoint names the network that translates each direction (``translators``, from
+its model's ``translates``: cyclegan's ``mr2ct`` is ``g_ct``, a one-way model has one). The
+network is rebuilt from the resolved spec its checkpoint stores (every parameter written
+out), so a checkpoint needs no code beyond the plugin that registered that network, and a
 default changed since training does not change what it loads.
 """
 
@@ -17,15 +18,33 @@ from ..choices import DIRECTIONS
 from ..data.contract import InputContract
 from ..errors import ImtransError
 
-# each direction's network key in a checkpoint, source and target modality
-ROLES = dict(zip(DIRECTIONS, (("g_ct", "mr", "ct"), ("g_mr", "ct", "mr")), strict=True))
+# each direction's source and target modality
+MODALITIES = dict(zip(DIRECTIONS, (("mr", "ct"), ("ct", "mr")), strict=True))
+# the translators of a checkpoint written before 0.3.0, which did not name them: every such run
+# that translates is a cyclegan's (its networks g_ct and g_mr) or the example's one-way g_ct
+BEFORE_0_3 = {"mr2ct": "g_ct", "ct2mr": "g_mr"}
 
 
-def direction_of(direction: str) -> tuple[str, str, str]:
-    """(network key, source modality, target modality) of ``--direction``; a clear error for another value."""
-    if direction not in ROLES:
+def direction_of(direction: str) -> tuple[str, str]:
+    """(source modality, target modality) of ``--direction``; a clear error for another value."""
+    if direction not in MODALITIES:
         raise ImtransError(f"--direction {direction}: choose {' or '.join(DIRECTIONS)}")
-    return ROLES[direction]
+    return MODALITIES[direction]
+
+
+def translator_of(state: dict[str, Any], direction: str, model: Path) -> str:
+    """The name of the network of checkpoint ``state`` that translates ``direction``; one line when none does."""
+    stored = state.get("translators")
+    translators = stored if stored is not None else BEFORE_0_3
+    translators = {d: name for d, name in translators.items() if name in state["models"]}
+    if direction in translators:
+        return translators[direction]
+    what = state.get("config", {}).get("model", "its model")
+    can = " or ".join(f"--direction {d}" for d in translators)
+    raise ImtransError(
+        f"--direction {direction}: {model} ({what}) does not translate {direction}; "
+        + (f"use {can}" if can else "its model translates no direction (see `imtrans plugins models`)")
+    )
 
 
 @dataclass
@@ -63,15 +82,16 @@ def checkpoint_of(model: Path) -> Path:
 
 
 def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -> TrainedGenerator:
-    """G_CT (``mr2ct``) or G_MR (``ct2mr``) of a trained run, ready for inference, rebuilt from the
+    """The network of a trained run that translates ``direction``, ready for inference, rebuilt from the
     resolved spec its checkpoint stores."""
     import imtrans_core as ic
 
     from ..training.checkpoint import load_file
     from ..training.validate import generator_spec
 
-    key, source, target = direction_of(direction)
+    source, target = direction_of(direction)
     state = load_file(checkpoint_of(Path(model)), map_location=device)
+    key = translator_of(state, direction, Path(model))
     config = state.get("config", {})
     contract = InputContract.of_run(state)
     # the spec the network was built from; a checkpoint from before 0.2.0 has only the options given

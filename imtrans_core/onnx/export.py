@@ -180,14 +180,15 @@ def _rename_io(model: Any, input_name: str, output_name: str) -> None:
 
 
 def _resolved_config(tg: TrainedGenerator, model: Path) -> dict[str, Any]:
-    """The run's configuration with every spec resolved (defaults filled in), as far as the plugins allow."""
+    """The run's configuration with every spec resolved (defaults filled in), as far as the plugins allow;
+    ``gen`` is the exported network's."""
     run = model if model.is_dir() else model.parent.parent
     stored = run / "config.json"
     if stored.is_file():
         try:
             data = json.loads(stored.read_text())
             resolved = data.pop("resolved", {}) or {}
-            return {**data, **{k: v for k, v in resolved.items() if v not in (None, "")}}
+            return {**data, **{k: v for k, v in resolved.items() if v not in (None, "")}, "gen": tg.spec}
         except (OSError, ValueError):
             pass
     import imtrans_core as ic

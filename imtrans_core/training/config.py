@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from dataclasses import Field, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,11 @@ def option(
 
 @dataclass
 class TrainConfig:
-    """Every knob of a CycleGAN(+GC) run. Defaults reproduce Hiasa et al. 2018, §2.2."""
+    """Every option of ``imtrans train``. Defaults reproduce Hiasa et al. 2018, §2.2 (cyclegan + GC).
+
+    The engine's options apply to every model; those only some models read (``MODEL_OPTIONS``:
+    networks, losses, the image pool, ...) are refused for a model that does not declare them.
+    """
 
     model: str = option(
         defaults.MODEL,
@@ -78,7 +82,9 @@ class TrainConfig:
     )
     disc: str = option(defaults.DISCRIMINATOR, "Discriminator spec (default patchgan, the 70x70 PatchGAN).")
     loss: list[str] = option(
-        [], "Loss spec, repeatable: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.", cli=False
+        [],
+        "Loss spec, repeatable, added to the model's own: gc:0.3 adds GC; cycle:5 re-weights; name:0 removes.",
+        cli=False,
     )
     data: str = option(
         defaults.DATASET, "Dataset spec: phantom, folder:ct=DIR,mr=DIR, synthrad:root=DIR, ..."
@@ -197,6 +203,12 @@ def flag(name: str) -> str:
 
 
 FIELDS: dict[str, Field] = {spec.name: spec for spec in fields(TrainConfig)}
+
+
+def default_of(name: str) -> Any:
+    """The default value of option ``name`` (a fresh list for a list option)."""
+    spec = FIELDS[name]
+    return spec.default_factory() if spec.default is MISSING else spec.default
 
 
 def check_values(data: dict[str, Any], source: str | None) -> dict[str, Any]:

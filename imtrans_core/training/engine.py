@@ -91,6 +91,7 @@ class Engine:
             "config": self.config.to_dict(),
             **self.model.state_dict(),
             "networks": self.model.network_specs(),
+            "translators": dict(self.model.translates),
             "torch_rng": torch.get_rng_state(),
             **self.extras,
         }

@@ -23,7 +23,7 @@ from .config import TrainConfig, resume_config
 from .distributed import Distributed
 from .engine import Engine
 from .rundir import RunDir, new_run_path
-from .validate import check, check_data, describe_resolved
+from .validate import build_model, check, check_data, describe_resolved
 
 log = logging.getLogger("imtrans")
 
@@ -58,9 +58,9 @@ def train(
     try:
         source = ic.DATASETS.build(config.data)  # a bad folder fails here, before the run directory exists
         torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
-        model = ic.MODELS.build(config.model)
+        model = build_model(config.model)
         model.setup(config, dist)
-        check_data(config, source, needs_pairs=model.data_needs()[1])
+        check_data(config, model, source)
         if resume is None:
             run_dir = RunDir.create(out, config, resolved, write=dist.is_main)
         elif config != run_dir.config:  # config.json records the changes once the data is read

@@ -1,12 +1,12 @@
 """What a trainable model is: the part of training that the engine does not own.
 
-A model (an entry of ``imtrans_core.MODELS``) declares its networks and
-optimisers, performs one training step, and saves and restores its own state;
-the engine (:mod:`.engine`) owns everything else: the loop, checkpoints written
-atomically, resume after a kill, the NaN stop, Ctrl-C, progress, the event hooks
-and the loggers. ``cyclegan`` (:mod:`.cyclegan`) and the segmentation plugin's
-``segment`` are two; a third-party package adds its own through the ``imtrans``
-entry points exactly as they do (see ``plugins/examples/imtrans-example``).
+A model (an entry of ``imtrans_core.MODELS``) owns its method: it declares its
+networks, default losses, the options it reads and the directions it translates,
+performs one training step, and saves and restores its own state; the engine
+(:mod:`.engine`) owns the rest: the loop, atomic checkpoints, resume after a kill,
+the NaN stop, Ctrl-C, progress, the event hooks and the loggers. The built-in
+methods (cyclegan, pix2pix, ...) are plugins written against ``imtrans_core.api``,
+as a third-party one is (see ``plugins/examples/imtrans-example``).
 
 The registry builds a model from its spec (``--model cyclegan``) with only the
 spec's parameters: it is cheap and holds no networks. The command that trains it
@@ -16,13 +16,33 @@ spec's parameters: it is cheap and holds no networks. The command that trains it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-OPTIONAL_FEATURES = ("ema",)  # TrainConfig fields off by default that only some models read
+# `imtrans train`'s options that only some models read: a model declares those it reads in
+# ``reads``, and any other one given is refused before work rather than silently ignored
+MODEL_OPTIONS = ("gen", "disc", "loss", "pool", "pairing", "ema", "compile")
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network a model builds: the registry that builds it and its resolved spec."""
+
+    registry: Any  # imtrans_core.Registry: GENERATORS, DISCRIMINATORS or a plugin's
+    spec: Any  # imtrans_core.Spec, every parameter filled in
+
+    def build(self) -> nn.Module:
+        return self.registry.build(self.spec)
+
+    def __hash__(self) -> int:  # a spec's keyword values sit in a dict: hash its text
+        return hash((id(self.registry), str(self.spec)))
+
+    def __str__(self) -> str:
+        return str(self.spec)
 
 
 class TrainableModel(ABC):
@@ -34,12 +54,17 @@ class TrainableModel(ABC):
     every step (the first non-finite term is named in the error).
     """
 
+    name: str = ""  # the name it is registered under (set when built for a run)
     trained_by: ClassVar[str] = "imtrans train"  # the command whose settings ``setup`` reads
     label: ClassVar[str] = "train"  # the progress line's name
-    shown: ClassVar[tuple[str, ...]] = ()  # the terms the progress line shows, in order
-    # which of ``imtrans train``'s optional features (OPTIONAL_FEATURES) ``setup`` reads: one set
-    # for a model that ignores it is refused before any work rather than silently dropped
-    features: ClassVar[frozenset[str]] = frozenset()
+    shown: ClassVar[tuple[str, ...]] = ()  # the terms the progress line shows, in order (): all
+    reads: ClassVar[frozenset[str]] = frozenset({"gen"})  # which of MODEL_OPTIONS ``setup`` reads
+    default_losses: ClassVar[tuple[str, ...]] = ()  # loss specs added before --loss's
+    loss_kinds: ClassVar[frozenset[str]] = frozenset()  # the ``kind`` of every loss it reads
+    single_kinds: ClassVar[frozenset[str]] = frozenset()  # kinds it takes one term of: a new one replaces
+    # which network translates each direction (mr2ct, ct2mr): what translate and export load
+    translates: ClassVar[dict[str, str]] = {}
+    roles: ClassVar[dict[str, str]] = {}  # what each network does, in a few words (``train --dry-run``)
 
     @abstractmethod
     def setup(self, config: Any, dist: Any) -> None:
@@ -73,6 +98,31 @@ class TrainableModel(ABC):
         default changed after training never changes the network a checkpoint loads into.
         """
         return {}
+
+    def resolve_networks(self, config: Any) -> dict[str, Network]:
+        """Each network ``setup`` builds from ``config``, by name, with its resolved spec.
+
+        Called before any work: ``config.json`` records them and the size check builds them.
+        """
+        return {}
+
+    def probe(self, networks: dict[str, nn.Module], x: torch.Tensor) -> str | None:
+        """Run ``networks`` (built from ``resolve_networks``) once as a step would on input ``x``.
+
+        Returns None when they fit together, else what went wrong in a few words; what a
+        network raises is caught by the caller. The default runs each network on ``x``.
+        """
+        for network in networks.values():
+            network(x)
+        return None
+
+    def check_losses(self, kinds: dict[str, str], removed: dict[str, str]) -> None:
+        """Refuse (``SpecError``) a set of loss terms the method cannot train with.
+
+        ``kinds``: each composed term's kind by name; ``removed``: for each kind, the
+        ``--loss name:0`` that removed its last term, for the message.
+        """
+        return None
 
     def samples(self, fixed: Any) -> dict[str, np.ndarray]:
         """Sample images of ``fixed`` inputs as (H, W) float arrays in [-1, 1], three to a row when drawn."""

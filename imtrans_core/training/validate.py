@@ -18,71 +18,89 @@ import torch
 import imtrans_core as ic
 
 from ..errors import ImtransError
-from .config import FIELDS, TrainConfig, flag
+from .config import PRESETS, TrainConfig, default_of, flag
 from .distributed import device_kind
 from .objective import compose_loss_specs, compose_losses
 from .precision import resolve_amp
-from .trainable import OPTIONAL_FEATURES
+from .trainable import MODEL_OPTIONS, Network, TrainableModel
 
 REFERENCE_SIZE = 256  # the paper's slice size: networks that fail on it fail for another reason
 
 
 def check(config: TrainConfig) -> dict[str, Any]:
     """Every check that needs the registries or the machine; returns the resolved specs."""
-    resolved = resolve_specs(config)
-    check_features(config)
+    model = build_model(config.model)
+    check_options(config, model)
+    resolved = resolve_specs(config, model)
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)
-    check_size(config.gen, config.disc, config.size, config.context)
+    check_size(model, config)
     resolve_amp(config.amp, torch.device(device_kind(config.device)))
     return resolved
 
 
-def check_data(config: TrainConfig, source: Any, needs_pairs: bool) -> None:
+def check_data(config: TrainConfig, model: TrainableModel, source: Any) -> None:
     """Refuse a model or a paired loss that trains on aligned pairs when the data has none."""
-    if not needs_pairs or source.train_pairs:
+    if not model.data_needs()[1] or source.train_pairs:
         return
-    losses = compose_losses(config.loss, ic.LOSSES)
+    losses = compose_losses(config.loss, ic.LOSSES, model) if "loss" in model.reads else {}
     paired = [name for name, loss in losses.items() if getattr(loss, "kind", "") == "paired"]
-    why = f"--loss {paired[0]}" if paired else f"--model {config.model}"
+    why = (
+        f"--loss {paired[0]}"
+        if paired and "paired" not in model.default_losses
+        else f"--model {config.model}"
+    )
     raise ImtransError(
         f"{why} trains on aligned CT/MR pairs, and --data {config.data} has none; "
         "give data with training pairs (phantom:n_train_pairs=N, folder:ct=DIR,mr=DIR,pairs=DIR, "
-        "synthrad:root=DIR)" + (" or drop the paired loss" if paired else "")
+        "synthrad:root=DIR)" + (" or drop the paired loss" if why.startswith("--loss") else "")
     )
 
 
-def resolve_specs(config: TrainConfig) -> dict[str, Any]:
-    """Every spec of the config checked against its registry and resolved (defaults filled in)."""
+def resolve_specs(config: TrainConfig, model: TrainableModel) -> dict[str, Any]:
+    """Every spec of the config checked against its registry and resolved (defaults filled in).
+
+    ``networks``: what ``model`` builds, by its names, as it resolves them (a conditional
+    discriminator's channels included): what was trained, not what was typed.
+    """
+    networks = model.resolve_networks(config)
+    losses = compose_loss_specs(config.loss, ic.LOSSES, model) if "loss" in model.reads else []
     return {
-        "model": str(model_spec(config.model)),
-        "gen": str(generator_spec(config.gen, config.context)),
-        "disc": str(discriminator_spec(config.disc, config.context)),
+        "model": str(ic.MODELS.resolve(config.model)),
+        "networks": {name: str(spec) for name, spec in networks.items()},
         "data": str(ic.DATASETS.resolve(config.data)),
-        "loss": [str(s) for s in compose_loss_specs(config.loss, ic.LOSSES)],
+        "loss": [str(s) for s in losses],
         "log": [str(ic.LOGGERS.resolve(s)) for s in config.log],
     }
 
 
-def model_spec(model: str) -> ic.Spec:
-    """The ``--model`` spec resolved; a model that another command trains is refused, naming that command."""
+def build_model(model: str) -> TrainableModel:
+    """The ``--model`` built from its spec (cheap: no networks yet); one another command trains is refused."""
     spec = ic.MODELS.resolve(model)
     trained_by = getattr(ic.MODELS.get(spec.name), "trained_by", "imtrans train")
     if trained_by != "imtrans train":
         raise ImtransError(f"--model {model}: this model is trained with `{trained_by}`, not `imtrans train`")
-    return spec
+    built = ic.MODELS.build(spec)
+    built.name = spec.name
+    return built
 
 
-def check_features(config: TrainConfig) -> None:
-    """Refuse an optional feature (``--ema``) that ``--model`` does not read: it would be ignored."""
-    model = ic.MODELS.get(ic.MODELS.resolve(config.model).name)
-    for name in OPTIONAL_FEATURES:
+def check_options(config: TrainConfig, model: TrainableModel) -> None:
+    """Refuse an option only some models read (``MODEL_OPTIONS``) given for one that does not: it would be ignored.
+
+    A value the preset sets is not the user's choice and passes (``--preset cpu`` sets ``--disc``).
+    """
+    preset = PRESETS.get(config.preset, {})
+    for name in MODEL_OPTIONS:
         value = getattr(config, name)
-        if value != FIELDS[name].default and name not in getattr(model, "features", frozenset()):
-            raise ImtransError(
-                f"--{flag(name)} {value}: --model {config.model} does not use it (only models that declare "
-                f"it do, e.g. cyclegan); drop --{flag(name)}"
-            )
+        if name in model.reads or value == default_of(name) or preset.get(name) == value:
+            continue
+        shown = " ".join(value) if isinstance(value, list) else value
+        reads = ", ".join(f"--{flag(n)}" for n in MODEL_OPTIONS if n in model.reads) or "none of them"
+        raise ImtransError(
+            f"--{flag(name)} {shown}: --model {config.model} does not read it (of the options only some "
+            f"models read, it reads {reads}); drop --{flag(name)}"
+        )
 
 
 def generator_spec(gen: str, context: int = 0) -> ic.Spec:
@@ -115,57 +133,68 @@ def _stacked(registry: ic.Registry, option: str, spec: str, context: int, keys: 
 
 
 def describe_resolved(resolved: dict[str, Any]) -> str:
-    """The resolved specs on one line, as ``train --dry-run`` prints them and a run logs them."""
-    return "  ".join(f"{k}={v}" for k, v in resolved.items() if v)
+    """The resolved specs on one line, as ``train --dry-run`` prints them and a run logs them.
 
-
-def check_size(gen: str, disc: str, size: int, context: int = 0) -> None:
-    """Refuse a ``--size`` the networks cannot train on, naming the smallest they accept.
-
-    The networks run once on a size x size slice (a stack of ``2 * context + 1``
-    of them for 2.5-D): the generator must give back the same shape and the discriminator must accept it. They are built
-    on the ``meta`` device first (shapes only: no memory, no arithmetic); what
-    fails there is tried again on the CPU, since code that looks at values (an
-    ``.item()``, an ``if`` on a tensor) cannot run on ``meta``. Nothing about the
-    architectures is hard-coded, so a plugin's network is checked the same way.
+    Networks built from one spec are named together (``g_ct,g_mr=resnet9:...``).
     """
-    problem = _probe(gen, disc, size, "meta", context) and _probe(gen, disc, size, "cpu", context)
+    named: dict[str, list[str]] = {}
+    for name, spec in resolved.get("networks", {}).items():
+        named.setdefault(spec, []).append(name)
+    items = {k: v for k, v in resolved.items() if k != "networks"}
+    items = {"model": items.pop("model", ""), **{",".join(n): s for s, n in named.items()}, **items}
+    return "  ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in items.items() if v)
+
+
+def check_size(model: TrainableModel, config: TrainConfig) -> None:
+    """Refuse a ``--size`` the model's networks cannot train on, naming the smallest they accept.
+
+    The networks run once, as ``model.probe`` runs them, on a size x size slice (a stack of
+    ``2 * context + 1`` for 2.5-D). They are built on the ``meta`` device first (shapes only);
+    what fails there is tried again on the CPU, since code that looks at values cannot run on
+    ``meta``. Nothing about the architectures is hard-coded, so a plugin's network and method
+    are checked the same way.
+    """
+    networks = tuple(model.resolve_networks(config).items())
+    if not networks:
+        return
+    size, context = config.size, config.context
+
+    def probe(side: int, device: str) -> str | None:
+        return _probe(model, networks, side, device, context)
+
+    problem = probe(size, "meta") and probe(size, "cpu")
     if problem is None:
         return
-    # Look for the smallest size where the networks run: on meta if they run there at all.
-    device = next((d for d in ("meta", "cpu") if _probe(gen, disc, REFERENCE_SIZE, d, context) is None), None)
+    kinds = ", ".join(dict.fromkeys(network.spec.name for _, network in networks))
+    shown = f"the networks of {model.name or type(model).__name__} ({kinds})"
+    device = next((d for d in ("meta", "cpu") if probe(REFERENCE_SIZE, d) is None), None)
     if device is None:  # not the size: the networks themselves
         raise ImtransError(
-            f"{gen} with {disc} cannot train on {size} x {size} slices, nor on {REFERENCE_SIZE} x "
+            f"{shown} cannot train on {size} x {size} slices, nor on {REFERENCE_SIZE} x "
             f"{REFERENCE_SIZE} ({problem}); check their specs (in_ch, out_ch, ...)"
         )
-    smallest = next(s for s in range(2, REFERENCE_SIZE + 1) if _probe(gen, disc, s, device, context) is None)
+    smallest = next(s for s in range(2, REFERENCE_SIZE + 1) if probe(s, device) is None)
     raise ImtransError(
-        f"--size {size}: {gen} with {disc} cannot train on {size} x {size} slices ({problem}); "
+        f"--size {size}: {shown} cannot train on {size} x {size} slices ({problem}); "
         f"the smallest size they accept is {smallest}"
     )
 
 
+Networks = tuple[tuple[str, Network], ...]
+
+
 @functools.lru_cache(maxsize=4)
-def _networks(gen: str, disc: str, device: str, context: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _built(networks: Networks, device: str) -> dict[str, torch.nn.Module]:
     with torch.device(device):
-        return (
-            ic.GENERATORS.build(generator_spec(gen, context)),
-            ic.DISCRIMINATORS.build(discriminator_spec(disc, context)),
-        )
+        return {name: network.build() for name, network in networks}
 
 
 @torch.no_grad()
-def _probe(gen: str, disc: str, size: int, device: str, context: int = 0) -> str | None:
+def _probe(model: TrainableModel, networks: Networks, size: int, device: str, context: int) -> str | None:
     """None when the networks train on stacks of size x size slices on ``device``, else why not in a few words."""
-    generator, discriminator = _networks(gen, disc, device, context)
     x = torch.zeros(1, 2 * context + 1, size, size, device=device)
     try:
-        y = generator(x)
-        if tuple(y.shape) != tuple(x.shape):
-            return f"the generator returns {tuple(y.shape)} for {tuple(x.shape)}"
-        discriminator(y)
+        return model.probe(_built(networks, device), x)
     except Exception as err:  # whatever a network raises on a slice it cannot take
         text = str(err).strip()
         return f"{type(err).__name__}: {text.splitlines()[0][:120]}" if text else type(err).__name__
-    return None

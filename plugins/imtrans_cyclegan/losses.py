@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imtrans_core.errors import SpecError
+from imtrans_core.api import SpecError
 
 from .networks import GaussianBlur
 
@@ -331,8 +331,7 @@ def bone_inside(ct: torch.Tensor) -> torch.Tensor:
     Holes in the cortex mask, filled per slice on the CPU, as the body masks of
     ``imtrans data prepare`` are.
     """
-    from imtrans_core.data.intensity import CT_WINDOW
-    from imtrans_core.data.preprocess import fill_holes_per_slice
+    from imtrans_core.api import CT_WINDOW, fill_holes_per_slice
 
     cortex = (ct.detach().float() > CT_WINDOW.forward(CORTEX_HU)).cpu().numpy()
     filled = fill_holes_per_slice(cortex.reshape(-1, *cortex.shape[2:]).astype(np.uint8), axis=0)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imtrans_core.errors import SpecError
+from imtrans_core.api import SpecError
 
 Norm = Literal["instance", "batch", "none"]
 Upsampling = Literal["transpose", "resize"]

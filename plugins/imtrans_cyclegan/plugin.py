@@ -14,7 +14,7 @@ from imtrans_core import hookimpl
 @hookimpl
 def imtrans_register(registries: Any) -> None:
     networks, losses = f"{__package__}.networks", f"{__package__}.losses"
-    registries.models.add("cyclegan", "imtrans_core.training.cyclegan:CycleGAN")
+    registries.models.add("cyclegan", f"{__package__}.model:CycleGAN")
     registries.generators.add("resnet9", f"{networks}:resnet9")
     registries.generators.add("unet", f"{networks}:unet")
     registries.discriminators.add("patchgan", f"{networks}:patchgan")

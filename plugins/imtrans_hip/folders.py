@@ -5,9 +5,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from imtrans_core.data.io import list_volumes, read_volume, volume_id
-from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import (
+    ImtransError,
+    PairedSubject,
+    VolumePool,
+    VolumeSource,
+    list_volumes,
+    read_volume,
+    volume_id,
+)
 
 
 def _pool(folder: Path, modality: str, option: str) -> VolumePool:
@@ -29,7 +35,7 @@ def folder(ct: str, mr: str, pairs: str = "") -> VolumeSource:
     as ``imtrans data phantom --train-pairs`` writes them: the aligned subjects
     a paired loss trains on (supervised or hybrid, docs/training.md).
     """
-    from imtrans_core.data.preprocess import read_prepared  # SimpleITK: only when a folder dataset is built
+    from imtrans_core.api import read_prepared
 
     ct_pool, mr_pool = _pool(Path(ct), "ct", "ct"), _pool(Path(mr), "mr", "mr")
     subjects = _pair_folders(Path(pairs)) if pairs else []

@@ -34,9 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imtrans_core.data.sources import PairedSubject, VolumePool, VolumeSource
-from imtrans_core.data.volume import Volume
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import ImtransError, PairedSubject, Volume, VolumePool, VolumeSource
 
 from . import ct, mr
 from .anatomy import LABEL_GROUPS, LABELS, TISSUES, Anatomy, Painted, Subject, build, nominal_grid, paint
@@ -545,7 +543,7 @@ def write_phantom(
     import SimpleITK as sitk
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from imtrans_core.data.io import write_volume
+    from imtrans_core.api import write_volume
 
     out = Path(out_dir)
     source = phantom(n_ct, n_mr, n_paired, size, slices, seed, n_train_pairs=n_train_pairs, **asdict(scan))

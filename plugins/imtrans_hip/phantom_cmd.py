@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from imtrans_core.cli.types import PATH, FiniteFloatRange
+from imtrans_core.api import PATH, FiniteFloatRange
 
 from .scan import Scan
 
@@ -104,7 +104,7 @@ def phantom(
     from .phantom import write_phantom
 
     if out_dir.exists() and not out_dir.is_dir():
-        from imtrans_core.errors import ImtransError
+        from imtrans_core.api import ImtransError
 
         raise ImtransError(f"--out {out_dir}: is a file, not a folder; pass a folder to write into")
     out = write_phantom(

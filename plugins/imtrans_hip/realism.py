@@ -31,9 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from imtrans_core.data.io import from_sitk, to_sitk
-from imtrans_core.data.preprocess import body_mask
-from imtrans_core.data.volume import Volume
+from imtrans_core.api import Volume, body_mask, from_sitk, to_sitk
 
 from .anatomy import LABELS
 

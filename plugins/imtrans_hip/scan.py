@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field, fields
 from numbers import Real
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import ImtransError
 
 
 def _knob(default: float, low: float, high: float, help: str) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from imtrans_core import hookimpl
-from imtrans_core.training.rundir import truncate_metrics
+from imtrans_core.api import truncate_metrics
 
 PER_ROW = 3  # cyclegan's samples: MR, synthetic CT, reconstructed MR / CT, synthetic MR, reconstructed CT
 

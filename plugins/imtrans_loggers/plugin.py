@@ -26,7 +26,7 @@ def tensorboard(logdir: str = ""):
 
         return TensorBoardLogger(logdir)
     except ImportError as err:
-        from imtrans_core.errors import ImtransError
+        from imtrans_core.api import ImtransError
 
         raise ImtransError(
             f"--log tensorboard needs the tensorboard package: pip install tensorboard ({err})"

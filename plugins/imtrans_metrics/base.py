@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError, SpecError
-from imtrans_core.spec import format_value
+from imtrans_core.api import ImtransError, SpecError, format_value
 
 Scale = Literal["paper", "hu", "synthrad"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError, SpecError
+from imtrans_core.api import ImtransError, SpecError
 
 from .base import Metric, check_mask, spec_name
 

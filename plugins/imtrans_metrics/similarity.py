@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError, SpecError
+from imtrans_core.api import ImtransError, SpecError
 
 from .base import Metric, Scale, check_axis, check_pair, check_scale, spec_name, to_scale, value_range
 

@@ -9,9 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from imtrans_core.choices import AMP_MODES, DEVICES
-from imtrans_core.cli.types import PATH, FiniteFloatRange
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import AMP_MODES, DEVICES, PATH, FiniteFloatRange, ImtransError
 
 from .config import SegmentConfig
 

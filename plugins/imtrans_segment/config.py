@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import ImtransError
 
 
 @dataclass

@@ -23,14 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from imtrans_core.cache import cache_root
-from imtrans_core.data.intensity import CT_WINDOW, MR_WINDOW
-from imtrans_core.data.io import list_volumes, read_volume, volume_id
-from imtrans_core.data.slices import Plane, normalize, to_slices
-from imtrans_core.data.volume import Volume
-from imtrans_core.errors import ImtransError
-from imtrans_core.inference.translate import translate_volume
-from imtrans_core.progress import track
+from imtrans_core.api import (
+    CT_WINDOW,
+    MR_WINDOW,
+    ImtransError,
+    Plane,
+    Volume,
+    cache_root,
+    list_volumes,
+    normalize,
+    read_volume,
+    to_slices,
+    track,
+    translate_volume,
+    volume_id,
+)
 
 from .structures import Structure, class_lut, integer_labels
 
@@ -130,7 +137,7 @@ def prepare(
 ) -> list[TrainingVolume]:
     """Load every labelled CT, make (or read from the cache) its synthetic MR, map labels to classes.
 
-    ``g_mr`` is the G_MR backend (:mod:`imtrans_core.inference.translate`); slices are cut in its
+    ``g_mr`` is the G_MR backend (``imtrans_core.api.translate_volume``); slices are cut in its
     orientation. ``gen_key`` identifies it for the cache (:func:`generator_key`).
     """
     out = []
@@ -168,7 +175,7 @@ def prepare(
 def synthetic(volume: Volume, backend: Any, batch: int = 8) -> np.ndarray:
     """``backend``'s translation of ``volume`` on the networks' [-1, 1] scale, on the volume's grid.
 
-    :func:`imtrans_core.inference.translate.translate_volume` gives HU (or the MR scale); its window maps
+    ``imtrans_core.api.translate_volume`` gives HU (or the MR scale); its window maps
     that back onto [-1, 1] exactly, which is what the U-Net's input channel holds.
     """
     window = CT_WINDOW if backend.target == "ct" else MR_WINDOW

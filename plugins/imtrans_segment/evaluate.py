@@ -2,7 +2,7 @@
 
 The paper reports Dice of pelvis, femur, gluteus medius and gluteus minimus over 10 MR volumes
 as box plots and mean ± SD (§3.2). Here PRED and REF are two label volumes or two folders
-matched by subject id (``imtrans_core.evaluation.subjects.match_subjects``); what each label value means
+matched by subject id (``imtrans_core.api.match_subjects``); what each label value means
 comes from ``labels.json`` beside the predictions (``imtrans segment predict`` writes it) or from
 ``--structures`` (``pelvis:1,femur:3+4``, or names that ``labels.json`` knows). A structure may
 cover several reference values (femur = left ∪ right). Dice itself is the ``dice`` metric of the
@@ -18,11 +18,7 @@ from typing import Any
 import numpy as np
 
 import imtrans_core as ic
-from imtrans_core.data.io import read_volume
-from imtrans_core.errors import ImtransError
-from imtrans_core.evaluation import report as core
-from imtrans_core.evaluation.plots import box_plot
-from imtrans_core.evaluation.subjects import match_subjects
+from imtrans_core.api import ImtransError, box_plot, match_subjects, read_volume, results_table, write_results
 
 from .data import read_label_names
 from .predict import read_labels_json, structures_from_labels_json
@@ -129,7 +125,7 @@ def report(
 ) -> Any:
     """The rich table (one row per subject, mean ± SD below), and the JSON and box plot when asked."""
     if json_path:
-        core.write_json(
+        write_results(
             rows,
             json_path,
             {"structures": [s.to_dict() for s in structures], "metric": "dice", "sd": "sample (n - 1)"},
@@ -142,4 +138,4 @@ def report(
             labels={s.name: s.name.replace("_", " ") for s in structures},
             title=f"Dice over {len(rows)} subject{'s' * (len(rows) != 1)}",
         )
-    return core.results_table(rows, title="Dice per structure")
+    return results_table(rows, title="Dice per structure")

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import imtrans_core as ic
-from imtrans_core.training.precision import autocast, resolve_amp
-from imtrans_core.training.trainable import TrainableModel
+from imtrans_core.api import TrainableModel, autocast, resolve_amp
 
 from .config import SegmentConfig
 

@@ -23,18 +23,27 @@ from rich.console import Console
 from rich.progress import track
 
 import imtrans_core as ic
-from imtrans_core.data.intensity import CT_WINDOW
-from imtrans_core.data.io import read_volume, write_volume
-from imtrans_core.data.slices import Plane, from_slices, normalize, to_slices
-from imtrans_core.data.volume import Volume
-from imtrans_core.errors import ImtransError
-from imtrans_core.inference.jobs import plan_jobs
-from imtrans_core.inference.modality import check_source
-from imtrans_core.inference.translate import translate_volume
-from imtrans_core.onnx.choose import make_backend
-from imtrans_core.training.checkpoint import list_checkpoints, load_file, write_json
-from imtrans_core.training.distributed import pick_device
-from imtrans_core.training.precision import autocast, resolve_amp
+from imtrans_core.api import (
+    CT_WINDOW,
+    ImtransError,
+    Plane,
+    Volume,
+    autocast,
+    check_source,
+    from_slices,
+    list_checkpoints,
+    load_checkpoint,
+    make_backend,
+    normalize,
+    pick_device,
+    plan_jobs,
+    read_volume,
+    resolve_amp,
+    to_slices,
+    translate_volume,
+    write_json,
+    write_volume,
+)
 
 from .rundir import read_meta, structures_of
 from .structures import Structure, class_values, label_dtype
@@ -59,7 +68,7 @@ class Segmenter:
         """The newest checkpoint of a segmentation run directory, or a checkpoint file of one."""
         run = Path(run)
         if run.is_file():
-            state = load_file(run)
+            state = load_checkpoint(run)
             meta = state.get("segment")
             if not isinstance(meta, dict):
                 raise ImtransError(
@@ -72,7 +81,7 @@ class Segmenter:
                 raise ImtransError(
                     f"SEGRUN {run}: no checkpoints yet (checkpoints/ckpt-*.pt); train it or wait for one"
                 )
-            state = load_file(found[-1])
+            state = load_checkpoint(found[-1])
         if "unet" not in state["models"]:
             raise ImtransError(f"SEGRUN {run}: the checkpoint holds no segmentation network ('unet')")
         target = pick_device(device)

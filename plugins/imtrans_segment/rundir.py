@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import ImtransError
 
 from .structures import Structure
 

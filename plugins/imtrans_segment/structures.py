@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from imtrans_core.errors import ImtransError
+from imtrans_core.api import ImtransError
 
 #: The structures of the paper's Fig. 6.
 PAPER_STRUCTURES = ("pelvis", "femur", "gluteus_medius", "gluteus_minimus")

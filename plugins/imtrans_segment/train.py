@@ -2,7 +2,7 @@
 
 The §3.2 network is the ``segment`` model (:mod:`.model`); this module prepares what it learns
 from (labelled CT with the synthetic MR a CycleGAN's G_MR makes of it), writes ``segment.json``
-and hands the rest to :class:`imtrans_core.training.engine.Engine`: the loop, checkpoints, resume
+and hands the rest to ``imtrans_core.api.Engine``: the loop, checkpoints, resume
 after a kill, Ctrl-C, DDP, the NaN stop, the event hooks and the loggers (``--log tensorboard``).
 
 Iteration ``i`` draws its batch from ``numpy.random.default_rng([seed, i])`` (a random labelled
@@ -30,14 +30,18 @@ import numpy as np
 import torch
 
 import imtrans_core as ic
-from imtrans_core.data.slices import fit_to
-from imtrans_core.errors import ImtransError
-from imtrans_core.inference.backends import TorchBackend
-from imtrans_core.inference.models import checkpoint_of
-from imtrans_core.training import checkpoint
-from imtrans_core.training.distributed import Distributed
-from imtrans_core.training.engine import Engine
-from imtrans_core.training.runner import StopRequest, loggers
+from imtrans_core.api import (
+    Distributed,
+    Engine,
+    ImtransError,
+    StopRequest,
+    TorchBackend,
+    checkpoint_of,
+    fit_to,
+    list_checkpoints,
+    loggers,
+    write_json,
+)
 
 from . import data as segdata
 from .config import SegmentConfig
@@ -75,7 +79,7 @@ def train(
         engine.extras = {"segment": meta}
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_json(run_dir / SEGMENT_JSON, {**meta, "step": engine.step, "status": "running"})
+            write_json(run_dir / SEGMENT_JSON, {**meta, "step": engine.step, "status": "running"})
         start, started, status = engine.step, time.perf_counter(), "failed"
         fixed = _tensors(sample_batch(volumes, config.size, 1, config.seed, 0))  # drawn in the samples
         batches = (
@@ -89,7 +93,7 @@ def train(
                 status = engine.fit(batches, fixed, stop)
         finally:
             if dist.is_main:
-                checkpoint.write_json(run_dir / SEGMENT_JSON, {**meta, "step": engine.step, "status": status})
+                write_json(run_dir / SEGMENT_JSON, {**meta, "step": engine.step, "status": status})
         return SegmentResult(run_dir, start, engine.step, status, time.perf_counter() - started, engine.last)
     finally:
         dist.close()
@@ -105,7 +109,7 @@ def _run_and_config(
     if config is None:
         raise ValueError("train() needs a config or resume=")
     run_dir = Path(out) if out is not None else Path("runs") / time.strftime("segment-%Y%m%d-%H%M%S")
-    if checkpoint.list_checkpoints(run_dir):
+    if list_checkpoints(run_dir):
         raise ImtransError(
             f"--out {run_dir} already holds a segmentation run; continue it with --resume {run_dir} "
             "or choose another --out"

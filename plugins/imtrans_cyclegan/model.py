@@ -12,64 +12,83 @@ optimizers, schedulers and image pools (the engine adds the step and the RNG).
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 import imtrans_core as ic
+from imtrans_core.api import (
+    ImagePool,
+    Network,
+    Optimizers,
+    SpecError,
+    TrainableModel,
+    WeightAverage,
+    autocast,
+    compiled,
+    compose_losses,
+    discriminator_spec,
+    generator_spec,
+    middle_slices,
+)
 
-from ..progress import MAIN_TERMS
-from .config import TrainConfig
-from .ema import WeightAverage
-from .model import Discriminators, Generators, Objective
-from .objective import compose_losses
-from .pool import ImagePool
-from .precision import autocast, resolve_amp
-from .schedule import linear_decay, lr_factor
-from .trainable import TrainableModel
-from .validate import discriminator_spec, generator_spec
-
-log = logging.getLogger("imtrans")
-
-
-def compiled(module: nn.Module, mode: str) -> nn.Module:
-    """``module`` under ``torch.compile`` in ``mode`` (``off``: as it is).
-
-    Only the module that runs is compiled; the networks inside keep their own
-    state dicts, so checkpoints do not depend on whether a run was compiled.
-    """
-    return module if mode == "off" else torch.compile(module, mode=mode)
+from .objective import KINDS, Discriminators, Generators, Objective
 
 
 class CycleGAN(TrainableModel):
     """CycleGAN (+ GC): G_CT, G_MR, D_CT, D_MR and the objective of Eq. 6 (--loss), Adam, linear decay."""
 
-    shown = MAIN_TERMS
-    features = frozenset({"ema"})
+    shown = ("g_ct", "g_mr", "cycle", "gc", "mind", "hist", "paired", "d_ct", "d_mr")
+    reads = frozenset({"gen", "disc", "loss", "pool", "pairing", "ema", "compile"})
+    default_losses = ("lsgan:1", "cycle:3")  # Zhu et al.'s CycleGAN with the paper's weights
+    loss_kinds = frozenset(KINDS)
+    single_kinds = frozenset({"adversarial"})  # the discriminators train on exactly one
+    translates: ClassVar[dict[str, str]] = {"mr2ct": "g_ct", "ct2mr": "g_mr"}
+    roles: ClassVar[dict[str, str]] = {
+        "g_ct": "MR -> CT",
+        "g_mr": "CT -> MR",
+        "d_ct": "real or synthetic CT",
+        "d_mr": "real or synthetic MR",
+    }
 
-    def setup(self, config: TrainConfig, dist: Any) -> None:
+    def resolve_networks(self, config: Any) -> dict[str, Network]:
+        gen = Network(ic.GENERATORS, generator_spec(config.gen, config.context))
+        disc = Network(ic.DISCRIMINATORS, discriminator_spec(config.disc, config.context))
+        return {"g_ct": gen, "g_mr": gen, "d_ct": disc, "d_mr": disc}
+
+    def probe(self, networks: dict[str, nn.Module], x: torch.Tensor) -> str | None:
+        y = networks["g_ct"](x)
+        if tuple(y.shape) != tuple(x.shape):
+            return f"the generator returns {tuple(y.shape)} for {tuple(x.shape)}"
+        networks["d_ct"](y)
+        return None
+
+    def check_losses(self, kinds: dict[str, str], removed: dict[str, str]) -> None:
+        """Without an adversarial term only supervised training (a paired term) makes sense."""
+        if "adversarial" not in kinds.values() and "paired" not in kinds.values():
+            raise SpecError(
+                f"--loss {removed.get('adversarial', '')} leaves no adversarial loss, and unpaired training "
+                "needs one; to change it give another (e.g. --loss vanilla) instead of a weight of 0, "
+                "or add --loss paired for supervised training on aligned pairs"
+            )
+
+    def setup(self, config: Any, dist: Any) -> None:
         self.config, self.device = config, dist.device
-        self.amp = resolve_amp(config.amp, self.device)
-        disc = discriminator_spec(config.disc, config.context)
-        gen = generator_spec(config.gen, config.context)
-        g_ct, g_mr = (ic.GENERATORS.build(gen) for _ in range(2))
-        self.specs = {"g_ct": str(gen), "g_mr": str(gen), "d_ct": str(disc), "d_mr": str(disc)}
-        d_ct, d_mr = (ic.DISCRIMINATORS.build(disc) for _ in range(2))
+        specs = self.resolve_networks(config)
+        g_ct, g_mr = (specs[name].build() for name in ("g_ct", "g_mr"))
+        self.specs = {name: str(spec) for name, spec in specs.items()}
+        d_ct, d_mr = (specs[name].build() for name in ("d_ct", "d_mr"))
         self.generators = Generators(g_ct, g_mr).to(self.device)
         self.average = WeightAverage(self.generators, config.ema) if config.ema else None
         self.discriminators = Discriminators(d_ct, d_mr).to(self.device)
-        self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES))
-        betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generators.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminators.parameters(), lr=config.lr, betas=betas)
-        self.sched_g = linear_decay(self.opt_g, config.iters, config.turn)
-        self.sched_d = linear_decay(self.opt_d, config.iters, config.turn)
+        self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES, self))
+        groups = {"g": self.generators.parameters(), "d": self.discriminators.parameters()}
+        self.optimizers = Optimizers(config, self.device, groups)
+        self.amp = self.optimizers.amp
         self.pool_ct = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank)
         self.pool_mr = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank + 1)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.g_train = compiled(dist.wrap(self.generators), config.compile)
         self.d_train = compiled(dist.wrap(self.discriminators), config.compile)
 
@@ -94,7 +113,7 @@ class CycleGAN(TrainableModel):
         return self.objective.uses_unpaired, self.objective.uses_pairs
 
     def lr(self) -> float:
-        return self.opt_g.param_groups[0]["lr"]
+        return self.optimizers.lr()
 
     # -- one iteration ---------------------------------------------------------
 
@@ -111,18 +130,14 @@ class CycleGAN(TrainableModel):
         self.discriminators.requires_grad_(False)  # G step: D is a fixed critic
         with autocast(self.device, self.amp):
             terms = self.objective.generator_terms(batch, out, self.discriminators)
-        loss_g = self.objective.generator_loss(terms, step=self.sched_g.last_epoch)  # iterations done
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
+        loss_g = self.objective.generator_loss(terms, step=self.optimizers.done)
+        self.optimizers.step("g", loss_g)
         if self.average is not None:
-            self.average.update(self.generators, self.sched_g.last_epoch + 1)
+            self.average.update(self.generators, self.optimizers.done + 1)
         d_terms = {}
         if self.objective.adversarial is not None:  # supervised only: no discriminator to train
             d_terms = self._discriminator_step(batch, out)
-            self.sched_d.step()
-        self.scaler.update()
-        self.sched_g.step()
+        self.optimizers.end_iteration()
         all_terms = {**terms, **d_terms, "total_g": loss_g}
         return {name: value.detach() for name, value in all_terms.items()}
 
@@ -141,9 +156,7 @@ class CycleGAN(TrainableModel):
             pred_ct, pred_mr = self.d_train(torch.cat([ct, fake_ct]), torch.cat([mr, fake_mr]))
             d_terms = self.objective.discriminator_terms(pred_ct, pred_mr, len(ct))
         loss_d = d_terms["d_ct"] + d_terms["d_mr"]
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        self.optimizers.step("d", loss_d)
         return {**d_terms, "total_d": loss_d}
 
     # -- state -----------------------------------------------------------------
@@ -151,11 +164,7 @@ class CycleGAN(TrainableModel):
     def state_dict(self) -> dict[str, Any]:
         return {
             "models": {name: net.state_dict() for name, net in self.networks.items()},
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.optimizers.state_dict(),
             "pool_ct": self.pool_ct.state_dict(),
             "pool_mr": self.pool_mr.state_dict(),
             **({"ema": self.averaged_models()} if self.average is not None else {}),
@@ -172,31 +181,9 @@ class CycleGAN(TrainableModel):
         if self.average is not None:
             for name, weights in state["ema"].items():
                 getattr(self.average.module, name).load_state_dict(weights)
-        for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
-            getattr(self, name).load_state_dict(state[name])
-        if state["scaler"]:  # empty when saved without fp16 (e.g. on a CPU, now resumed on a GPU)
-            self.scaler.load_state_dict(state["scaler"])
+        self.optimizers.load_state_dict(state)
         self.pool_ct.load_state_dict(state["pool_ct"], self.device)
         self.pool_mr.load_state_dict(state["pool_mr"], self.device)
-        self._follow_schedule(int(state["step"]))
-
-    def _follow_schedule(self, step: int) -> None:
-        """Set the learning rates the config's schedule gives at ``step``.
-
-        The optimisers saved the rate of the schedule they ran under; a run
-        resumed with more ``iters`` (or another ``decay_from``) follows its new
-        schedule from here on. Unchanged, this recomputes the saved value exactly.
-        """
-        factor = lr_factor(step, self.config.iters, self.config.turn)
-        saved = self.lr()
-        for optimizer, scheduler in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
-            for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-                group["lr"] = base * factor
-        if self.lr() != saved:
-            log.info(
-                f"learning rate at iteration {step}: {saved:.2e} -> {self.lr():.2e} (the schedule of "
-                f"--iters {self.config.iters}, decay from {self.config.turn})"
-            )
 
     # -- samples ---------------------------------------------------------------
 
@@ -214,5 +201,4 @@ class CycleGAN(TrainableModel):
             "fake_mr": out["fake_mr"],
             "rec_ct": out["rec_ct"],
         }
-        middle = self.config.context
-        return {k: v[0, middle].float().cpu().numpy() for k, v in images.items()}
+        return middle_slices(images, self.config.context)

@@ -105,29 +105,37 @@ def check_options(config: TrainConfig, model: TrainableModel) -> None:
 
 def generator_spec(gen: str, context: int = 0) -> ic.Spec:
     """The generator spec resolved for stacks of ``2 * context + 1`` slices in and out (2.5-D)."""
-    return _stacked(ic.GENERATORS, "--gen", gen, context, ("in_ch", "out_ch"))
+    return _stacked(ic.GENERATORS, "--gen", gen, context, 1, ("in_ch", "out_ch"))
 
 
-def discriminator_spec(disc: str, context: int = 0) -> ic.Spec:
-    """The discriminator spec resolved for stacks of ``2 * context + 1`` slices in."""
-    return _stacked(ic.DISCRIMINATORS, "--disc", disc, context, ("in_ch",))
+def discriminator_spec(disc: str, context: int = 0, images: int = 1) -> ic.Spec:
+    """The discriminator spec resolved for ``images`` stacks of ``2 * context + 1`` slices in.
 
-
-def _stacked(registry: ic.Registry, option: str, spec: str, context: int, keys: tuple[str, ...]) -> ic.Spec:
-    """``spec`` resolved with ``keys`` set to the stack's channels; a spec that sets them otherwise is refused.
-
-    With ``context`` 0 the spec is resolved as written (one slice: every
-    network's default).
+    ``images`` 2: a conditional discriminator that judges (source, target) as channels (pix2pix's).
     """
-    if context == 0:
+    return _stacked(ic.DISCRIMINATORS, "--disc", disc, context, images, ("in_ch",))
+
+
+def _stacked(
+    registry: ic.Registry, option: str, spec: str, context: int, images: int, keys: tuple[str, ...]
+) -> ic.Spec:
+    """``spec`` resolved with ``keys`` set to the channels of ``images`` stacks; a spec that sets them otherwise
+    is refused. One image of one slice (``context`` 0) is resolved as written (every network's default)."""
+    if context == 0 and images == 1:
         return registry.resolve(spec)
-    channels = 2 * context + 1
+    channels = images * (2 * context + 1)
     typed = registry.resolve(spec).kwargs
     for key in sorted(set(keys) & set(ic.parse(spec).kwargs)):
         if typed[key] != channels:
+            why = (
+                f"--context {context} feeds stacks of {2 * context + 1} slices"
+                if images == 1
+                else (
+                    f"the model feeds it {images} images of {2 * context + 1} slice(s) as {channels} channels"
+                )
+            )
             raise ImtransError(
-                f"{option} {spec}: {key}={typed[key]}, but --context {context} feeds stacks of {channels} "
-                f"slices; drop {key} from the spec (it follows from --context)"
+                f"{option} {spec}: {key}={typed[key]}, but {why}; drop {key} from the spec (it follows from them)"
             )
     return registry.resolve(spec, **dict.fromkeys(keys, channels))
 

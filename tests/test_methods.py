@@ -1,0 +1,140 @@
+"""Every translation method plugin trains, resumes after a kill bit for bit, translates and exports, at tiny sizes.
+
+Each method is given only its model, tiny networks and data it can train on: its own defaults
+(losses, networks' roles, directions) must do the rest.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import imtrans_core as ic
+from imtrans_core.cli import run
+from imtrans_core.data.io import write_volume
+from imtrans_core.inference.backends import TorchBackend
+from imtrans_core.onnx.export import export_model
+from imtrans_core.training import TrainConfig, train
+
+PAIRS = "phantom:n_ct=0,n_mr=0,n_paired=1,size=64,slices=8,n_train_pairs=2"
+MISALIGNED = PAIRS + ",misregistration=4"
+UNPAIRED = "phantom:n_ct=2,n_mr=2,n_paired=1,size=64,slices=8"
+TINY = dict(
+    gen="resnet9:ngf=8,n_blocks=1",
+    disc="patchgan:ndf=8",
+    size=64,
+    iters=10,
+    log_every=1,
+    ckpt_every=5,
+    sample_every=10,
+    workers=0,
+)
+# method -> (its data, the directions it translates)
+METHODS = {
+    "cyclegan": (UNPAIRED, ("mr2ct", "ct2mr")),
+    "pix2pix": (PAIRS, ("mr2ct",)),
+}
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def config_of(method: str) -> dict:
+    return {**TINY, "model": method, "data": METHODS[method][0]}
+
+
+KILLER = """
+    import os, signal, sys
+    from pathlib import Path
+    import imtrans_core as ic
+    from imtrans_core.training import TrainConfig, train
+
+    class Killer:
+        @ic.hookimpl
+        def imtrans_step_end(self, run, step, metrics):
+            if step == 7:  # after the checkpoint at 5, before the one at 10
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    ic.plugins.add_plugin(Killer(), "killer")
+    train(TrainConfig(**{config}), out=Path(sys.argv[1]))
+"""
+
+
+def test_every_method_is_a_registered_model():
+    assert set(METHODS) <= set(ic.MODELS.names())
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_method_resumes_after_a_kill_bit_for_bit_translates_and_exports(method, tmp_path):
+    config = config_of(method)
+    straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr
+    killed = tmp_path / "killed"
+    assert train(None, resume=killed).step == 10
+    a = torch.load(straight / "checkpoints" / "ckpt-00000010.pt", weights_only=True)
+    b = torch.load(killed / "checkpoints" / "ckpt-00000010.pt", weights_only=True)
+    assert a["models"].keys() == b["models"].keys()
+    for net in a["models"]:
+        for key, value in a["models"][net].items():
+            assert torch.equal(value, b["models"][net][key]), f"{method}: {net}.{key} differs after the kill"
+
+    directions = METHODS[method][1]
+    assert set(a["translators"]) == set(directions)
+    for direction in directions:
+        backend = TorchBackend.from_model(straight, direction, device="cpu")
+        out = backend(np.zeros((2, 1, 64, 64), dtype=np.float32))
+        assert out.shape == (2, 1, 64, 64) and np.isfinite(out).all()
+    result = export_model(
+        straight, tmp_path / "model.onnx", direction=directions[0]
+    )  # raises unless verified
+    assert result.metadata["direction"] == directions[0]
+
+
+@pytest.mark.parametrize("method", sorted(m for m, (_, d) in METHODS.items() if "ct2mr" not in d))
+def test_a_one_way_method_names_the_direction_it_translates(method, tmp_path, capsys):
+    run_dir = train(TrainConfig(**{**config_of(method), "iters": 1}), out=tmp_path / "run").run_dir
+    ct = tmp_path / "ct.nii.gz"
+    write_volume(ic.DATASETS.build(UNPAIRED).ct[0], ct)
+    capsys.readouterr()
+    assert (
+        run(["translate", str(run_dir), str(ct), "--direction", "ct2mr", "--out", str(tmp_path / "o")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "does not translate ct2mr; use --direction mr2ct" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "method, args, words",
+    [
+        ("pix2pix", ["--pool", "10"], "--pool 10: --model pix2pix does not read it"),
+        (
+            "pix2pix",
+            ["--loss", "gc:1"],
+            "--loss gc:1: a loss of kind 'gradient', which --model pix2pix does not read",
+        ),
+    ],
+)
+def test_an_option_or_loss_the_method_does_not_read_is_one_line(method, args, words, capsys):
+    assert run(["train", "--model", method, *args, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_pix2pix_trains_with_no_option_but_its_data_and_judges_pairs(capsys):
+    """Its defaults are the paper's: vanilla GAN + 100 L1, a conditional discriminator on (MR, CT)."""
+    assert run(["train", "--model", "pix2pix", "--data", PAIRS, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "loss=vanilla:weight=1.0" in out and "paired:weight=100.0" in out
+    assert "d_ct=patchgan:in_ch=2," in out and "model: pix2pix (Pix2Pix)" in out

@@ -274,3 +274,30 @@ def test_bad_spec_value_is_a_spec_error_naming_the_parameter(cyclegan_only):
         ic.GENERATORS.build("resnet9:n_blocks=-1")
     with pytest.raises(ic.SpecError, match="norm"):
         ic.GENERATORS.build("resnet9:norm=group")
+
+
+@pytest.mark.parametrize(
+    "spec", ["resnet9:ngf=8", "resnet9:ngf=8,n_blocks=1", "unet:base=8", "unet:base=8,depth=2"]
+)
+def test_encode_gives_the_features_the_forward_pass_computes(spec):
+    """``encode(x, layers)`` returns what the chosen layers output inside ``forward``, in the order asked."""
+    import imtrans_core as ic
+
+    net = ic.GENERATORS.build(spec)
+    seen = {}
+    if hasattr(net, "model"):  # ResNet: the layers of its Sequential
+        modules = dict(enumerate(net.model))
+    else:  # U-Net: level k is down block k - 1's output; the last, the bottleneck's
+        modules = {k + 1: block for k, block in enumerate(net.down)} | {len(net.down) + 1: net.bottleneck}
+    for index, module in modules.items():
+        module.register_forward_hook(lambda m, i, out, index=index: seen.__setitem__(index, out))
+    x = torch.randn(2, 1, 36, 36)
+    net(x)
+    if 0 not in seen:  # the U-Net's level 0: its input, padded to a multiple of 2**depth
+        pad = (-36) % net.multiple
+        seen[0] = torch.nn.functional.pad(x, (0, pad, 0, pad), mode="replicate")
+    layers = tuple(reversed(net.feature_layers))
+    features = net.encode(x, layers)
+    assert len(features) == len(layers) >= 3
+    for index, feature in zip(layers, features, strict=True):
+        assert torch.equal(feature, seen[index]), f"{spec}: layer {index}"

@@ -14,6 +14,7 @@ reference initialisation, :func:`init_weights`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -154,12 +155,28 @@ class ResnetGenerator(nn.Module):
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        encoder = 4 + 3 * n_down + n_blocks  # the layers up to the last residual block
+        # CUT's five layers (Park et al. 2020): the padded input, both downsamplings, blocks 3 and 7
+        self.feature_layers = tuple(i for i in (0, 4, 8, 12, 16) if i < encoder)
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple  # 0 when a multiple
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"), pad_h, pad_w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, in_ch, H, W) -> (N, out_ch, H, W), [-1, 1]
-        pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple  # 0 when a multiple
-        y = self.model(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))
-        return _crop(y, pad_h, pad_w)
+        padded, pad_h, pad_w = self._padded(x)
+        return _crop(self.model(padded), pad_h, pad_w)
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of ``layers`` (indices into ``model``, as CUT numbers them), in that order."""
+        wanted, found = set(layers), {}
+        x = self._padded(x)[0]
+        for index, layer in enumerate(self.model[: max(layers) + 1]):
+            x = layer(x)
+            if index in wanted:
+                found[index] = x
+        return [found[index] for index in layers]
 
 
 def _upsample(up: str, in_ch: int, out_ch: int, bias: bool) -> list[nn.Module]:
@@ -257,20 +274,32 @@ class UNet(nn.Module):
         self.merge = nn.ModuleList(_double_conv(c * 2, c, norm) for c in reversed(widths[:-1]))
         self.head = nn.Conv2d(base, out_ch, 1)
         self.final = nn.Tanh() if final == "tanh" else nn.Identity()
+        # 0: the padded input; k: the k-th level's features (depth + 1: the bottleneck's)
+        self.feature_layers = tuple(range(min(depth, 4) + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, in_ch, H, W) -> (N, out_ch, H, W): [-1, 1] with final='tanh', logits with 'none'
         pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-            x = F.max_pool2d(x, 2)
-        x = self.bottleneck(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+        skips = self._levels(F.pad(x, (0, pad_w, 0, pad_h), mode="replicate"))
+        x = skips.pop()
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[1:]), strict=True):
             x = merge(torch.cat([skip, up(x)], dim=1))
         return _crop(self.final(self.head(x)), pad_h, pad_w)
+
+    def _levels(self, x: torch.Tensor, last: int | None = None) -> list[torch.Tensor]:
+        """The input, each level's features before pooling, the bottleneck's: up to index ``last``."""
+        levels = [x]
+        for block in self.down[:last]:
+            levels.append(block(x if len(levels) == 1 else F.max_pool2d(levels[-1], 2)))
+        if last is None or last > len(self.down):
+            levels.append(self.bottleneck(F.max_pool2d(levels[-1], 2)))
+        return levels
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The features of ``layers`` (0: the padded input; k: level k; depth + 1: the bottleneck), in order."""
+        pad_h, pad_w = (-x.shape[-2]) % self.multiple, (-x.shape[-1]) % self.multiple
+        levels = self._levels(F.pad(x, (0, pad_w, 0, pad_h), mode="replicate"), max(layers))
+        return [levels[index] for index in layers]
 
 
 def unet(

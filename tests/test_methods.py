@@ -38,6 +38,8 @@ TINY = dict(
 METHODS = {
     "cyclegan": (UNPAIRED, ("mr2ct", "ct2mr")),
     "pix2pix": (PAIRS, ("mr2ct",)),
+    "cut": (UNPAIRED, ("mr2ct",)),
+    "fastcut": (UNPAIRED, ("mr2ct",)),
 }
 
 
@@ -138,3 +140,43 @@ def test_pix2pix_trains_with_no_option_but_its_data_and_judges_pairs(capsys):
     out = capsys.readouterr().out
     assert "loss=vanilla:weight=1.0" in out and "paired:weight=100.0" in out
     assert "d_ct=patchgan:in_ch=2," in out and "model: pix2pix (Pix2Pix)" in out
+
+
+def test_cut_refuses_a_generator_without_an_encoder_in_one_line(fresh_plugins, capsys):
+    from torch import nn
+
+    ic.GENERATORS.add("plain", lambda in_ch=1, out_ch=1: nn.Conv2d(in_ch, out_ch, 3, padding=1))
+    assert run(["train", "--model", "cut", "--gen", "plain", "--size", "64", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "cut needs a generator that offers encode(x, layers), e.g. resnet9 or unet" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_patchnce_is_the_cross_entropy_of_each_patch_against_the_images_other_patches():
+    """Eq. 3 of Park et al. written out patch by patch, against the batched loss."""
+    from imtrans_cut.patchnce import PatchNCELoss
+
+    torch.manual_seed(0)
+    q, k = (
+        torch.nn.functional.normalize(torch.randn(2, 5, 4), dim=-1),
+        torch.nn.functional.normalize(torch.randn(2, 5, 4), dim=-1),
+    )
+    tau = 0.07
+    expected = []
+    for n in range(2):
+        for i in range(5):
+            scores = torch.stack([q[n, i] @ k[n, j] for j in range(5)]) / tau
+            expected.append(torch.logsumexp(scores, 0) - scores[i])  # -log softmax of the positive
+    loss = PatchNCELoss(temperature=tau)._nce(q, k)
+    # the batched form keeps the positive once more, masked to -10 among the negatives: exp(-10 / tau) ~ 0
+    assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)
+    # matched patches give a far lower loss than shuffled ones
+    assert PatchNCELoss()._nce(k, k) < PatchNCELoss()._nce(k[:, torch.randperm(5)], k)
+
+
+def test_the_nce_heads_are_the_losss_own_parameters_optimised_and_saved(tmp_path):
+    run_dir = train(TrainConfig(**{**config_of("cut"), "iters": 2}), out=tmp_path / "run").run_dir
+    state = torch.load(run_dir / "checkpoints" / "ckpt-00000002.pt", weights_only=True)
+    heads = state["losses"]["patchnce"]
+    assert len({key.split(".")[1] for key in heads}) == 3  # one head per encoder layer of the tiny resnet9
+    assert "opt_f" in state and state["opt_f"]["state"], "the heads' optimiser never stepped"

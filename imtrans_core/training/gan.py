@@ -48,13 +48,15 @@ class Optimizers:
         """Iterations completed, counted from the run's start (the first group is updated in every one)."""
         return next(iter(self.schedules.values())).last_epoch
 
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        """Back-propagate ``loss`` (scaled for fp16) and update group ``name``'s parameters."""
-        optimizer = self.adam[name]
-        optimizer.zero_grad(set_to_none=True)
+    def step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` (scaled for fp16) once and update the parameters of group(s) ``names``."""
+        names = (names,) if isinstance(names, str) else names
+        for name in names:
+            self.adam[name].zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        self.stepped.add(name)
+        for name in names:
+            self.scaler.step(self.adam[name])
+        self.stepped.update(names)
 
     def end_iteration(self) -> None:
         """Update the loss scale and move the rate of each group updated in this iteration one on.

@@ -40,6 +40,7 @@ METHODS = {
     "pix2pix": (PAIRS, ("mr2ct",)),
     "cut": (UNPAIRED, ("mr2ct",)),
     "fastcut": (UNPAIRED, ("mr2ct",)),
+    "reggan": (MISALIGNED, ("mr2ct",)),
 }
 
 
@@ -180,3 +181,23 @@ def test_the_nce_heads_are_the_losss_own_parameters_optimised_and_saved(tmp_path
     heads = state["losses"]["patchnce"]
     assert len({key.split(".")[1] for key in heads}) == 3  # one head per encoder layer of the tiny resnet9
     assert "opt_f" in state and state["opt_f"]["state"], "the heads' optimiser never stepped"
+
+
+def test_warp_moves_an_image_by_its_field_and_smoothness_measures_the_fields_change():
+    from imtrans_reggan.warp import SmoothnessLoss, warp
+
+    image = torch.arange(6 * 8, dtype=torch.float32).view(1, 1, 6, 8)
+    still = torch.zeros(1, 2, 6, 8)
+    assert torch.allclose(warp(image, still), image, atol=1e-4)
+    right = still.clone()
+    right[:, 1] = 2.0  # each pixel reads the one two columns to its right
+    moved = warp(image, right)
+    assert torch.allclose(moved[..., :6], image[..., 2:], atol=1e-4)
+    assert torch.equal(moved[..., 6:], image[..., 7:].expand(1, 1, 6, 2))  # the border repeats outward
+    down = still.clone()
+    down[:, 0] = 0.5  # half a row down: bilinear between two rows
+    assert torch.allclose(warp(image, down)[..., :5, :], image[..., :5, :] + 4.0, atol=1e-4)
+    assert SmoothnessLoss()(right) == 0  # a uniform shift is perfectly smooth
+    ramp = still.clone()
+    ramp[:, 1] = torch.arange(8.0)  # dx grows by 1 a column: only half the channels change, in x
+    assert torch.isclose(SmoothnessLoss()(ramp), torch.tensor(0.5))

@@ -21,7 +21,7 @@ from imtrans_core.evaluation.statistics import wilcoxon_signed_rank
 from imtrans_core.training import train
 from imtrans_core.training.checkpoint import latest_step
 from imtrans_core.training.config import FIELDS
-from imtrans_core.training.validate import resolve_specs
+from imtrans_core.training.validate import build_model, resolve_specs
 
 TESTED = ("mae", "ssim")  # the scores two arms are tested on unless a caller names others
 
@@ -59,7 +59,8 @@ def _differences(stored: dict[str, Any], config: Any) -> list[str]:
     different = [
         k for k in trained if stored.get(k, FIELDS[k].default) != wanted[k]
     ]  # old runs lack new fields
-    loss = resolve_specs(config)["loss"]  # a default whose meaning changed must not relabel a run
+    # resolved now: a default whose meaning changed must not relabel a run
+    loss = resolve_specs(config, build_model(config.model))["loss"]
     # resolved again: a parameter added since (with its default) is no difference; a changed default is
     stored_loss = [str(ic.LOSSES.resolve(spec)) for spec in stored.get("resolved", {}).get("loss", loss)]
     return [*different, "loss (as resolved)"] if stored_loss != loss else different

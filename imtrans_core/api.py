@@ -43,6 +43,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "TrainableModel": ("imtrans_core.training.trainable", "TrainableModel"),
     "MODEL_OPTIONS": ("imtrans_core.training.trainable", "MODEL_OPTIONS"),
     "Network": ("imtrans_core.training.trainable", "Network"),
+    "GANModel": ("imtrans_core.training.gan", "GANModel"),
     "Optimizers": ("imtrans_core.training.gan", "Optimizers"),
     "discriminator_loss": ("imtrans_core.training.gan", "discriminator_loss"),
     "compiled": ("imtrans_core.training.gan", "compiled"),

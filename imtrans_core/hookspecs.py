@@ -31,7 +31,7 @@ def imtrans_register(registries: Any) -> None:
     ``registries`` has one :class:`~imtrans_core.registry.Registry` per kind
     as attributes: ``generators``, ``discriminators``, ``losses``,
     ``datasets``, ``metrics``, ``loggers``, ``models`` (trainable models:
-    subclasses of :class:`~imtrans_core.training.trainable.TrainableModel`). Add with
+    subclasses of :class:`imtrans_core.api.TrainableModel`). Add with
     ``registries.generators.add("name", factory)`` or the
     ``registries.generators.register("name")`` decorator. A name that another
     plugin already registered is an error (the plugin is then skipped, with a

@@ -85,3 +85,37 @@ def run_ranks():
         assert [p.returncode for p in procs] == [0] * world, outputs
 
     return run
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+import imtrans_core as ic
+from imtrans_core.training import TrainConfig, train
+
+class Killer:
+    @ic.hookimpl
+    def imtrans_step_end(self, run, step, metrics):
+        if step == {step}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+ic.plugins.add_plugin(Killer(), "killer")
+train(TrainConfig(**{config}), out=Path(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+def killed_run(tmp_path):
+    """``killed_run(config, step)``: a run of ``config`` SIGKILLed in a subprocess after iteration ``step``
+    (logged: ``log_every`` must divide it); returns its folder, asserted killed."""
+    import subprocess
+    import sys
+
+    def kill(config: dict, step: int) -> Path:
+        script, out = tmp_path / "killed.py", tmp_path / "killed"
+        script.write_text(KILLER.format(step=step, config=repr(config)))
+        proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True)
+        assert proc.returncode == -9, proc.stderr
+        return out
+
+    return kill

@@ -6,10 +6,6 @@ Each method is given only its model, tiny networks and data it can train on: its
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import torch
@@ -53,38 +49,15 @@ def config_of(method: str) -> dict:
     return {**TINY, "model": method, "data": METHODS[method][0]}
 
 
-KILLER = """
-    import os, signal, sys
-    from pathlib import Path
-    import imtrans_core as ic
-    from imtrans_core.training import TrainConfig, train
-
-    class Killer:
-        @ic.hookimpl
-        def imtrans_step_end(self, run, step, metrics):
-            if step == 7:  # after the checkpoint at 5, before the one at 10
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    ic.plugins.add_plugin(Killer(), "killer")
-    train(TrainConfig(**{config}), out=Path(sys.argv[1]))
-"""
-
-
 def test_every_method_is_a_registered_model():
     assert set(METHODS) <= set(ic.MODELS.names())
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_a_method_resumes_after_a_kill_bit_for_bit_translates_and_exports(method, tmp_path):
+def test_a_method_resumes_after_a_kill_bit_for_bit_translates_and_exports(method, tmp_path, killed_run):
     config = config_of(method)
     straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
-    script = tmp_path / "killed.py"
-    script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr
-    killed = tmp_path / "killed"
+    killed = killed_run(config, step=7)  # after the checkpoint at 5, before the one at 10
     assert train(None, resume=killed).step == 10
     a = torch.load(straight / "checkpoints" / "ckpt-00000010.pt", weights_only=True)
     b = torch.load(killed / "checkpoints" / "ckpt-00000010.pt", weights_only=True)
@@ -201,3 +174,16 @@ def test_warp_moves_an_image_by_its_field_and_smoothness_measures_the_fields_cha
     ramp = still.clone()
     ramp[:, 1] = torch.arange(8.0)  # dx grows by 1 a column: only half the channels change, in x
     assert torch.isclose(SmoothnessLoss()(ramp), torch.tensor(0.5))
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_ema_averages_the_networks_that_translate(method, tmp_path):
+    run_dir = train(
+        TrainConfig(**{**config_of(method), "iters": 2, "ema": 0.9}), out=tmp_path / "run"
+    ).run_dir
+    state = torch.load(run_dir / "checkpoints" / "ckpt-00000002.pt", weights_only=True)
+    assert set(state["ema"]) == set(state["translators"].values())
+    for name, weights in state["ema"].items():
+        trained = state["models"][name]
+        assert weights.keys() == trained.keys()
+        assert any(not torch.equal(weights[k], trained[k]) for k in weights if weights[k].is_floating_point())

@@ -192,7 +192,11 @@ def test_models_are_registered_and_a_third_party_model_trains_on_the_engine(
     "disabled, args, message",
     [
         ("metrics", ["evaluate", "a", "b"], "imtrans evaluate needs the metric 'mae'"),
-        ("cyclegan", ["train", "--dry-run"], "unknown model 'cyclegan' known: segment"),
+        (
+            "cyclegan",
+            ["train", "--dry-run"],
+            "pix2pix, reggan, segment; switched off by the environment: plugin 'cyclegan'",
+        ),
         ("hip", ["demo", "--out", "demo"], "imtrans demo needs the dataset 'phantom'"),
     ],
 )

@@ -208,38 +208,15 @@ def test_paired_loss_without_training_pairs_fails_before_the_run_directory(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-KILLER = """
-    import os, signal, sys
-    from pathlib import Path
-    import imtrans_core as ic
-    from imtrans_core.training import TrainConfig, train
-
-    class Killer:
-        @ic.hookimpl
-        def imtrans_step_end(self, run, step, metrics):
-            if step == 15:  # after the checkpoint at 10, before the one at 15
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    ic.plugins.add_plugin(Killer(), "killer")
-    train(TrainConfig(**{config}), out=Path(sys.argv[1]))
-"""
-
-
 @pytest.mark.parametrize(
     "changes",
     [{}, {"loss": ["prior:until=12"]}, {"ema": 0.9}],
     ids=["paper", "prior falling across the kill", "weights averaged"],
 )
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, changes):
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, changes, killed_run):
     config = {**TINY, "ckpt_every": 5, **changes}
     straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
-    script = tmp_path / "killed.py"
-    script.write_text(textwrap.dedent(KILLER.format(config=repr(config))))
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr
-    killed = tmp_path / "killed"
+    killed = killed_run(config, step=15)  # after the checkpoint at 10, before the one at 15
     assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-00000010.pt"
     result = train(None, resume=killed)
     assert (result.step, result.status) == (20, "finished")

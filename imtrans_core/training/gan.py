@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from .ema import WeightAverage
 from .precision import resolve_amp
 from .schedule import linear_decay, lr_factor
+from .trainable import Network, TrainableModel
 
 log = logging.getLogger("imtrans")
 
@@ -101,6 +103,60 @@ class Optimizers:
                 f"learning rate at iteration {step}: {saved:.2e} -> {self.lr():.2e} (the schedule of "
                 f"--iters {self.config.iters}, decay from {self.config.turn})"
             )
+
+
+class GANModel(TrainableModel):
+    """A model with the bookkeeping GAN methods share; a method sets it up in its ``setup`` with
+    ``build_networks`` and ``self.optimizers = Optimizers(...)``, and ``update_averages()`` after its
+    generator's update.
+
+    It gives ``networks`` (what ``resolve_networks`` resolved, built in its order), their specs,
+    the learning rate, the weight averages of ``averaged`` (``--ema``: what translation then loads)
+    and the state that resumes all of them; a method that keeps more (an image pool, a loss's
+    parameters) adds it to ``state_dict`` and ``load_state_dict``.
+    """
+
+    averaged: ClassVar[tuple[str, ...]] = ()  # the networks --ema averages (the translators, as a rule)
+    optimizers: Optimizers
+
+    def build_networks(self, config: Any, device: torch.device) -> dict[str, nn.Module]:
+        """Build each network of ``resolve_networks(config)`` on ``device`` (in its order: the weights'
+        initial draws follow it) and, with ``config.ema``, an average of each of ``averaged``."""
+        self.specs: dict[str, Network] = self.resolve_networks(config)
+        self.built = {name: network.build().to(device) for name, network in self.specs.items()}
+        decay = config.ema
+        self.averages = (
+            {name: WeightAverage(self.built[name], decay) for name in self.averaged} if decay else {}
+        )
+        return self.built
+
+    def update_averages(self) -> None:
+        """Move each weight average towards its network (call after the generators' update)."""
+        for name, average in self.averages.items():
+            average.update(self.built[name], self.optimizers.done + 1)
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.built)
+
+    def network_specs(self) -> dict[str, str]:
+        return {name: str(network) for name, network in self.specs.items()}
+
+    def lr(self) -> float:
+        return self.optimizers.lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"models": {name: net.state_dict() for name, net in self.built.items()}}
+        if self.averages:
+            state["ema"] = {name: average.module.state_dict() for name, average in self.averages.items()}
+        return {**state, **self.optimizers.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.built.items():
+            net.load_state_dict(state["models"][name])
+        for name, average in self.averages.items():
+            average.module.load_state_dict(state["ema"][name])
+        self.optimizers.load_state_dict(state)
 
 
 def discriminator_loss(adversarial: nn.Module, scores: torch.Tensor, n_real: int) -> torch.Tensor:

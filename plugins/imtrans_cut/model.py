@@ -19,11 +19,10 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.api import (
+    GANModel,
     Network,
     Optimizers,
     SpecError,
-    TrainableModel,
-    WeightAverage,
     autocast,
     compiled,
     compose_losses,
@@ -60,7 +59,7 @@ class Contrastive(nn.Module):
         return self.nce(self.g.encode(source, self.layers), queries)
 
 
-class CUT(TrainableModel):
+class CUT(GANModel):
     """CUT: G_CT, D_CT and PatchNCE over G_CT's encoder layers on unpaired MR and CT; MR -> CT."""
 
     shown = ("g_gan", "nce", "nce_idt", "d")
@@ -69,6 +68,7 @@ class CUT(TrainableModel):
     loss_kinds = frozenset({"adversarial", "feature"})
     single_kinds = frozenset({"adversarial", "feature"})
     translates: ClassVar[dict[str, str]] = {"mr2ct": "g_ct"}
+    averaged = ("g_ct",)  # --ema
     roles: ClassVar[dict[str, str]] = {
         "g_ct": "MR -> CT, and the encoder PatchNCE reads",
         "d_ct": "real or synthetic CT",
@@ -106,32 +106,18 @@ class CUT(TrainableModel):
 
     def setup(self, config: Any, dist: Any) -> None:
         self.config, self.device = config, dist.device
-        self.specs = self.resolve_networks(config)
-        generator, self.d_ct = self.specs["g_ct"].build(), self.specs["d_ct"].build()
+        self.g_ct, self.d_ct = self.build_networks(config, self.device).values()
         losses = compose_losses(config.loss, ic.LOSSES, self)
         self.adversarial = next(loss for loss in losses.values() if loss.kind == "adversarial")
-        nce = next(loss for loss in losses.values() if loss.kind == "feature")
+        self.nce = next(loss for loss in losses.values() if loss.kind == "feature")
         with torch.no_grad():
-            probe = torch.zeros(1, 2 * config.context + 1, config.size, config.size)
-            nce.attach([f.shape[1] for f in generator.encode(probe, generator.feature_layers)])
-        self.contrastive = Contrastive(generator, nce, self.identity).to(self.device)
-        self.d_ct.to(self.device)
-        self.g_ct = generator
-        self.average = WeightAverage(generator, config.ema) if config.ema else None
-        groups = {"g": generator.parameters(), "f": nce.parameters(), "d": self.d_ct.parameters()}
+            probe = torch.zeros(1, 2 * config.context + 1, config.size, config.size, device=self.device)
+            self.nce.attach([f.shape[1] for f in self.g_ct.encode(probe, self.g_ct.feature_layers)])
+        self.contrastive = Contrastive(self.g_ct, self.nce.to(self.device), self.identity)
+        groups = {"g": self.g_ct.parameters(), "f": self.nce.parameters(), "d": self.d_ct.parameters()}
         self.optimizers = Optimizers(config, self.device, groups)
         self.g_train = compiled(dist.wrap(self.contrastive), config.compile)
         self.d_train = compiled(dist.wrap(self.d_ct), config.compile)
-
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"g_ct": self.g_ct, "d_ct": self.d_ct}
-
-    def network_specs(self) -> dict[str, str]:
-        return {name: str(network) for name, network in self.specs.items()}
-
-    def lr(self) -> float:
-        return self.optimizers.lr()
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One update of G_CT and the NCE heads, then one of D_CT on real CTs against this step's synthetic ones."""
@@ -143,10 +129,9 @@ class CUT(TrainableModel):
             fake, nce = self.g_train(mr, ct, flip)
             terms = {"g_gan": self.adversarial(self.d_train(fake), True), **nce}
         loss_nce = sum(nce.values()) / len(nce)  # CUT averages the NCE and identity NCE
-        loss_g = self.adversarial.weight * terms["g_gan"] + self.contrastive.nce.weight * loss_nce
+        loss_g = self.adversarial.weight * terms["g_gan"] + self.nce.weight * loss_nce
         self.optimizers.step(("g", "f"), loss_g)
-        if self.average is not None:
-            self.average.update(self.g_ct, self.optimizers.done + 1)
+        self.update_averages()
         self.d_ct.requires_grad_(True)
         with autocast(self.device, amp):
             terms["d"] = discriminator_loss(
@@ -157,21 +142,14 @@ class CUT(TrainableModel):
         return {name: value.detach() for name, value in {**terms, "total_g": loss_g}.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        ema = {"ema": {"g_ct": self.average.module.state_dict()}} if self.average is not None else {}
         return {
-            "models": {name: net.state_dict() for name, net in self.networks.items()},
-            "losses": {"patchnce": self.contrastive.nce.state_dict()},  # the loss's own parameters
-            **self.optimizers.state_dict(),
-            **ema,
-        }
+            **super().state_dict(),
+            "losses": {"patchnce": self.nce.state_dict()},
+        }  # the loss's own parameters
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            net.load_state_dict(state["models"][name])
-        self.contrastive.nce.load_state_dict(state["losses"]["patchnce"])
-        if self.average is not None:
-            self.average.module.load_state_dict(state["ema"]["g_ct"])
-        self.optimizers.load_state_dict(state)
+        super().load_state_dict(state)
+        self.nce.load_state_dict(state["losses"]["patchnce"])
 
     @torch.no_grad()
     def samples(self, fixed: tuple[torch.Tensor, torch.Tensor]) -> dict[str, np.ndarray]:

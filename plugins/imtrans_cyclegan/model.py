@@ -20,12 +20,11 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.api import (
+    GANModel,
     ImagePool,
     Network,
     Optimizers,
     SpecError,
-    TrainableModel,
-    WeightAverage,
     autocast,
     compiled,
     compose_losses,
@@ -37,7 +36,7 @@ from imtrans_core.api import (
 from .objective import KINDS, Discriminators, Generators, Objective
 
 
-class CycleGAN(TrainableModel):
+class CycleGAN(GANModel):
     """CycleGAN (+ GC): G_CT, G_MR, D_CT, D_MR and the objective of Eq. 6 (--loss), Adam, linear decay."""
 
     shown = ("g_ct", "g_mr", "cycle", "gc", "mind", "hist", "paired", "d_ct", "d_mr")
@@ -46,6 +45,7 @@ class CycleGAN(TrainableModel):
     loss_kinds = frozenset(KINDS)
     single_kinds = frozenset({"adversarial"})  # the discriminators train on exactly one
     translates: ClassVar[dict[str, str]] = {"mr2ct": "g_ct", "ct2mr": "g_mr"}
+    averaged = ("g_ct", "g_mr")
     roles: ClassVar[dict[str, str]] = {
         "g_ct": "MR -> CT",
         "g_mr": "CT -> MR",
@@ -76,13 +76,9 @@ class CycleGAN(TrainableModel):
 
     def setup(self, config: Any, dist: Any) -> None:
         self.config, self.device = config, dist.device
-        specs = self.resolve_networks(config)
-        g_ct, g_mr = (specs[name].build() for name in ("g_ct", "g_mr"))
-        self.specs = {name: str(spec) for name, spec in specs.items()}
-        d_ct, d_mr = (specs[name].build() for name in ("d_ct", "d_mr"))
-        self.generators = Generators(g_ct, g_mr).to(self.device)
-        self.average = WeightAverage(self.generators, config.ema) if config.ema else None
-        self.discriminators = Discriminators(d_ct, d_mr).to(self.device)
+        nets = self.build_networks(config, self.device)
+        self.generators = Generators(nets["g_ct"], nets["g_mr"])
+        self.discriminators = Discriminators(nets["d_ct"], nets["d_mr"])
         self.objective = Objective.from_losses(compose_losses(config.loss, ic.LOSSES, self))
         groups = {"g": self.generators.parameters(), "d": self.discriminators.parameters()}
         self.optimizers = Optimizers(config, self.device, groups)
@@ -91,14 +87,6 @@ class CycleGAN(TrainableModel):
         self.pool_mr = ImagePool(config.pool, seed=config.seed * 1000 + 2 * dist.rank + 1)
         self.g_train = compiled(dist.wrap(self.generators), config.compile)
         self.d_train = compiled(dist.wrap(self.discriminators), config.compile)
-
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        g, d = self.generators, self.discriminators
-        return {"g_ct": g.g_ct, "g_mr": g.g_mr, "d_ct": d.d_ct, "d_mr": d.d_mr}
-
-    def network_specs(self) -> dict[str, str]:
-        return dict(self.specs)
 
     def observe_data(self, stacks: list[Any]) -> None:
         """Fit the terms that are fitted to the training data (the contrast prior) on its CT and MR values."""
@@ -111,9 +99,6 @@ class CycleGAN(TrainableModel):
 
     def data_needs(self) -> tuple[bool, bool]:
         return self.objective.uses_unpaired, self.objective.uses_pairs
-
-    def lr(self) -> float:
-        return self.optimizers.lr()
 
     # -- one iteration ---------------------------------------------------------
 
@@ -132,8 +117,7 @@ class CycleGAN(TrainableModel):
             terms = self.objective.generator_terms(batch, out, self.discriminators)
         loss_g = self.objective.generator_loss(terms, step=self.optimizers.done)
         self.optimizers.step("g", loss_g)
-        if self.average is not None:
-            self.average.update(self.generators, self.optimizers.done + 1)
+        self.update_averages()
         d_terms = {}
         if self.objective.adversarial is not None:  # supervised only: no discriminator to train
             d_terms = self._discriminator_step(batch, out)
@@ -163,25 +147,13 @@ class CycleGAN(TrainableModel):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "models": {name: net.state_dict() for name, net in self.networks.items()},
-            **self.optimizers.state_dict(),
+            **super().state_dict(),
             "pool_ct": self.pool_ct.state_dict(),
             "pool_mr": self.pool_mr.state_dict(),
-            **({"ema": self.averaged_models()} if self.average is not None else {}),
         }
 
-    def averaged_models(self) -> dict[str, dict[str, torch.Tensor]]:
-        """The averaged generators' weights (--ema), by the names of ``state_dict()["models"]``."""
-        average = self.average.module
-        return {"g_ct": average.g_ct.state_dict(), "g_mr": average.g_mr.state_dict()}
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            net.load_state_dict(state["models"][name])
-        if self.average is not None:
-            for name, weights in state["ema"].items():
-                getattr(self.average.module, name).load_state_dict(weights)
-        self.optimizers.load_state_dict(state)
+        super().load_state_dict(state)
         self.pool_ct.load_state_dict(state["pool_ct"], self.device)
         self.pool_mr.load_state_dict(state["pool_mr"], self.device)
 

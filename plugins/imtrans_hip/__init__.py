@@ -1,1 +1,1 @@
-"""Hip CT/MR data: the procedural hip phantom and the folder / SynthRAD dataset plugins."""
+"""Hip CT/MR data: the procedural hip phantom, its scanner models and the `imtrans data phantom` command."""

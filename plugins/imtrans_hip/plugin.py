@@ -1,4 +1,4 @@
-"""Registers the hip datasets and the `imtrans data phantom` command."""
+"""Registers the procedural hip phantom (a dataset) and the `imtrans data phantom` command."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from imtrans_core import hookimpl
 @hookimpl
 def imtrans_register(registries) -> None:
     registries.datasets.add("phantom", f"{__package__}.phantom:phantom")  # imported when first used
-    registries.datasets.add("folder", f"{__package__}.folders:folder")
-    registries.datasets.add("synthrad", f"{__package__}.folders:synthrad")
 
 
 @hookimpl

@@ -18,11 +18,10 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.api import (
+    GANModel,
     Network,
     Optimizers,
     SpecError,
-    TrainableModel,
-    WeightAverage,
     autocast,
     compiled,
     compose_losses,
@@ -33,7 +32,7 @@ from imtrans_core.api import (
 )
 
 
-class Pix2Pix(TrainableModel):
+class Pix2Pix(GANModel):
     """G_CT and a conditional D_CT on aligned pairs: GAN + lambda L1 (lambda 100), Adam, linear decay."""
 
     shown = ("g_gan", "paired", "d")
@@ -42,6 +41,7 @@ class Pix2Pix(TrainableModel):
     loss_kinds = frozenset({"adversarial", "paired"})
     single_kinds = frozenset({"adversarial"})
     translates: ClassVar[dict[str, str]] = {"mr2ct": "g_ct"}
+    averaged = ("g_ct",)  # --ema
     roles: ClassVar[dict[str, str]] = {
         "g_ct": "MR -> CT",
         "d_ct": "is this CT this MR's? (MR, CT) as channels",
@@ -69,10 +69,7 @@ class Pix2Pix(TrainableModel):
 
     def setup(self, config: Any, dist: Any) -> None:
         self.config, self.device = config, dist.device
-        self.specs = self.resolve_networks(config)
-        self.g_ct = self.specs["g_ct"].build().to(self.device)
-        self.d_ct = self.specs["d_ct"].build().to(self.device)
-        self.average = WeightAverage(self.g_ct, config.ema) if config.ema else None
+        self.g_ct, self.d_ct = self.build_networks(config, self.device).values()
         losses = compose_losses(config.loss, ic.LOSSES, self)
         self.adversarial = next((loss for loss in losses.values() if loss.kind == "adversarial"), None)
         self.paired = {name: loss for name, loss in losses.items() if loss.kind == "paired"}
@@ -82,16 +79,6 @@ class Pix2Pix(TrainableModel):
         self.optimizers = Optimizers(config, self.device, groups)
         self.g_train = compiled(dist.wrap(self.g_ct), config.compile)
         self.d_train = compiled(dist.wrap(self.d_ct), config.compile)
-
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"g_ct": self.g_ct, "d_ct": self.d_ct}
-
-    def network_specs(self) -> dict[str, str]:
-        return {name: str(network) for name, network in self.specs.items()}
-
-    def lr(self) -> float:
-        return self.optimizers.lr()
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One generator update, then one discriminator update on real and synthetic (MR, CT) pairs."""
@@ -107,8 +94,7 @@ class Pix2Pix(TrainableModel):
         terms.update({name: loss(ct, fake) for name, loss in self.paired.items()})
         loss_g = sum(self.weights[name] * term for name, term in terms.items())
         self.optimizers.step("g", loss_g)
-        if self.average is not None:
-            self.average.update(self.g_ct, self.optimizers.done + 1)
+        self.update_averages()
         if self.adversarial is not None:
             self.d_ct.requires_grad_(True)
             pairs = torch.cat([torch.cat([mr, ct], 1), torch.cat([mr, fake.detach()], 1)])
@@ -117,21 +103,6 @@ class Pix2Pix(TrainableModel):
             self.optimizers.step("d", terms["d"])
         self.optimizers.end_iteration()
         return {name: value.detach() for name, value in {**terms, "total_g": loss_g}.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        ema = {"ema": {"g_ct": self.average.module.state_dict()}} if self.average is not None else {}
-        return {
-            "models": {n: net.state_dict() for n, net in self.networks.items()},
-            **self.optimizers.state_dict(),
-            **ema,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            net.load_state_dict(state["models"][name])
-        if self.average is not None:
-            self.average.module.load_state_dict(state["ema"]["g_ct"])
-        self.optimizers.load_state_dict(state)
 
     @torch.no_grad()
     def samples(self, fixed: tuple[torch.Tensor, torch.Tensor]) -> dict[str, np.ndarray]:

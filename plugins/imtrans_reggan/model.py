@@ -18,12 +18,11 @@ from torch import nn
 
 import imtrans_core as ic
 from imtrans_core.api import (
+    GANModel,
     ImagePool,
     Network,
     Optimizers,
     SpecError,
-    TrainableModel,
-    WeightAverage,
     autocast,
     compiled,
     compose_losses,
@@ -49,7 +48,7 @@ class Registered(nn.Module):
         return fake, flow, warp(fake, flow)
 
 
-class RegGAN(TrainableModel):
+class RegGAN(GANModel):
     """G_CT, a registration network R and D_CT on (roughly) aligned pairs: L1 after registration, smoothness, GAN."""
 
     shown = ("g_gan", "paired", "smooth", "d")
@@ -58,6 +57,7 @@ class RegGAN(TrainableModel):
     loss_kinds = frozenset({"adversarial", "paired", "deformation"})
     single_kinds = frozenset({"adversarial", "paired", "deformation"})
     translates: ClassVar[dict[str, str]] = {"mr2ct": "g_ct"}
+    averaged = ("g_ct",)  # --ema
     roles: ClassVar[dict[str, str]] = {
         "g_ct": "MR -> CT",
         "r": "registration: (synthetic CT, CT) -> displacement field",
@@ -102,11 +102,8 @@ class RegGAN(TrainableModel):
 
     def setup(self, config: Any, dist: Any) -> None:
         self.config, self.device = config, dist.device
-        self.specs = self.resolve_networks(config)
-        self.g_ct, self.r, self.d_ct = (self.specs[name].build() for name in ("g_ct", "r", "d_ct"))
-        self.registered = Registered(self.g_ct, self.r).to(self.device)
-        self.d_ct.to(self.device)
-        self.average = WeightAverage(self.g_ct, config.ema) if config.ema else None
+        self.g_ct, self.r, self.d_ct = self.build_networks(config, self.device).values()
+        self.registered = Registered(self.g_ct, self.r)
         losses = compose_losses(config.loss, ic.LOSSES, self)
         self.terms = {loss.kind: loss for loss in losses.values()}
         groups = {"g": self.g_ct.parameters(), "r": self.r.parameters(), "d": self.d_ct.parameters()}
@@ -114,16 +111,6 @@ class RegGAN(TrainableModel):
         self.pool = ImagePool(config.pool, seed=config.seed * 1000 + dist.rank)
         self.g_train = compiled(dist.wrap(self.registered), config.compile)
         self.d_train = compiled(dist.wrap(self.d_ct), config.compile)
-
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"g_ct": self.g_ct, "r": self.r, "d_ct": self.d_ct}
-
-    def network_specs(self) -> dict[str, str]:
-        return {name: str(network) for name, network in self.specs.items()}
-
-    def lr(self) -> float:
-        return self.optimizers.lr()
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One update of G_CT and R together, then one of D_CT."""
@@ -141,8 +128,7 @@ class RegGAN(TrainableModel):
         weights = {"paired": "paired", "smooth": "deformation", "g_gan": "adversarial"}
         loss_g = sum(self.terms[weights[name]].weight * value for name, value in terms.items())
         self.optimizers.step(("g", "r"), loss_g)
-        if self.average is not None:
-            self.average.update(self.g_ct, self.optimizers.done + 1)
+        self.update_averages()
         if adversarial is not None:
             self.d_ct.requires_grad_(True)
             pooled = self.pool.query(fake.detach().float())
@@ -153,20 +139,10 @@ class RegGAN(TrainableModel):
         return {name: value.detach() for name, value in {**terms, "total_g": loss_g}.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        ema = {"ema": {"g_ct": self.average.module.state_dict()}} if self.average is not None else {}
-        return {
-            "models": {name: net.state_dict() for name, net in self.networks.items()},
-            **self.optimizers.state_dict(),
-            "pool": self.pool.state_dict(),
-            **ema,
-        }
+        return {**super().state_dict(), "pool": self.pool.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            net.load_state_dict(state["models"][name])
-        if self.average is not None:
-            self.average.module.load_state_dict(state["ema"]["g_ct"])
-        self.optimizers.load_state_dict(state)
+        super().load_state_dict(state)
         self.pool.load_state_dict(state["pool"], self.device)
 
     @torch.no_grad()

@@ -187,3 +187,12 @@ def test_ema_averages_the_networks_that_translate(method, tmp_path):
         trained = state["models"][name]
         assert weights.keys() == trained.keys()
         assert any(not torch.equal(weights[k], trained[k]) for k in weights if weights[k].is_floating_point())
+
+
+def test_a_method_on_pairs_given_data_without_pairs_says_so_before_the_run(tmp_path):
+    config = {**config_of("pix2pix"), "data": UNPAIRED}
+    with pytest.raises(
+        ic.ImtransError, match=r"^--model pix2pix trains on aligned CT/MR pairs, and --data phantom"
+    ):
+        train(TrainConfig(**config), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -43,13 +43,12 @@ def check_data(config: TrainConfig, model: TrainableModel, source: Any) -> None:
     """Refuse a model or a paired loss that trains on aligned pairs when the data has none."""
     if not model.data_needs()[1] or source.train_pairs:
         return
-    losses = compose_losses(config.loss, ic.LOSSES, model) if "loss" in model.reads else {}
-    paired = [name for name, loss in losses.items() if getattr(loss, "kind", "") == "paired"]
-    why = (
-        f"--loss {paired[0]}"
-        if paired and "paired" not in model.default_losses
-        else f"--model {config.model}"
-    )
+    given = {ic.parse(spec).name for spec in config.loss}  # what the person added, not the model's own
+    losses = compose_losses(config.loss, ic.LOSSES, model) if given else {}
+    paired = [
+        name for name, loss in losses.items() if getattr(loss, "kind", "") == "paired" and name in given
+    ]
+    why = f"--loss {paired[0]}" if paired else f"--model {config.model}"
     raise ImtransError(
         f"{why} trains on aligned CT/MR pairs, and --data {config.data} has none; "
         "give data with training pairs (phantom:n_train_pairs=N, folder:ct=DIR,mr=DIR,pairs=DIR, "

@@ -119,3 +119,37 @@ def killed_run(tmp_path):
         return out
 
     return kill
+
+
+DDP_WORKER = """
+import os, sys
+from pathlib import Path
+import torch
+import imtrans_core as ic
+from imtrans_core.training import TrainConfig, train
+
+out = Path(sys.argv[1])
+class Dump:
+    @ic.hookimpl
+    def imtrans_run_end(self, run, status):
+        state = {{k: v.state_dict() for k, v in run.networks.items()}}
+        torch.save(state, out.parent / f"rank{{os.environ['RANK']}}.pt")
+
+ic.plugins.add_plugin(Dump(), "dump")
+torch.set_num_threads(1)
+train(TrainConfig(**{config}), out=out)
+"""
+
+
+@pytest.fixture
+def ddp_ranks(tmp_path, run_ranks):
+    """``ddp_ranks(config, out)``: ``config`` trained by two DDP ranks into ``out``; each rank's final networks."""
+    import torch
+
+    def train_on_two(config: dict, out: Path) -> tuple[dict, dict]:
+        script = tmp_path / "worker.py"
+        script.write_text(DDP_WORKER.format(config=repr(config)))
+        run_ranks(script, out)
+        return tuple(torch.load(out.parent / f"rank{r}.pt", weights_only=True) for r in range(2))
+
+    return train_on_two

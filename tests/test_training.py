@@ -285,32 +285,9 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         ic.plugins.manager.unregister(name="poison")
 
 
-DDP_WORKER = """
-    import os, sys
-    from pathlib import Path
-    import torch
-    import imtrans_core as ic
-    from imtrans_core.training import TrainConfig, train
-
-    out = Path(sys.argv[1])
-    class Dump:
-        @ic.hookimpl
-        def imtrans_run_end(self, run, status):
-            state = {{k: v.state_dict() for k, v in run.networks.items()}}
-            torch.save(state, out.parent / f"rank{{os.environ['RANK']}}.pt")
-
-    ic.plugins.add_plugin(Dump(), "dump")
-    torch.set_num_threads(1)
-    train(TrainConfig(**{config}), out=out)
-"""
-
-
-def test_ddp_two_processes_keep_parameters_identical(tmp_path, run_ranks):
+def test_ddp_two_processes_keep_parameters_identical(tmp_path, ddp_ranks):
     config = {**TINY, "iters": 4, "log_every": 2, "ckpt_every": 4}
-    script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(DDP_WORKER.format(config=repr(config))))
-    run_ranks(script, tmp_path / "run")
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    r0, r1 = ddp_ranks(config, tmp_path / "run")
     for net in r0:
         for key, value in r0[net].items():
             assert torch.equal(value, r1[net][key]), f"{net}.{key} differs between ranks"

@@ -127,7 +127,7 @@ class CUT(GANModel):
         self.d_ct.requires_grad_(False)
         with autocast(self.device, amp):
             fake, nce = self.g_train(mr, ct, flip)
-            terms = {"g_gan": self.adversarial(self.d_train(fake), True), **nce}
+            terms = {"g_gan": self.adversarial(self.d_ct(fake), True), **nce}
         loss_nce = sum(nce.values()) / len(nce)  # CUT averages the NCE and identity NCE
         loss_g = self.adversarial.weight * terms["g_gan"] + self.nce.weight * loss_nce
         self.optimizers.step(("g", "f"), loss_g)

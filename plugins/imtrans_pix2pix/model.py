@@ -90,7 +90,7 @@ class Pix2Pix(GANModel):
         if self.adversarial is not None:
             self.d_ct.requires_grad_(False)  # G step: D is a fixed critic
             with autocast(self.device, amp):
-                terms["g_gan"] = self.adversarial(self.d_train(torch.cat([mr, fake], 1)), True)
+                terms["g_gan"] = self.adversarial(self.d_ct(torch.cat([mr, fake], 1)), True)
         terms.update({name: loss(ct, fake) for name, loss in self.paired.items()})
         loss_g = sum(self.weights[name] * term for name, term in terms.items())
         self.optimizers.step("g", loss_g)

@@ -124,7 +124,7 @@ class RegGAN(GANModel):
         if adversarial is not None:
             self.d_ct.requires_grad_(False)
             with autocast(self.device, amp):
-                terms["g_gan"] = adversarial(self.d_train(fake), True)
+                terms["g_gan"] = adversarial(self.d_ct(fake), True)
         weights = {"paired": "paired", "smooth": "deformation", "g_gan": "adversarial"}
         loss_g = sum(self.terms[weights[name]].weight * value for name, value in terms.items())
         self.optimizers.step(("g", "r"), loss_g)

@@ -389,6 +389,57 @@ SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 
 
+METHOD_COLUMNS = (
+    *COLUMNS,
+    ("synthrad_psnr", "PSNR [dB, SynthRAD]", 1),
+    ("synthrad_ssim", "SSIM (SynthRAD)", 2),
+    ("mae_hu_bone", "MAE bone [HU]", 0),
+    ("mae_hu_muscle", "MAE muscle [HU]", 0),
+    ("mae_hu_fat", "MAE fat [HU]", 0),
+)
+METHOD_BASELINES = {
+    "constant image": "a constant image (must beat)",
+    "contrast prior": "the contrast prior's map, no network",
+    "second scan": "a second scan of the CT (right anatomy, its own noise)",
+    "noise floor": "noise floor (best possible)",
+}
+
+
+def methods_table(regime: str) -> str:
+    """docs/methods.md: one data regime of benchmarks/methods.py, its arms (best first) between the baselines."""
+    path = RESULTS / f"methods-{regime}.json"
+    if not path.exists():
+        return f"Not measured yet: `python benchmarks/methods.py --regime {regime}`.\n"
+    result = json.loads(path.read_text())
+    head = "| | seeds | minutes | " + " | ".join(c[1] for c in METHOD_COLUMNS) + " |"
+    lines = [head, "|---" * (3 + len(METHOD_COLUMNS)) + "|"]
+
+    def row(name: str, seeds: str, minutes: str, means: dict, sd: dict | None) -> str:
+        cells = [
+            _cell(means[k], sd[k] if sd else None, d) if k in means else "" for k, _, d in METHOD_COLUMNS
+        ]
+        return f"| {name} | {seeds} | {minutes} | " + " | ".join(cells) + " |"
+
+    baselines = result["baselines"]
+    lines.append(row(METHOD_BASELINES["constant image"], "", "", baselines["constant image"], None))
+    arms = sorted(result["arms"].items(), key=lambda item: item[1]["mean"]["mae"])
+    for name, arm in arms:
+        minutes = f"{np.mean(list(arm['minutes'].values())):.0f}"
+        sd = arm["sd_over_seeds"] if len(arm["minutes"]) > 1 else None
+        lines.append(row(f"**{name}**", " ".join(arm["minutes"]), minutes, arm["mean"], sd))
+    for name in ("contrast prior", "second scan", "noise floor"):
+        lines.append(row(METHOD_BASELINES[name], "", "", baselines[name], None))
+    for test in result["tests"]:
+        mae = test["mae"]
+        lines.append(
+            f"\n{test['a']} against {test['b']}: MAE [0-255] median difference {mae['median_difference']:+.1f}, "
+            f"p = {_p(mae['p'])} (paired Wilcoxon over {mae['n']} subjects, each averaged over the seeds); "
+            f"lower in {mae['seeds_a_lower']} of {len(arms[0][1]['minutes'])} seeds."
+        )
+    lines.append(f"\nMeasured on {result['machine'].get('cpu', 'an unnamed CPU')}.")
+    return "\n".join(lines) + "\n"
+
+
 def speed_table(name: str) -> str:
     """docs/benchmarks.md: the rows of ``docs/results/benchmarks/NAME.json``, as its benchmark reports them."""
     result = json.loads((RESULTS / "benchmarks" / f"{name}.json").read_text())
@@ -414,6 +465,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,
+    "methods": methods_table,
 }
 
 

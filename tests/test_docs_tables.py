@@ -69,3 +69,29 @@ def test_the_paper_benchmark_writes_json_that_the_reproduction_tables_read(table
     assert table[0].count("|") == 9 and len(table) == 2 + len(tables.PAPER_ROWS)
     assert "—" in table[-1] and "±" in table[2]  # no Dice for a baseline; spread over seeds for the arms
     assert tables.reproduction_tests_table().count("/2)") == 4 * (len(tables.PAPER_ROWS) - 2)
+
+
+@pytest.mark.slow
+def test_the_methods_benchmark_writes_json_that_the_method_table_reads(tables, tmp_path, monkeypatch):
+    """benchmarks/methods.py --quick, one regime over two seeds: every arm, the baselines and the test reach docs/methods.md."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(REPO / "benchmarks" / "methods.py"), "--quick", "--seeds", "0", "1"]
+    command += ["--regime", "misaligned-4mm", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]
+    subprocess.run(command, check=True)
+    result = json.loads((tmp_path / "methods-misaligned-4mm.json").read_text())
+    assert set(result["arms"]) == {"supervised U-Net (cpu-paired)", "pix2pix", "reggan"}
+    for arm in result["arms"].values():
+        assert list(arm["per_seed"]) == ["0", "1"] and len(arm["per_seed"]["0"]) == 5
+        assert {"mae", "synthrad_ssim", "mae_hu_bone", "mae_hu_fat"} <= set(arm["mean"])
+    assert result["baselines"]["contrast prior"]["mae_hu_muscle"] > 0
+    (test,) = result["tests"]
+    best = min(result["arms"], key=lambda arm: result["arms"][arm]["mean"]["mae"])
+    assert test["a"] == best and 0 < test["mae"]["p"] <= 1
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    table = tables.methods_table("misaligned-4mm")
+    rows = [line for line in table.splitlines() if line.startswith("| **")]
+    assert len(rows) == 3 and rows[0].startswith(f"| **{best}** | 0 1 |") and "±" in rows[0]
+    assert "paired Wilcoxon over 5 subjects" in table and "not measured" not in table
+    assert "Not measured yet" in tables.methods_table("unpaired")

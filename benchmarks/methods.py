@@ -1,0 +1,188 @@
+"""Which method for which data: every method on the phantom's three data regimes, over training seeds.
+
+A user holds unpaired archives, a few aligned pairs, or many roughly aligned pairs. For each
+regime the methods that can train on it run at the cpu preset's scale (128 x 128 coronal
+slices, two CPU cores), each with three training seeds, and are scored on the same five
+paired phantom test subjects as docs/quality.md's variants:
+
+- MAE and PSNR on the paper's [0, 255] scale, SSIM, MAE in HU; SynthRAD2023's MAE, PSNR, SSIM;
+- MAE in HU inside the phantom's bone, muscle and fat;
+- minutes of training, and the machine.
+
+Each cell is the mean ± SD over seeds of its mean over subjects; in each regime the best arm
+(lowest MAE) is compared with the runner-up by the paired Wilcoxon test over subjects. The
+baselines stand beside the arms: a constant image, the contrast prior's map, a second scan,
+the noise floor. Runs are keyed by regime, arm and seed and reused when their configuration is
+the same (``seeds.train_or_reuse``); each regime's results go to their own JSON.
+
+    python benchmarks/methods.py --regime few-pairs --runs runs/methods     # about 40 min on 2 cores
+    python benchmarks/methods.py --regime misaligned-2mm misaligned-8mm --seeds 0
+    python benchmarks/methods.py --regime few-pairs --quick --runs /tmp/mq --results /tmp/mq  # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, write_json
+from seeds import compare, over_seeds, train_or_reuse
+
+import imtrans_core as ic
+from imtrans_core.demo import baseline_rows
+from imtrans_core.evaluation.scoring import evaluate_pair
+from imtrans_core.inference.backends import TorchBackend
+from imtrans_core.inference.translate import translate_volume
+from imtrans_core.training import resolve_config
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # docs/quality.md's test subjects
+POOLS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128"  # the cpu preset's unpaired pools
+SCORES = ("mae", "psnr", "ssim", "mae_hu", "synthrad_mae", "synthrad_psnr", "synthrad_ssim")
+TISSUES = ("bone", "muscle", "fat")  # phantom label groups (bone, muscle) or labels (fat)
+TESTED = ("mae", "ssim")
+
+
+def pairs(n: int, misregistration: float = 0.0) -> str:
+    """The cpu preset's pools with ``n`` aligned training pairs (moved ``misregistration`` mm RMS apart)."""
+    return f"{POOLS},n_train_pairs={n}" + (f",misregistration={misregistration:g}" if misregistration else "")
+
+
+# regime -> arm -> (preset, options): every arm as `imtrans train --preset P OPTIONS` would train it
+REGIMES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "unpaired": {
+        "cyclegan + GC, prior (cpu-unet)": ("cpu-unet", {"data": POOLS}),
+        "cut": ("cpu", {"model": "cut", "data": POOLS}),
+        "fastcut": ("cpu", {"model": "fastcut", "data": POOLS}),
+    },
+    "few-pairs": {
+        "supervised U-Net (cpu-paired)": ("cpu-paired", {"data": pairs(4)}),
+        "pix2pix": ("cpu", {"model": "pix2pix", "data": pairs(4)}),
+        "hybrid: cyclegan + GC, prior + paired": ("cpu-unet", {"data": pairs(4), "loss": ["paired"]}),
+    },
+    **{
+        f"misaligned-{mm}mm": {  # three seeds at 4 mm; one each at 2 and 8 mm will do
+            "supervised U-Net (cpu-paired)": ("cpu-paired", {"data": pairs(12, mm)}),
+            "pix2pix": ("cpu", {"model": "pix2pix", "data": pairs(12, mm)}),
+            "reggan": ("cpu", {"model": "reggan", "data": pairs(12, mm)}),
+        }
+        for mm in (2, 4, 8)
+    },
+}
+
+
+def config_of(preset: str, options: dict[str, Any], seed: int, quick: bool) -> Any:
+    """The arm's training configuration for ``seed`` (``quick``: 20 iterations of 64 x 64 slices)."""
+    values = {**options, "seed": seed}
+    if quick:
+        values.update(iters=20, size=64, data=_small(values["data"]))
+    config = resolve_config(values, None, preset)
+    every = max(config.iters // 4, 1)
+    return resolve_config({**values, "ckpt_every": every, "sample_every": every}, None, preset)
+
+
+def scores_of(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per test subject: the run's synthetic CT scored against the real CT in the body mask, and by tissue."""
+    backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
+    rows = []
+    for subject in subjects:
+        sct = translate_volume(subject["mr"], backend)
+        scores = evaluate_pair(sct, subject["ct"], mask=subject["mask"])
+        rows.append({"id": subject["id"], **{k: scores[k] for k in SCORES[:4]}, **more_scores(sct, subject)})
+    return rows
+
+
+def more_scores(sct: Any, subject: dict[str, Any]) -> dict[str, float]:
+    """SynthRAD2023's scores, and the MAE in HU inside the phantom's bone, muscle and fat (models and baselines)."""
+    from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
+
+    synthrad = evaluate_pair(sct, subject["ct"], mask=subject["mask"], scale="synthrad")
+    scores = {k: float(synthrad[k]) for k in SCORES[4:]}
+    labels, mae_hu = subject["labels"].array, ic.METRICS.build("mae:scale=hu")
+    for tissue in TISSUES:
+        inside = np.isin(labels, [LABELS[n] for n in LABEL_GROUPS.get(tissue, [tissue]) if n in LABELS])
+        scores[f"mae_hu_{tissue}"] = float(mae_hu(sct.array, subject["ct"].array, inside))
+    return scores
+
+
+def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or reuse) and score every arm of ``regime`` over ``args.seeds``."""
+    test_data, pools = (_small(spec) if args.quick else spec for spec in (TEST_DATA, POOLS))
+    subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(test_data).paired]
+    scores: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    minutes: dict[str, dict[str, float]] = {}
+    for arm, (preset, options) in REGIMES[regime].items():
+        scores[arm], minutes[arm] = {}, {}
+        for seed in args.seeds:
+            run = args.runs / regime / f"{_slug(arm)}-seed{seed}"
+            seconds = train_or_reuse(config_of(preset, options, seed, args.quick), run)
+            scores[arm][str(seed)] = scores_of(run, subjects)
+            minutes[arm][str(seed)] = round(seconds / 60, 2)
+            mean = np.mean([row["mae_hu"] for row in scores[arm][str(seed)]])
+            print(f"{regime} | {arm} | seed {seed}: MAE {mean:.1f} HU, {seconds / 60:.1f} min", flush=True)
+    ranked = sorted(scores, key=lambda arm: _mean_over_seeds(scores[arm], "mae"))
+    return {
+        "regime": regime,
+        "test_data": test_data,
+        "arms": {
+            arm: {
+                "preset": REGIMES[regime][arm][0],
+                "options": REGIMES[regime][arm][1],
+                **over_seeds([_means(rows) for rows in scores[arm].values()]),
+                "minutes": minutes[arm],
+                "per_seed": scores[arm],
+            }
+            for arm in scores
+        },
+        "tests": [compare(ranked[0], ranked[1], scores, TESTED)] if len(ranked) > 1 else [],
+        "baselines": {
+            name: _means(rows) for name, rows in baseline_rows(test_data, pools, extra=more_scores).items()
+        },
+        "machine": describe_machine(),
+        "settings": {"seeds": args.seeds, "quick": args.quick},
+    }
+
+
+def _small(spec: str) -> str:
+    """``spec`` at 64 x 64 (--quick)."""
+    return spec.replace("size=128", "size=64")
+
+
+def _slug(arm: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in arm).strip("-").replace("--", "-")
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(np.mean([row[k] for row in rows])) for k in rows[0] if k != "id"}
+
+
+def _mean_over_seeds(per_seed: dict[str, list[dict[str, Any]]], key: str) -> float:
+    return float(np.mean([_means(rows)[key] for rows in per_seed.values()]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--regime", choices=sorted(REGIMES), nargs="+", default=sorted(REGIMES))
+    parser.add_argument("--runs", type=Path, default=Path("runs/methods"), help="Where the runs go.")
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results", help="Folder of the JSON.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="20 iterations at 64 x 64: the plumbing only")
+    args = parser.parse_args()
+    for regime in args.regime:
+        started = time.perf_counter()
+        result = run_regime(regime, args)
+        result["wall_minutes"] = round((time.perf_counter() - started) / 60, 1)
+        write_json(args.results / f"methods-{regime}.json", json.loads(json.dumps(result, default=float)))
+
+
+if __name__ == "__main__":
+    main()

@@ -23,6 +23,7 @@ TOP = {
     "choices",
     "progress",
     "cache",
+    "cpu",
 }
 # folder -> the other folders it may import (besides the top-level modules above)
 MAY_IMPORT = {

@@ -223,6 +223,31 @@ def test_openvino_runs_the_same_file_exactly_in_f32_and_within_hu_in_bf16(export
     assert precision == "f32" or error.max() > 0.01  # bf16 is not f32: the hint reached the compiler
 
 
+@pytest.mark.parametrize("units", [True, False])
+def test_openvino_is_asked_for_bf16_only_where_the_cpu_has_bf16_units(exported, monkeypatch, units):
+    """The rule torch's --amp follows: --precision bf16 without bf16 units warns once and compiles f32."""
+    pytest.importorskip("openvino")
+    import warnings
+
+    from imtrans_core.cpu import say_no_bf16_units
+    from imtrans_core.errors import ImtransWarning
+
+    monkeypatch.setattr("imtrans_core.onnx.openvino.cpu_has_fast_bf16", lambda: units)
+    say_no_bf16_units.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend = make_backend(exported.path, backend="openvino", precision="bf16")
+    said = [str(w.message) for w in caught if issubclass(w.category, ImtransWarning)]
+    if units:  # asked for bf16: what the CPU plugin then runs is the test above's question
+        assert said == []
+    else:
+        assert backend.runs_in == "f32" and len(said) == 1
+        assert (
+            said[0].startswith("--precision bf16: this CPU has no bf16 units")
+            and "running in fp32" in said[0]
+        )
+
+
 def test_openvino_keeps_f32_where_the_cpu_has_no_bf16_units(exported):
     pytest.importorskip("openvino")
     if cpu_runs_bf16():

@@ -204,10 +204,11 @@ def test_bf16_autocast_stays_close_to_fp32(monkeypatch):
 
 @pytest.mark.parametrize("units", [True, False])
 def test_bf16_on_a_cpu_without_bf16_units_warns_once_and_runs_fp32(monkeypatch, units):
-    from imtrans_core.training.precision import _say_no_bf16_units, resolve_amp
+    from imtrans_core.cpu import say_no_bf16_units
+    from imtrans_core.training.precision import resolve_amp
 
     monkeypatch.setattr("imtrans_core.training.precision.cpu_has_fast_bf16", lambda: units)
-    _say_no_bf16_units.cache_clear()  # once a process: this test must see the first time
+    say_no_bf16_units.cache_clear()  # once a process: this test must see the first time
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dtype = resolve_amp("bf16", torch.device("cpu"))

@@ -5,7 +5,8 @@ second artifact): OpenVINO reads the ONNX graph and compiles it for the CPU in
 a fraction of a second. Its CPU plugin runs convolutions in bf16 on CPUs with
 AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
 (``benchmarks/volume.py`` measures it); ``precision`` chooses: ``auto``
-(OpenVINO's choice for this CPU), ``bf16`` or ``f32`` (the exported numbers, to
+(OpenVINO's choice for this CPU), ``bf16`` (warned and run as ``f32`` on a CPU without bf16
+units, as torch's ``--amp bf16``) or ``f32`` (the exported numbers, to
 float rounding). Threads default to the physical cores, as for the other
 backends. The model is compiled for throughput: OpenVINO splits the threads
 into streams (two on a two-core machine), and each batch of slices is split
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..choices import OPENVINO_PRECISIONS
+from ..cpu import cpu_has_fast_bf16, say_no_bf16_units
 from ..errors import ImtransError
 from .exported import ExportedGenerator, check_onnx_file, decode_metadata
 from .providers import physical_cores
@@ -104,6 +106,9 @@ class OpenVinoBackend(ExportedGenerator):
             "INFERENCE_NUM_THREADS": threads or physical_cores(),
             "PERFORMANCE_HINT": "THROUGHPUT",
         }
+        if precision == "bf16" and not cpu_has_fast_bf16():  # the rule torch's --amp follows too
+            say_no_bf16_units("--precision bf16")
+            precision = "f32"
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
 

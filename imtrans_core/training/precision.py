@@ -10,30 +10,11 @@ loss disables autocast inside.
 from __future__ import annotations
 
 import contextlib
-import functools
-import warnings
-from pathlib import Path
 
 import torch
 
-from ..errors import ImtransError, ImtransWarning
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX or AVX-512 BF16 units (read from /proc/cpuinfo on Linux)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-# Emulated bf16 is no speed-up but a slow-down: one 3x3 convolution ran 94x slower than fp32 on an
-# AVX2-only EPYC. fp32 gives the same network more exactly, so the run goes on in fp32 rather than stop.
-NO_BF16_UNITS = (
-    "--amp bf16: this CPU has no bf16 units (neither AMX nor AVX-512 BF16), where bf16 runs many "
-    "times slower than fp32; running in fp32 (--amp auto chooses by itself)"
-)
+from ..cpu import cpu_has_fast_bf16, say_no_bf16_units
+from ..errors import ImtransError
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
@@ -46,7 +27,7 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if cpu_has_fast_bf16() else None
     if amp == "bf16":
         if device.type == "cpu" and not cpu_has_fast_bf16():
-            _say_no_bf16_units()
+            say_no_bf16_units("--amp bf16")
             return None
         return torch.bfloat16
     if amp == "fp16":
@@ -54,12 +35,6 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
             raise ImtransError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16")
         return torch.float16
     raise ImtransError(f"--amp {amp}: choose off, bf16, fp16 or auto")
-
-
-@functools.cache
-def _say_no_bf16_units() -> None:
-    """Once a process: the run's checks and its model both resolve ``--amp``."""
-    warnings.warn(NO_BF16_UNITS, ImtransWarning, stacklevel=3)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,23 +56,26 @@ def pairs(n: int, misregistration: float = 0.0) -> str:
     return f"{POOLS},n_train_pairs={n}" + (f",misregistration={misregistration:g}" if misregistration else "")
 
 
+# every arm's generator: the U-Net of the best recipes (docs/quality.md), pix2pix's own choice too,
+# so that the table compares methods, not architectures
+UNET = "unet:base=32"
 # regime -> arm -> (preset, options): every arm as `imtrans train --preset P OPTIONS` would train it
 REGIMES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "unpaired": {
         "cyclegan + GC, prior (cpu-unet)": ("cpu-unet", {"data": POOLS}),
-        "cut": ("cpu", {"model": "cut", "data": POOLS}),
-        "fastcut": ("cpu", {"model": "fastcut", "data": POOLS}),
+        "cut": ("cpu", {"model": "cut", "gen": UNET, "data": POOLS}),
+        "fastcut": ("cpu", {"model": "fastcut", "gen": UNET, "data": POOLS}),
     },
     "few-pairs": {
         "supervised U-Net (cpu-paired)": ("cpu-paired", {"data": pairs(4)}),
-        "pix2pix": ("cpu", {"model": "pix2pix", "data": pairs(4)}),
+        "pix2pix": ("cpu", {"model": "pix2pix", "gen": UNET, "data": pairs(4)}),
         "hybrid: cyclegan + GC, prior + paired": ("cpu-unet", {"data": pairs(4), "loss": ["paired"]}),
     },
     **{
         f"misaligned-{mm}mm": {  # three seeds at 4 mm; one each at 2 and 8 mm will do
             "supervised U-Net (cpu-paired)": ("cpu-paired", {"data": pairs(12, mm)}),
-            "pix2pix": ("cpu", {"model": "pix2pix", "data": pairs(12, mm)}),
-            "reggan": ("cpu", {"model": "reggan", "data": pairs(12, mm)}),
+            "pix2pix": ("cpu", {"model": "pix2pix", "gen": UNET, "data": pairs(12, mm)}),
+            "reggan": ("cpu", {"model": "reggan", "gen": UNET, "data": pairs(12, mm)}),
         }
         for mm in (2, 4, 8)
     },
@@ -118,7 +122,8 @@ def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
     subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(test_data).paired]
     scores: dict[str, dict[str, list[dict[str, Any]]]] = {}
     minutes: dict[str, dict[str, float]] = {}
-    for arm, (preset, options) in REGIMES[regime].items():
+    arms = {arm: how for arm, how in REGIMES[regime].items() if not args.arms or arm in args.arms}
+    for arm, (preset, options) in arms.items():
         scores[arm], minutes[arm] = {}, {}
         for seed in args.seeds:
             run = args.runs / regime / f"{_slug(arm)}-seed{seed}"
@@ -142,6 +147,7 @@ def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
             for arm in scores
         },
         "tests": [compare(ranked[0], ranked[1], scores, TESTED)] if len(ranked) > 1 else [],
+        "not_measured": [arm for arm in REGIMES[regime] if arm not in arms],
         "baselines": {
             name: _means(rows) for name, rows in baseline_rows(test_data, pools, extra=more_scores).items()
         },
@@ -156,7 +162,7 @@ def _small(spec: str) -> str:
 
 
 def _slug(arm: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in arm).strip("-").replace("--", "-")
+    return re.sub(r"[^0-9A-Za-z]+", "-", arm).strip("-")
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -175,8 +181,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/methods"), help="Where the runs go.")
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results", help="Folder of the JSON.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", default=[], help="Only these arms of the regime (default: all).")
     parser.add_argument("--quick", action="store_true", help="20 iterations at 64 x 64: the plumbing only")
     args = parser.parse_args()
+    unknown = sorted(set(args.arms) - {arm for regime in args.regime for arm in REGIMES[regime]})
+    if unknown:
+        parser.error(f"--arms {' '.join(unknown)}: not an arm of {' '.join(args.regime)}")
     for regime in args.regime:
         started = time.perf_counter()
         result = run_regime(regime, args)

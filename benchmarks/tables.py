@@ -436,6 +436,8 @@ def methods_table(regime: str) -> str:
             f"p = {_p(mae['p'])} (paired Wilcoxon over {mae['n']} subjects, each averaged over the seeds); "
             f"lower in {mae['seeds_a_lower']} of {len(arms[0][1]['minutes'])} seeds."
         )
+    if result.get("not_measured"):
+        lines.append(f"\nNot measured yet: {', '.join(result['not_measured'])}.")
     lines.append(f"\nMeasured on {result['machine'].get('cpu', 'an unnamed CPU')}.")
     return "\n".join(lines) + "\n"
 

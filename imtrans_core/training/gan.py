@@ -1,5 +1,6 @@
-"""What GAN methods share, for models to build on: optimisers on the paper's schedule, the
-discriminator's loss, compilation and sample images.
+"""What GAN methods share, for models to build on: a base model that keeps their bookkeeping
+(``GANModel``), optimisers on the paper's schedule, the discriminator's loss, compilation and
+sample images.
 
 A model keeps its method (its networks, its objective, the order of its updates); these
 helpers keep the bookkeeping that every GAN of the field does the same way (Adam with a

@@ -34,6 +34,9 @@ from imtrans_core.api import (
 
 from .warp import warp
 
+# each logged term's loss kind
+KIND_OF = {"paired": "paired", "smooth": "deformation", "g_gan": "adversarial"}
+
 
 class Registered(nn.Module):
     """G_CT and R in one forward pass: the synthetic CT, R's field, and the synthetic CT moved onto the real one."""
@@ -125,8 +128,7 @@ class RegGAN(GANModel):
             self.d_ct.requires_grad_(False)
             with autocast(self.device, amp):
                 terms["g_gan"] = adversarial(self.d_ct(fake), True)
-        weights = {"paired": "paired", "smooth": "deformation", "g_gan": "adversarial"}
-        loss_g = sum(self.terms[weights[name]].weight * value for name, value in terms.items())
+        loss_g = sum(self.terms[KIND_OF[name]].weight * value for name, value in terms.items())
         self.optimizers.step(("g", "r"), loss_g)
         self.update_averages()
         if adversarial is not None:

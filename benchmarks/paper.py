@@ -1,7 +1,7 @@
 """The paper's experiments on the phantom, over training seeds: Table 1, Fig. 4 and Fig. 6 of Hiasa et al. 2018.
 
 A 2 x 2 design — a small and a large unpaired training pool, without and with
-the GC loss (lambda_GC 0.3) — scaled to two CPU cores: the cpu preset's networks
+the GC loss (lambda_GC 0.3) — scaled to two CPU cores: the small preset's networks
 on 128 x 128 coronal slices. For each arm and each training seed:
 
 - Table 1: MAE and PSNR (the paper's [0, 255] scale) and SSIM of synthetic CT
@@ -87,7 +87,7 @@ def train_cyclegan(pool: str, losses: list[str], seed: int, args: argparse.Names
             "sample_every": max(args.iters // 4, 1),
         },
         None,
-        "cpu",
+        "small",
     )
     train_or_reuse(config, run)
     return run

@@ -35,7 +35,7 @@ COLUMNS = (
     ("ssim", "SSIM", 2),
     ("mae_hu", "MAE [HU]", 0),
 )
-# quality.md adds where the anatomy sits and where the error is
+# the variant study adds where the anatomy sits and where the error is
 QUALITY_COLUMNS = (
     *COLUMNS,
     ("shift_mm", "shift [mm]", 0),
@@ -54,7 +54,7 @@ def _cell(mean: float, sd: float | None, digits: int) -> str:
 
 
 def quality_table() -> str:
-    """docs/quality.md: every variant of studies/quality.py, mean ± SD over its seeds, and the baselines.
+    """docs/studies/quality-variants.md: every variant of studies/quality.py, mean ± SD over its seeds, and the baselines.
 
     The baselines are studies/baselines.py's on the same test subjects (docs/results/baselines.json).
     """
@@ -114,7 +114,7 @@ def _row(name: str, seeds: object, iters: object, minutes: str, means: dict | No
 
 
 def bar_table() -> str:
-    """docs/quality.md: issue #16's bar (MAE <= 1.6 x a floor's, SSIM >= 0.8 x its) against each floor."""
+    """docs/studies/quality-variants.md: issue #16's bar (MAE <= 1.6 x a floor's, SSIM >= 0.8 x its) against each floor."""
     means = json.loads((RESULTS / "baselines.json").read_text())["means"]
     what = {
         "tissue means": "tissue means: what a perfect tissue classifier writes from the MR",
@@ -128,7 +128,7 @@ def bar_table() -> str:
 
 
 def curve_table(*variants: str) -> str:
-    """docs/quality.md: the scores at each kept checkpoint of the first seed of ``variants`` (default: all)."""
+    """docs/studies/quality-variants.md: the scores at each kept checkpoint of the first seed of ``variants`` (default: all)."""
     lines = ["| variant | iteration | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"]
     lines.append("|---" * (2 + len(QUALITY_COLUMNS)) + "|")
     paths = [RESULTS / "quality" / f"{v}.json" for v in variants] or sorted(
@@ -144,7 +144,7 @@ def curve_table(*variants: str) -> str:
 
 
 def seeds_table(*variants: str) -> str:
-    """docs/quality.md: each training seed's MAE (and its MAE in fat, which a swap of tissue values raises)."""
+    """docs/studies/quality-variants.md: each training seed's MAE (and its MAE in fat, which a swap of tissue values raises)."""
     results = [json.loads((RESULTS / "quality" / f"{v}.json").read_text()) for v in variants]
     seeds = sorted({seed for r in results for seed in r["seeds"]}, key=int)
     lines = ["| variant | " + " | ".join(f"seed {s}: MAE (fat)" for s in seeds) + " |"]
@@ -161,7 +161,7 @@ def seeds_table(*variants: str) -> str:
 
 
 def boundaries_table() -> str:
-    """docs/quality.md: mean HU by signed distance from the fat/muscle boundary (studies/boundaries.py)."""
+    """docs/studies/quality-variants.md: mean HU by signed distance from the fat/muscle boundary (studies/boundaries.py)."""
     result = json.loads((RESULTS / "boundaries.json").read_text())
     distances = result["distances"]
     lines = [
@@ -174,7 +174,7 @@ def boundaries_table() -> str:
 
 
 def bones_table() -> str:
-    """docs/quality.md: medians inside bone in both directions (studies/bones.py)."""
+    """docs/studies/quality-variants.md: medians inside bone in both directions (studies/bones.py)."""
     result = json.loads((RESULTS / "bones.json").read_text())
     formats = ("{:.0f}", "{:.0f}", "{:.2f}")
     lines = ["| image | " + " | ".join(result["columns"]) + " |", "|---" * (1 + len(formats)) + "|"]
@@ -185,7 +185,7 @@ def bones_table() -> str:
 
 
 def tissues_table() -> str:
-    """docs/quality.md: each tissue's part of the MAE, with its bias and spread (studies/tissues.py)."""
+    """docs/studies/quality-variants.md: each tissue's part of the MAE, with its bias and spread (studies/tissues.py)."""
     result = json.loads((RESULTS / "tissues.json").read_text())
     shares = result["shares"]
     lines = ["| image | MAE | " + " | ".join(f"{t} ({100 * s:.0f} %)" for t, s in shares.items()) + " |"]
@@ -199,7 +199,7 @@ def tissues_table() -> str:
 
 
 def within_table(side: str = "ct") -> str:
-    """docs/quality.md: how each synthetic CT follows the MR within fat and within muscle, or (``mr``) how
+    """docs/studies/quality-variants.md: how each synthetic CT follows the MR within fat and within muscle, or (``mr``) how
     each synthetic MR follows the CT (studies/tissues.py)."""
     key, unit, digits = (
         ("within", "HU per SD of the MR", 0)
@@ -406,7 +406,7 @@ METHOD_BASELINES = {
 
 
 def methods_table(regime: str) -> str:
-    """docs/methods.md: one data regime of benchmarks/methods.py, its arms (best first) between the baselines."""
+    """docs/quality.md: one data regime of benchmarks/methods.py, its arms (best first) between the baselines."""
     path = RESULTS / f"methods-{regime}.json"
     if not path.exists():
         return f"Not measured yet: `python benchmarks/methods.py --regime {regime}`.\n"
@@ -442,6 +442,47 @@ def methods_table(regime: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# the data regimes of benchmarks/methods.py, in the order a reader meets them, named for what they hold
+REGIME_LABELS = {
+    "unpaired": "unpaired CT and MR archives",
+    "few-pairs": "a few aligned pairs (4)",
+    "misaligned-2mm": "many pairs, 2 mm apart (12)",
+    "misaligned-4mm": "many pairs, 4 mm apart (12)",
+    "misaligned-8mm": "many pairs, 8 mm apart (12)",
+}
+SUPERVISED = "supervised U-Net (--preset paired)"  # the reference every regime's best is read against
+
+
+def methods_summary_table() -> str:
+    """docs/quality.md: per data regime, its best method beside the runner-up and the prior's map (MAE, paper's scale)."""
+    results = {
+        r: json.loads(p.read_text()) for r in REGIME_LABELS if (p := RESULTS / f"methods-{r}.json").exists()
+    }
+    reference = results.get("few-pairs", {}).get("arms", {}).get(SUPERVISED, {}).get("mean", {}).get("mae")
+    lines = [
+        "| your data | best: MAE [0-255] (MAE [HU]) | runner-up | p | the prior's map | best / the supervised U-Net on 4 pairs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for regime, label in REGIME_LABELS.items():
+        if regime not in results:
+            lines.append(f"| {label} | not measured yet | | | | |")
+            continue
+        result = results[regime]
+        ranked = sorted(result["arms"].items(), key=lambda item: item[1]["mean"]["mae"])
+
+        def named(arm: str, measured: dict) -> str:
+            sd = measured["sd_over_seeds"]["mae"] if len(measured["per_seed"]) > 1 else None
+            return f"{arm}: {_cell(measured['mean']['mae'], sd, 1)} ({measured['mean']['mae_hu']:.0f})"
+
+        best = ranked[0][1]["mean"]["mae"]
+        runner_up = named(*ranked[1]) if len(ranked) > 1 else ""
+        p = f"{_p(result['tests'][0]['mae']['p'])}" if result["tests"] else ""
+        ratio = f"{best / reference:.2f}" if reference else ""
+        prior = f"{result['baselines']['contrast prior']['mae']:.1f}"
+        lines.append(f"| {label} | **{named(*ranked[0])}** | {runner_up} | {p} | {prior} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def speed_table(name: str) -> str:
     """docs/benchmarks.md: the rows of ``docs/results/benchmarks/NAME.json``, as its benchmark reports them."""
     result = json.loads((RESULTS / "benchmarks" / f"{name}.json").read_text())
@@ -468,6 +509,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "bar": bar_table,
     "speed": speed_table,
     "methods": methods_table,
+    "methods-summary": methods_summary_table,
 }
 
 
@@ -481,7 +523,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 where a table is stale.")
     args = parser.parse_args()
     stale = []
-    for path in sorted(DOCS.glob("*.md")):
+    for path in sorted(DOCS.rglob("*.md")):
         text = path.read_text()
         for block in BLOCK.finditer(text):
             if block["name"] not in TABLES:

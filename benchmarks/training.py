@@ -6,7 +6,7 @@ same run. Achieved GFLOP/s is measured against the FLOPs torch counts for one
 iteration, to show the distance to the machine's limit.
 
     python benchmarks/training.py            # the paper's setting: 256 x 256, ngf 64, batch 1
-    python benchmarks/training.py --quick    # 128 x 128, the cpu preset's networks
+    python benchmarks/training.py --quick    # 128 x 128, the small preset's networks
 
 ``--compile`` (``imtrans train --compile default``) is timed after its one-off
 compilation, which is reported on its own.
@@ -90,14 +90,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="128 x 128 with the cpu preset's networks")
+    parser.add_argument("--quick", action="store_true", help="128 x 128 with the small preset's networks")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--json", type=Path, help="results file (default: docs/results/benchmarks/training[_quick].json)"
     )
     args = parser.parse_args()
     args.json = args.json or results_json("training", args.quick)
-    cpu = PRESETS["cpu"]
+    cpu = PRESETS["small"]
     setting = (
         dict(gen=cpu["gen"], disc=cpu["disc"], size=128)
         if args.quick

@@ -16,9 +16,6 @@ from .errors import ImtransError
 MODEL = "cyclegan"  # imtrans_cyclegan
 GENERATOR = "resnet9"  # imtrans_cyclegan: the paper's ResNet generator (§2.2)
 DISCRIMINATOR = "patchgan"  # imtrans_cyclegan: the 70 x 70 PatchGAN
-# imtrans_cyclegan: GC on gradient magnitudes at weight 1 and the contrast prior's warm start, which
-# found the CT's tissue values in every seed tried, where GC alone did in one of five (docs/quality.md)
-DEMO_LOSSES = ("gc:1,abs=true", "prior")
 DATASET = "phantom"  # imtrans_hip: the procedural hip phantom
 LOGGERS = ("jsonl", "samples")  # imtrans_loggers: every run writes metrics.jsonl and sample grids
 

@@ -1,9 +1,11 @@
 """``imtrans demo``: the newcomer's whole job on the built-in phantom, in minutes.
 
-phantom -> a short ``--preset cpu`` training with the GC loss -> translate the
-paired test MRs -> evaluate against their CTs -> export ONNX -> translate again
-with onnxruntime and compare -> a summary table and the paths of the pictures.
-Each step uses the same library functions as the individual commands.
+phantom -> a short ``--preset paired`` training (the supervised U-Net on four
+aligned pairs: the recipe of docs/quality.md that beats the contrast prior's map
+in minutes) -> translate the paired test MRs -> evaluate against their CTs,
+beside the baselines -> export ONNX -> translate again with onnxruntime and
+compare -> a summary table and a picture of each test subject (MR, synthetic CT,
+real CT, error). Each step uses the same library functions as the commands.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import imtrans_core as ic
 from . import defaults
 from .data.intensity import CT_WINDOW
 from .data.io import write_volume
-from .data.slices import normalize
-from .evaluation.plots import box_plot
+from .data.slices import Plane, normalize, to_slices
+from .evaluation.plots import translation_figure
 from .evaluation.report import summarize
 from .evaluation.scoring import constant_baseline, evaluate_pair, require_metrics
 from .inference.backends import TorchBackend
@@ -32,7 +34,7 @@ from .onnx.choose import make_backend
 from .onnx.export import export_model
 from .training import resolve_config, train
 
-METRICS = ("mae", "psnr", "ssim", "mi")
+PRESET = "paired"
 
 
 @dataclass
@@ -66,7 +68,7 @@ def baseline_rows(
     ``contrast prior`` (the MR mapped in inverse rank onto the CT values of ``pools``, default
     ``spec``'s own; no network), ``tissue means`` (the CT with each tissue flat at its mean),
     ``second scan`` (``repeat=1``: only noise and grain drawn anew) and ``noise floor`` (the CT
-    without quantum noise: no model beats it). What each stands for: docs/quality.md.
+    without quantum noise: no model beats it). What each stands for: docs/studies/quality-variants.md.
     """
     renders = {
         "tissue means": ic.DATASETS.build(f"{spec},ct_noise=0,ct_texture=0").paired,
@@ -126,16 +128,31 @@ def contrast_prior_map(
     return translate
 
 
+def picture(subjects: list[dict[str, Any]], prior: Callable[[Any], Any] | None, path: Path) -> Path:
+    """Each test subject's middle coronal slice: MR, synthetic CT, the prior's map, real CT, errors."""
+    rows = []
+    for subject in subjects:
+        plane = Plane.of(subject["ct"], "coronal")
+        synthetic = {"synthetic CT": _middle(subject["sct"], plane)}
+        if prior is not None:
+            synthetic["contrast prior's map"] = _middle(prior(subject["mr"]), plane)
+        mr, ct, mask = (_middle(subject[key], plane) for key in ("mr", "ct", "mask"))
+        rows.append((subject["id"], mr, synthetic, ct, mask > 0))
+    return translation_figure(rows, path)
+
+
+def _middle(volume: Any, plane: Plane) -> np.ndarray:
+    stack = to_slices(np.asarray(volume.array, dtype=np.float32), plane)
+    return stack[len(stack) // 2]
+
+
 def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = print) -> DemoReport:
     """Run every step into ``out``; returns the report the CLI prints."""
     report = DemoReport(out)
     defaults.require(ic.MODELS, [defaults.MODEL], "imtrans demo")
     defaults.require(ic.DATASETS, [defaults.DATASET], "imtrans demo")
     require_metrics("paper", True, "imtrans demo")
-    cli_values: dict[str, Any] = {"loss": list(defaults.DEMO_LOSSES)}
-    if iters is not None:
-        cli_values["iters"] = iters
-    config = resolve_config(cli_values, None, "cpu")
+    config = resolve_config({} if iters is None else {"iters": iters}, None, PRESET)
     run_dir = out / "run"
     subjects = [s.load() | {"id": s.id} for s in ic.DATASETS.build(config.data).paired]
 
@@ -144,7 +161,7 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
             echo(f"continuing {run_dir}" + (f" to {iters} iterations" if iters is not None else ""))
             result = train(None, resume=run_dir, changes={"iters": iters} if iters is not None else {})
         else:
-            echo(f"training {config.iters} iterations of {config.gen} with GC on the phantom ({config.data})")
+            echo(f"training {config.iters} iterations of --preset {PRESET} on the phantom ({config.data})")
             result = train(config, out=run_dir)
         return f"{result.step} iterations, {run_dir}"
 
@@ -162,15 +179,17 @@ def run_demo(out: Path, iters: int | None = None, echo: Callable[[str], None] = 
             scores = evaluate_pair(subject["sct"], subject["ct"], mask=subject["mask"], source=subject["mr"])
             report.rows.append({"id": subject["id"], **scores})
         report.baselines = baseline_rows(config.data)
-        report.pictures["metrics"] = box_plot({"CycleGAN + GC": report.rows}, METRICS, out / "metrics.png")
+        report.pictures["subjects"] = picture(subjects, contrast_prior_map(config.data), out / "subjects.png")
         mean = summarize(report.rows)
         iterations = json.loads((run_dir / "config.json").read_text())["iters"]
         scores = {
+            "preset": PRESET,
             "data": config.data,
             "iterations": iterations,
             "subjects": report.rows,
             "mean_sd": mean,
             "baselines": report.baselines,
+            "baselines_mean_sd": {name: summarize(rows) for name, rows in report.baselines.items()},
         }
         (out / "scores.json").write_text(json.dumps(scores, indent=2, default=float) + "\n")
         return f"MAE {mean['mae'][0]:.1f} (0-255), PSNR {mean['psnr'][0]:.2f} dB, MI {mean['mi'][0]:.3f}"

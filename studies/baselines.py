@@ -6,7 +6,7 @@ masks as ``imtrans evaluate`` (``imtrans_core.demo.baseline_rows``), this scores
 - **constant image**: one value everywhere, the median HU of the real CT in the mask
   (what a model that learned nothing but the mean tissue would write);
 - **contrast prior**: each MR value mapped in inverse rank onto the CT values of the
-  unpaired pools of ``--pools`` (the cpu preset's by default), no network: what
+  unpaired pools of ``--pools`` (the small preset's by default), no network: what
   ``--loss prior`` warm-starts from, and what an unpaired model must beat;
 - **tissue means**: the same subject's CT rendered again with each tissue flat at its
   mean HU (exact boundaries and blur; no texture, grain or noise): what a perfect
@@ -25,7 +25,7 @@ demo's own data set).
     imtrans demo --out runs/demo
     python studies/baselines.py --demo runs/demo --out docs/results/demo.json
     python studies/baselines.py --data phantom:n_ct=0,n_mr=0,n_paired=5,size=128 \\
-        --out docs/results/baselines.json   # the test subjects of docs/quality.md and reproduction.md
+        --out docs/results/baselines.json   # the test subjects of docs/studies/quality-variants.md and reproduction.md
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     source.add_argument("--data", help="A phantom data spec whose paired subjects to score.")
     parser.add_argument(
         "--pools",
-        default=PRESETS["cpu"]["data"],
+        default=PRESETS["small"]["data"],
         help="The data whose unpaired pools fit the contrast prior.",
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")

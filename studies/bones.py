@@ -3,7 +3,7 @@
 On a T1 (and a T2) the inside of a bone is fatty marrow, bright like fat; on
 CT it is dense, far above fat. A map of inverse rank, as the contrast prior
 fits, gets it backwards in both directions. This measures, on the paired test
-subjects of docs/quality.md, each model's medians inside the bone labels: the
+subjects of docs/studies/quality-variants.md, each model's medians inside the bone labels: the
 synthetic CT's HU (G_CT of the real MR) and the synthetic MR's brightness as a
 share of its fat's (G_MR of the real CT; scale-free, as MRs have none), beside
 the real CT's and MR's and the contrast prior's map, for the first seed's run

@@ -3,7 +3,7 @@
 An opposed-phase T1 draws a dark line along every fat/water boundary (fat and
 water cancel in a voxel that holds both), and a dark line is what cortical bone
 looks like on T1. This measures whether a model turns that line into a bright,
-bone-like rim on the CT: on the paired test subjects of docs/quality.md, every
+bone-like rim on the CT: on the paired test subjects of docs/studies/quality-variants.md, every
 voxel of fat or muscle within ``REACH`` voxels of the other is binned by its
 signed distance to it (negative in fat, positive in muscle), and each image's
 mean HU per bin is written beside the real CT's: the real CT, a second scan of

@@ -3,11 +3,11 @@
 ``--loss prior`` and the ``contrast prior`` baseline rank every MR value above the
 air's -1 on the [-1, 1] scale, which takes in the noise of the MR's background
 around the body (its values reach -0.9 and beyond). This fits the map again on
-the cpu preset's pools with the MR's body found as it should be, the voxels above
+the small preset's pools with the MR's body found as it should be, the voxels above
 a threshold plus everything they enclose (the dark cortex, gas and urine inside
 stay in; only the background connected to the volume's border goes), and scores
 each map as ``studies/baselines.py`` does, on the same five test subjects
-(docs/quality.md, cause 10).
+(docs/studies/quality-variants.md, cause 10).
 
     python studies/prior_mask.py --out docs/results/prior_mask.json
 """
@@ -43,7 +43,7 @@ def main() -> None:
     from imtrans_core.training.config import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pools", default=PRESETS["cpu"]["data"], help="Data whose pools fit the map.")
+    parser.add_argument("--pools", default=PRESETS["small"]["data"], help="Data whose pools fit the map.")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")
     args = parser.parse_args()
 

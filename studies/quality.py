@@ -1,6 +1,6 @@
-"""How good is the synthetic CT, and what makes it so: the experiments of docs/quality.md.
+"""How good is the synthetic CT, and what makes it so: the experiments of docs/studies/quality-variants.md.
 
-Each *variant* is the cpu preset with a few options changed (``VARIANTS``).
+Each *variant* is the small preset with a few options changed (``VARIANTS``).
 For every training seed this trains it (or reuses a finished run made with the
 very same configuration), translates the paired test MRs of the phantom and
 scores the synthetic CTs against the real ones in the body mask, with the same
@@ -32,15 +32,15 @@ from machine import describe_machine, print_table, write_json
 from seeds import over_seeds, train_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as the cpu preset's pools
+TEST_DATA = "phantom:n_ct=0,n_mr=0,n_paired=5,size=128"  # the same phantom as the small preset's pools
 RESULTS = REPO / "docs" / "results" / "quality"  # one JSON per variant
 DEMO_LOSS = ["gc:0.3,abs=true"]
 SMALL = "resnet9:ngf=32,n_blocks=6"
-PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the cpu preset's data + 12 pairs
+PAIRS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128,n_train_pairs=12"  # the small preset's data + 12 pairs
 
 
 def pairs(n: int) -> str:
-    """The cpu preset's data with ``n`` aligned training pairs beside its unpaired pools."""
+    """The small preset's data with ``n`` aligned training pairs beside its unpaired pools."""
     return PAIRS.replace("n_train_pairs=12", f"n_train_pairs={n}")
 
 
@@ -48,7 +48,7 @@ FEW_PAIRS = pairs(2)
 SUPERVISED = ["paired:1", "lsgan:0", "cycle:0"]
 UNET = "unet:base=32"
 
-# name: (options changed from the cpu preset, what the variant tests)
+# name: (options changed from the small preset, what the variant tests)
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "cpu": (
         {"loss": DEMO_LOSS},
@@ -76,7 +76,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "unet": ({"loss": ["gc:1,abs=true"], "gen": UNET}, "`gc1` with a U-Net generator (32 base filters)"),
     "d1": ({"loss": ["gc:1,abs=true"], "gen": f"{SMALL},n_down=1"}, "`gc1` with one halving, not two"),
-    "nogc": ({}, "the cpu preset without GC: CycleGAN alone"),
+    "nogc": ({}, "the small preset without GC: CycleGAN alone"),
     "mind": ({"loss": ["mind:3"]}, "MIND structure consistency (weight 3) in place of GC"),
     "dnonorm": (
         {"loss": ["gc:1,abs=true"], "disc": "patchgan:ndf=32,norm=none"},
@@ -291,7 +291,7 @@ def config_of(variant: str, seed: int, iters: int | None) -> Any:
     changes = {**VARIANTS[variant][0], "seed": seed}
     if iters is not None:
         changes["iters"] = iters
-    config = resolve_config(changes, None, changes.pop("preset", "cpu"))
+    config = resolve_config(changes, None, changes.pop("preset", "small"))
     return replace(config, ckpt_every=max(config.iters // CURVE_POINTS, 1), keep=CURVE_POINTS + 1)
 
 
@@ -369,7 +369,7 @@ def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]],
             sys.exit(f"error: --runs {args.runs}: no trained run {run.name} there")
     ic.plugins.load()
     subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
-    return args, subjects, contrast_prior_map(PRESETS["cpu"]["data"]), runs
+    return args, subjects, contrast_prior_map(PRESETS["small"]["data"]), runs
 
 
 def synthetic_cts(subjects: list[dict[str, Any]], prior: Any, runs: dict[str, Path]) -> dict[str, list]:

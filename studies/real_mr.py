@@ -15,11 +15,11 @@ input's own grid):
   models' window [-150, 350] HU.
 
 The T2 goes through a model trained on the phantom's T2 (``weighting=t2``), the
-abdominal T1 through one trained on its T1; both with ``--preset cpu-unet``,
+abdominal T1 through one trained on its T1; both with ``--preset unpaired``,
 seed 0, trained here (about 20 minutes each) unless ``--runs`` holds them. The
-T2 also goes through ``--preset cpu-paired`` trained on four of the phantom's
+T2 also goes through ``--preset paired`` trained on four of the phantom's
 T2/CT pairs (a few minutes), the recipe that draws the phantom T1's bone far
-better than the unpaired U-Net (docs/quality.md): whether a value they get
+better than the unpaired U-Net (docs/studies/quality-variants.md): whether a value they get
 wrong on the real T2 is the unpaired training's doing or the phantom's.
 
 A picture: the T2 and its translations, axial through the femoral heads and
@@ -45,12 +45,12 @@ from seeds import train_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
-PHANTOM = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128"  # the cpu presets' pools
+PHANTOM = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128"  # the small preset's pools
 # Each model's run folder: its preset and its phantom
 MODELS = {
-    "cpu-unet-t1": ("cpu-unet", PHANTOM),
-    "cpu-unet-t2": ("cpu-unet", f"{PHANTOM},weighting=t2"),
-    "cpu-paired-t2": ("cpu-paired", f"{PHANTOM},weighting=t2,n_train_pairs=4"),
+    "cpu-unet-t1": ("unpaired", PHANTOM),
+    "cpu-unet-t2": ("unpaired", f"{PHANTOM},weighting=t2"),
+    "cpu-paired-t2": ("paired", f"{PHANTOM},weighting=t2,n_train_pairs=4"),
 }
 T2 = "prostatex0000_t2.nii.gz"
 INPUTS = {T2: "cpu-unet-t2", "ts_example_mr_sm.nii.gz": "cpu-unet-t1"}

@@ -6,7 +6,7 @@ subject's MAE is its share of the mask's voxels times its own MAE, so the parts
 add up to the MAE. Beside each part, the error's mean there (bias: a tissue
 drawn at the wrong value) and its SD (spread: texture, noise, misplaced edges,
 which no single value would fix). All on the paper's [0, 255] scale, in the
-paper's window, mean over the paired test subjects of docs/quality.md: a
+paper's window, mean over the paired test subjects of docs/studies/quality-variants.md: a
 second scan of the real CT (a perfect GAN), the contrast prior's map, and the
 first seed's run of each ``--variants`` (trained by ``studies/quality.py``,
 found in ``--runs``).

@@ -78,29 +78,43 @@ def test_dry_run_resolves_the_paper_objective(capsys):
 
 def test_config_file_and_command_line_precedence(tmp_path, capsys):
     config = tmp_path / "run.toml"
-    config.write_text('preset = "cpu"\ngen = "resnet9:ngf=16"\nloss = ["gc:0.5"]\n')
+    config.write_text('preset = "small"\ngen = "resnet9:ngf=16"\nloss = ["gc:0.5"]\n')
     code, out, _ = call(capsys, "train", "--config", str(config), "--gen", "resnet9:ngf=8", "--dry-run")
     assert code == 0
     assert "ngf=8" in out and "gc:weight=0.5" in out
 
 
 def test_a_preset_s_loss_terms_add_up_with_the_command_line_s(capsys):
-    """``--preset cpu-unet`` brings GC and the held prior; ``--loss`` re-weights or drops a term, not all."""
-    code, out, _ = call(capsys, "train", "--preset", "cpu-unet", "--loss", "gc:0.5", "--dry-run")
+    """``--preset unpaired`` brings GC and the held prior; ``--loss`` re-weights or drops a term, not all."""
+    code, out, _ = call(capsys, "train", "--preset", "unpaired", "--loss", "gc:0.5", "--dry-run")
     assert code == 0
-    assert "preset cpu-unet changes:" in out and "gen=unet:" in out
+    assert "preset unpaired changes:" in out and "gen=unet:" in out
     assert "gc:weight=0.5" in out and "prior:weight=3.0" in out and "until=0" in out
-    code, out, _ = call(capsys, "train", "--preset", "cpu-unet", "--loss", "prior:0", "--dry-run")
-    assert code == 0 and "prior:" not in out.split("preset cpu-unet changes:")[1].split("\n", 1)[1]
+    code, out, _ = call(capsys, "train", "--preset", "unpaired", "--loss", "prior:0", "--dry-run")
+    assert code == 0 and "prior:" not in out.split("preset unpaired changes:")[1].split("\n", 1)[1]
+
+
+def test_the_misaligned_preset_trains_reggan_on_pairs_4_mm_apart(capsys):
+    code, out, _ = call(capsys, "train", "--preset", "misaligned", "--dry-run")
+    assert code == 0 and "model: reggan (RegGAN)" in out and "misregistration=4.0" in out
+    assert "n_train_pairs=12" in out and "g_ct=unet:" in out
+
+
+def test_an_old_preset_name_says_what_it_became_and_trains_the_same(capsys):
+    for old, new in (("cpu", "small"), ("cpu-unet", "unpaired"), ("cpu-paired", "paired")):
+        code, out, err = call(capsys, "train", "--preset", old, "--dry-run")
+        assert code == 0 and f"--preset {old} is an old name: it is --preset {new} now" in err
+        code, same, _ = call(capsys, "train", "--preset", new, "--dry-run")
+        assert code == 0 and out == same
 
 
 def test_the_paired_preset_trains_the_supervised_u_net_on_four_pairs(capsys, tmp_path):
-    """``--preset cpu-paired``: the U-Net, the paired L1 alone (no GAN, no cycle), 4 aligned pairs."""
-    code, out, _ = call(capsys, "train", "--preset", "cpu-paired", "--dry-run")
+    """``--preset paired``: the U-Net, the paired L1 alone (no GAN, no cycle), 4 aligned pairs."""
+    code, out, _ = call(capsys, "train", "--preset", "paired", "--dry-run")
     assert code == 0 and "gen=unet:" in out and "n_train_pairs=4" in out
     assert "  loss=paired:weight=1.0\n" in out
     no_pairs = "phantom:n_ct=1,n_mr=1,n_paired=0,size=32,slices=6"
-    code, _, err = call(capsys, "train", "--preset", "cpu-paired", "--data", no_pairs, "--out", str(tmp_path))
+    code, _, err = call(capsys, "train", "--preset", "paired", "--data", no_pairs, "--out", str(tmp_path))
     assert code == 2 and f"--data {no_pairs} has none" in " ".join(err.split())  # before any work
     assert not any(tmp_path.iterdir())
 

@@ -208,7 +208,7 @@ def train_args(draw, world: dict) -> list[str]:
             ["gc:0.3", "gc:0.3,abs=true", "identity:0.5", "cycle:0", "vanilla:1"], ["lsgan:0", "gc:op=x"]
         ),
         "--log": either(["jsonl", "samples:every=1"], ["tensorboard", "nope"]),
-        "--preset": choice("paper", "cpu", "cpu-unet", "cpu-paired"),
+        "--preset": choice("paper", "unpaired", "paired", "misaligned", "small", "cpu", "cpu-unet"),
         "--dry-run": FLAG,
     }
     args = ["train", *TINY, *options(draw, table)]

@@ -17,7 +17,7 @@ def tables(load_benchmark):
 
 def test_every_table_in_the_docs_agrees_with_its_json(tables):
     blocks = 0
-    for path in sorted((REPO / "docs").glob("*.md")):
+    for path in sorted((REPO / "docs").rglob("*.md")):
         text = path.read_text()
         blocks += len(tables.BLOCK.findall(text))
         assert tables.render(text) == text, f"{path.name}: run python benchmarks/tables.py"
@@ -73,7 +73,7 @@ def test_the_paper_benchmark_writes_json_that_the_reproduction_tables_read(table
 
 @pytest.mark.slow
 def test_the_methods_benchmark_writes_json_that_the_method_table_reads(tables, tmp_path, monkeypatch):
-    """benchmarks/methods.py --quick, one regime over two seeds: every arm, the baselines and the test reach docs/methods.md."""
+    """benchmarks/methods.py --quick, one regime over two seeds: every arm, the baselines and the test reach docs/quality.md."""
     import subprocess
     import sys
 
@@ -81,7 +81,11 @@ def test_the_methods_benchmark_writes_json_that_the_method_table_reads(tables, t
     command += ["--regime", "misaligned-4mm", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]
     subprocess.run(command, check=True)
     result = json.loads((tmp_path / "methods-misaligned-4mm.json").read_text())
-    assert set(result["arms"]) == {"supervised U-Net (cpu-paired)", "pix2pix", "reggan"}
+    assert set(result["arms"]) == {
+        "supervised U-Net (--preset paired)",
+        "pix2pix",
+        "reggan (--preset misaligned)",
+    }
     for arm in result["arms"].values():
         assert list(arm["per_seed"]) == ["0", "1"] and len(arm["per_seed"]["0"]) == 5
         assert {"mae", "synthrad_ssim", "mae_hu_bone", "mae_hu_fat"} <= set(arm["mean"])

@@ -1,4 +1,4 @@
-"""Slow: a few minutes of `--preset cpu` on the phantom measurably learn MR -> CT."""
+"""Slow: a few minutes of `--preset small` on the phantom measurably learn MR -> CT."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from imtrans_core.training import resolve_config, train
 @pytest.mark.slow
 def test_cpu_preset_lowers_the_mae_of_synthetic_ct(tmp_path, monkeypatch):
     monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "cache"))
-    config = resolve_config({"loss": ["gc:0.3"]}, None, "cpu")
+    config = resolve_config({"loss": ["gc:0.3"]}, None, "small")
     run = train(config, out=tmp_path / "run").run_dir
     torch.manual_seed(config.seed)
     untrained = TorchBackend(ic.GENERATORS.build(config.gen), "mr2ct", config.orientation)

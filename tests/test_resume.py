@@ -157,7 +157,9 @@ def test_demo_run_again_continues_to_a_new_iters(tmp_path, capsys):
     assert [m["iter"] for m in metrics(tmp_path / "run")][-1] == 4
     scores = json.loads((tmp_path / "scores.json").read_text())  # the table, for scripts and docs
     assert scores["iterations"] == 4 and [s["id"] for s in scores["subjects"]] == ["pair-000", "pair-001"]
-    assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"}
+    assert set(scores["mean_sd"]) >= {"mae", "psnr", "ssim", "mi"} and scores["preset"] == "paired"
+    assert scores["baselines_mean_sd"]["contrast prior"]["mae"][0] > 0
+    assert (tmp_path / "subjects.png").stat().st_size > 10_000  # MR, synthetic CT, prior's map, CT, errors
     assert "constant image (must beat)" in out and "noise floor (best possible)" in out
     assert "contrast prior's map, no network" in out
     constant, prior, tissue, again, floor = (

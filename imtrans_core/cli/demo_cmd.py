@@ -24,15 +24,17 @@ from .types import PATH
     "--iters",
     type=click.IntRange(min=1),
     default=None,
-    help="Training iterations (default: the cpu preset's 1200, about 4 minutes on 2 idle cores).",
+    help="Training iterations (default: the paired preset's 1200, about 4 minutes on 2 idle cores).",
 )
 def demo(out: Path, iters: int | None) -> None:
     """The whole job on the built-in hip phantom: train, translate, evaluate, export, onnxruntime.
 
-    A short `--preset cpu` training with the GC loss, then the paired test MRs
-    translated to synthetic CT, scored against their CTs (MAE, PSNR, SSIM, MI),
-    the generator exported to ONNX and the MRs translated again with
-    onnxruntime. Run it again to continue the same training.
+    A short `--preset paired` training (the supervised U-Net on four of the
+    phantom's aligned pairs), then the paired test MRs translated to synthetic CT,
+    scored against their CTs beside the baselines a model must beat (a constant
+    image, the contrast prior's map), and drawn beside them (subjects.png); the
+    generator exported to ONNX and the MRs translated again with onnxruntime.
+    Run it again to continue the same training.
     """
     from ..demo import run_demo
     from ..evaluation.report import results_table

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from ..errors import ImtransError
 from ..training.config import (
     FIELDS,
+    PRESET_ALIASES,
     PRESETS,
     check_specs,
     describe_range,
@@ -57,11 +58,13 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
 @click.option("--log", "log", multiple=True, help=FIELDS["log"].metadata["help"] + " May change on --resume.")
 @click.option(
     "--preset",
-    type=click.Choice(sorted(PRESETS)),
+    type=click.Choice([*PRESETS, *PRESET_ALIASES]),
     default=None,
-    help="paper (default), cpu (small: minutes on 2 cores), cpu-unet (the best unpaired recipe on the "
-    "phantom, about 20 minutes) or cpu-paired (the supervised U-Net on a few aligned pairs, minutes); "
-    "each says what it changes.",
+    help="What your data calls for, at a scale that trains in minutes on 2 CPU cores (docs/quality.md): "
+    "unpaired (CT and MR archives: CycleGAN + GC + the contrast prior, about 20 minutes), paired (a few "
+    "registered pairs: the supervised U-Net), misaligned (many roughly aligned pairs: RegGAN); small "
+    "(the scale alone, for trying another --model); paper (default: the paper's settings). Each says "
+    "what it changes; cpu, cpu-unet and cpu-paired are old names.",
 )
 @click.option(
     "--config",
@@ -92,11 +95,11 @@ def train(
     dry_run: bool,
     **values: Any,
 ) -> None:
-    """Train CycleGAN (+ GC loss) on unpaired CT and MR slices.
+    """Train a translation model: CycleGAN + GC (the default), or any --model registered.
 
     `imtrans train --gen resnet9 --loss gc:0.3` is the paper's objective (Eq. 6)
-    on the built-in hip phantom; `--preset cpu` is a small variant that learns
-    in minutes on a laptop CPU.
+    on the built-in hip phantom; `--preset unpaired`, `paired` or `misaligned`
+    trains the best measured recipe for such data in minutes on a laptop CPU.
     """
     cli_values = given_options(ctx, values)
     for key in ("loss", "log"):

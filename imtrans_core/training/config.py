@@ -19,13 +19,14 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import warnings
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .. import defaults
 from ..choices import AMP_MODES, COMPILE_MODES, DEVICES, ORIENTATIONS, PAIRINGS
-from ..errors import ImtransError
+from ..errors import ImtransError, ImtransWarning
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 MAX_STEPS = 10**9  # iterations and intervals: beyond any run, below any overflow
@@ -322,40 +323,52 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
-# What each preset changes, and why. The paper's preset changes nothing.
+# The scale of every preset but the paper's: learns visibly in minutes on 2 CPU cores with
+# quarter-size networks on 128 x 128 slices of a small phantom, autocast where it is fast.
+SMALL: dict[str, Any] = {
+    "gen": f"{defaults.GENERATOR}:ngf=32,n_blocks=6",
+    "disc": f"{defaults.DISCRIMINATOR}:ndf=32",
+    "data": f"{defaults.DATASET}:n_ct=12,n_mr=12,n_paired=2,size=128",
+    "size": 128,
+    "iters": 1200,
+    "amp": "auto",
+    "log_every": 20,
+    "sample_every": 200,
+    "ckpt_every": 200,
+}
+# What each preset changes, and why: the paper's changes nothing; the others are named for the data
+# a user holds, each the best recipe of docs/quality.md for that data (the phantom stands in for it
+# until --data names yours).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "cpu": {
-        # Learns visibly in minutes on 2 CPU cores: quarter-size networks on
-        # 128 x 128 slices of a small phantom, bf16 autocast, a short schedule.
-        "gen": f"{defaults.GENERATOR}:ngf=32,n_blocks=6",
-        "disc": f"{defaults.DISCRIMINATOR}:ndf=32",
-        "data": f"{defaults.DATASET}:n_ct=12,n_mr=12,n_paired=2,size=128",
-        "size": 128,
-        "iters": 1200,
-        "amp": "auto",
-        "log_every": 20,
-        "sample_every": 200,
-        "ckpt_every": 200,
+    # unpaired CT and MR archives: CycleGAN + GC held to the contrast prior, U-Net generator, bone's
+    # inside held to bright marrow (docs/quality.md, unpaired)
+    "unpaired": {
+        **SMALL,
+        "gen": "unet:base=32",
+        "loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"],
+        "iters": 2400,
     },
+    # a few registered pairs: the supervised U-Net, L1 on the pairs alone (docs/quality.md, few pairs)
+    "paired": {
+        **SMALL,
+        "gen": "unet:base=32",
+        "loss": ["paired:1", "lsgan:0", "cycle:0"],
+        "data": f"{SMALL['data']},n_train_pairs=4",
+    },
+    # many roughly aligned pairs: RegGAN, which registers its output onto the CT before the L1
+    # (docs/quality.md, misaligned pairs)
+    "misaligned": {
+        **SMALL,
+        "model": "reggan",
+        "gen": "unet:base=32",
+        "data": f"{SMALL['data']},n_train_pairs=12,misregistration=4",
+    },
+    # the scale alone, with the default method: to try another --model on 2 cores
+    "small": SMALL,
 }
-# The best unpaired recipe measured on the phantom (docs/quality.md, `marrow-unet-long`): the cpu
-# preset with a U-Net generator held to the contrast prior throughout, bone's inside held to bright
-# marrow in the CT -> MR direction (0.8 points better over three seeds), twice as long.
-PRESETS["cpu-unet"] = {
-    **PRESETS["cpu"],
-    "gen": "unet:base=32",
-    "loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"],
-    "iters": 2400,
-}
-# Where a few registered pairs exist: the supervised U-Net on 4 of the phantom's pairs, the fewest
-# measured that meet docs/quality.md's bar (`supervised-unet-4`; no unpaired recipe meets it yet).
-PRESETS["cpu-paired"] = {
-    **PRESETS["cpu"],
-    "gen": "unet:base=32",
-    "loss": ["paired:1", "lsgan:0", "cycle:0"],
-    "data": f"{PRESETS['cpu']['data']},n_train_pairs=4",
-}
+# Names of earlier releases: each still works and says what it became.
+PRESET_ALIASES = {"cpu": "small", "cpu-unet": "unpaired", "cpu-paired": "paired"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -393,11 +406,18 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
 
     The preset comes from the command line, else from the config file, else
     ``paper``. Loss terms add up in that order rather than replace each other, as
-    repeated ``--loss`` options do: ``--preset cpu-unet --loss gc:0.3`` replaces
+    repeated ``--loss`` options do: ``--preset unpaired --loss gc:0.3`` replaces
     the preset's GC term and keeps its prior, ``--loss prior:0`` drops the prior.
     """
     from_file = read_config_file(config_file) if config_file is not None else {}
     preset = preset or from_file.pop("preset", None) or "paper"
+    if preset in PRESET_ALIASES:
+        warnings.warn(
+            f"--preset {preset} is an old name: it is --preset {PRESET_ALIASES[preset]} now",
+            ImtransWarning,
+            stacklevel=2,
+        )
+        preset = PRESET_ALIASES[preset]
     if preset not in PRESETS:
         raise ImtransError(f"--preset {preset}: unknown; choose one of {', '.join(PRESETS)}")
     layers = (PRESETS[preset], from_file, check_values(cli_values, None))

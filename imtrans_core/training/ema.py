@@ -12,7 +12,7 @@ class WeightAverage:
     """A copy of a module whose weights follow the module's as an exponential moving average.
 
     A GAN's generator does not settle: each update answers the discriminator's
-    last one, and its output moves with it (docs/quality.md: one run's score
+    last one, and its output moves with it (docs/studies/quality-variants.md: one run's score
     moves by 2-4 points between kept checkpoints). The average of the recent
     weights sits near the middle of that orbit and is the usual remedy (Yazici
     et al. 2019, "The unusual effectiveness of averaging in GAN training";

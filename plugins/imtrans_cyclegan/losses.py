@@ -76,7 +76,7 @@ class AdversarialLoss(WeightedLoss):
     which only adds to the error; shown denoised reals, the discriminator asks
     for a clean image instead and still judges every pixel of the synthetic one
     (blurring both sides lets the generator hide patterns finer than the blur:
-    docs/quality.md, cause 7). On the phantom it did not lower the error (cause
+    docs/studies/quality-variants.md, cause 7). On the phantom it did not lower the error (cause
     13: one seed, 29.0 against 29.3): the soft tissue's error is not imitated noise.
     """
 
@@ -171,7 +171,7 @@ class CycleLoss(L1Term):
     of the translation that the other generator reads back (Chu et al. 2017,
     "CycleGAN, a master of steganography"); noise stronger than such a pattern
     makes the translation carry its input in what it shows. On the phantom it
-    did not rescue a failed run (``noise=0.1`` on seed 1 of docs/quality.md's
+    did not rescue a failed run (``noise=0.1`` on seed 1 of docs/studies/quality-variants.md's
     ``gc1``: 53.3 against 50.8), whose pattern is no faint one.
     """
 
@@ -318,7 +318,7 @@ class ContrastPriorLoss(WeightedLoss):
 
 # On the [-1, 1] scale, values above this are "inside the body" (air is -1 in both windows). An MR's
 # background noise lies above it too, and is ranked with the body: that helps the map, whose CT side
-# has cancellous bone at its dense end where a T1 has it at its bright one (docs/quality.md, cause 10).
+# has cancellous bone at its dense end where a T1 has it at its bright one (docs/studies/quality-variants.md, cause 10).
 BODY_ABOVE = -0.98
 
 
@@ -357,7 +357,7 @@ class IntensityDistributionLoss(WeightedLoss):
     Nothing in Eq. 6 ties a tissue to its value: the cycle holds for any
     invertible mapping and a PatchGAN judges texture in 70 x 70 windows, so an
     unpaired run can settle on subcutaneous fat drawn near muscle's HU (four of
-    five training seeds of docs/quality.md's ``gc1``). Comparing the two
+    five training seeds of docs/studies/quality-variants.md's ``gc1``). Comparing the two
     batches' sorted values rank by rank is the exact W1 distance between their
     value distributions; ``quantiles`` evenly spaced ranks of each keep it
     cheap. Both batches are random slices of their domains, so a term holds

@@ -219,10 +219,10 @@ def resnet9(
     works (reflect-padded to a multiple of 4, cropped back). ``dropout`` is the
     probability inside each residual block (the reference's ``--no_dropout``
     off means 0.5). ``up``: ``transpose`` (the paper's, default) or ``resize``
-    (nearest resize + conv: no checkerboard, see docs/quality.md). ``n_down``:
+    (nearest resize + conv: no checkerboard, see docs/studies/quality-variants.md). ``n_down``:
     stride-2 convolutions before the blocks (2, the paper's); with 1 the blocks
     work at half the input's size with ``2 ngf`` channels, at the same cost
-    (docs/quality.md measures what that buys for thin cortical bone: little;
+    (docs/studies/quality-variants.md measures what that buys for thin cortical bone: little;
     a U-Net's skip connections buy much more).
     """
     _check_min(1, in_ch=in_ch, out_ch=out_ch, ngf=ngf, n_down=n_down)
@@ -402,7 +402,7 @@ def patchgan(
 
     ``blur`` > 0 low-passes what the discriminator sees (a Gaussian of that SD in
     px, real and translated alike), so that it does not ask for the CT's
-    unpredictable noise; 0 (the paper's) sees every pixel (docs/quality.md, 7.).
+    unpredictable noise; 0 (the paper's) sees every pixel (docs/studies/quality-variants.md, 7.).
     """
     _check_min(1, in_ch=in_ch, ndf=ndf, n_layers=n_layers)
     _norm_layer(norm, 1)

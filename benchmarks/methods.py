@@ -7,6 +7,9 @@ paired phantom test subjects as docs/studies/quality-variants.md's variants:
 
 - MAE and PSNR on the paper's [0, 255] scale, SSIM, MAE in HU; SynthRAD2023's MAE, PSNR, SSIM;
 - MAE in HU inside the phantom's bone, muscle and fat;
+- the Dice of the paper's four structures, each synthetic CT segmented by a CT-only U-Net trained
+  on labelled real CT (``imtrans segment train --channels ct``, one per seed): whether the
+  synthetic CT carries the anatomy a CT tool needs (the paper's application, §3.2);
 - minutes of training, and the machine.
 
 Each cell is the mean ± SD over seeds of its mean over subjects; in each regime the best arm
@@ -50,6 +53,8 @@ POOLS = "phantom:n_ct=12,n_mr=12,n_paired=2,size=128"  # the unpaired preset's p
 SCORES = ("mae", "psnr", "ssim", "mae_hu", "synthrad_mae", "synthrad_psnr", "synthrad_ssim")
 TISSUES = ("bone", "muscle", "fat")  # phantom label groups (bone, muscle) or labels (fat)
 TESTED = ("mae", "ssim")
+STRUCTURES = {"pelvis": (1,), "femur": (3, 4), "gluteus_medius": (6,), "gluteus_minimus": (7,)}  # Fig. 6
+LABELLED = "phantom:n_ct=0,n_mr=0,n_paired=8,size=128,seed=1"  # the segmenter's CT: none is a test subject
 
 
 def pairs(n: int, misregistration: float = 0.0) -> str:
@@ -96,20 +101,22 @@ def config_of(preset: str, options: dict[str, Any], seed: int, quick: bool) -> A
     return resolve_config({**values, "ckpt_every": every, "sample_every": every}, None, preset)
 
 
-def scores_of(run: Path, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per test subject: the run's synthetic CT scored against the real CT in the body mask, and by tissue."""
+def scores_of(run: Path, subjects: list[dict[str, Any]], segmenter: Any) -> list[dict[str, Any]]:
+    """Per test subject: the run's synthetic CT scored against the real CT in the body mask, by tissue, by Dice."""
     backend = TorchBackend.from_model(run, "mr2ct", device="cpu")
     rows = []
     for subject in subjects:
         sct = translate_volume(subject["mr"], backend)
         scores = evaluate_pair(sct, subject["ct"], mask=subject["mask"])
-        rows.append({"id": subject["id"], **{k: scores[k] for k in SCORES[:4]}, **more_scores(sct, subject)})
+        more = more_scores(sct, subject, segmenter)
+        rows.append({"id": subject["id"], **{k: scores[k] for k in SCORES[:4]}, **more})
     return rows
 
 
-def more_scores(sct: Any, subject: dict[str, Any]) -> dict[str, float]:
-    """SynthRAD2023's scores, and the MAE in HU inside the phantom's bone, muscle and fat (models and baselines)."""
+def more_scores(sct: Any, subject: dict[str, Any], segmenter: Any) -> dict[str, float]:
+    """SynthRAD2023's scores, the MAE in HU inside bone, muscle and fat, the Dice through ``sct`` (models and baselines)."""
     from imtrans_hip.anatomy import LABEL_GROUPS, LABELS
+    from imtrans_metrics.overlap import dice
 
     synthrad = evaluate_pair(sct, subject["ct"], mask=subject["mask"], scale="synthrad")
     scores = {k: float(synthrad[k]) for k in SCORES[4:]}
@@ -117,7 +124,36 @@ def more_scores(sct: Any, subject: dict[str, Any]) -> dict[str, float]:
     for tissue in TISSUES:
         inside = np.isin(labels, [LABELS[n] for n in LABEL_GROUPS.get(tissue, [tissue]) if n in LABELS])
         scores[f"mae_hu_{tissue}"] = float(mae_hu(sct.array, subject["ct"].array, inside))
+    overlap = dice(segmenter.segment(subject["mr"], sct).array, labels, STRUCTURES)
+    scores.update({f"dice_{name}": float(value) for name, value in overlap.items()})
+    scores["dice"] = float(np.mean(list(overlap.values())))
     return scores
+
+
+def ct_segmenter(seed: int, runs: Path, quick: bool) -> Any:
+    """The CT-only U-Net of ``seed`` (trained once into ``runs``, then reused) that segments each synthetic CT."""
+    from imtrans_segment.config import SegmentConfig
+    from imtrans_segment.predict import Segmenter
+    from imtrans_segment.train import train as train_segmenter
+
+    run = runs / f"segmenter-ct-seed{seed}"
+    if not list((run / "checkpoints").glob("*.pt")):
+        iters = 20 if quick else 600
+        config = SegmentConfig(
+            channels="ct",
+            data=_small(LABELLED) if quick else LABELLED,
+            net="unet:base=16,depth=3",
+            iters=iters,
+            lr=1e-3,
+            dice_loss=1.0,
+            size=64 if quick else 128,
+            batch=4,
+            log_every=50,
+            ckpt_every=iters,
+            seed=seed,
+        )
+        train_segmenter(config, out=run, progress=False)
+    return Segmenter.load(run, device="cpu")
 
 
 def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -128,12 +164,13 @@ def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
     minutes: dict[str, dict[str, float]] = {}
     arms = {arm: how for arm, how in REGIMES[regime].items() if not args.arms or arm in args.arms}
     seeds = args.seeds or SEEDS[regime]
+    segmenters = {seed: ct_segmenter(seed, args.runs, args.quick) for seed in seeds}
     for arm, (preset, options) in arms.items():
         scores[arm], minutes[arm] = {}, {}
         for seed in seeds:
             run = args.runs / regime / f"{_slug(arm)}-seed{seed}"
             seconds = train_or_reuse(config_of(preset, options, seed, args.quick), run)
-            scores[arm][str(seed)] = scores_of(run, subjects)
+            scores[arm][str(seed)] = scores_of(run, subjects, segmenters[seed])
             minutes[arm][str(seed)] = round(seconds / 60, 2)
             mean = np.mean([row["mae_hu"] for row in scores[arm][str(seed)]])
             print(f"{regime} | {arm} | seed {seed}: MAE {mean:.1f} HU, {seconds / 60:.1f} min", flush=True)
@@ -153,8 +190,11 @@ def run_regime(regime: str, args: argparse.Namespace) -> dict[str, Any]:
         },
         "tests": [compare(ranked[0], ranked[1], scores, TESTED)] if len(ranked) > 1 else [],
         "not_measured": [arm for arm in REGIMES[regime] if arm not in arms],
-        "baselines": {
-            name: _means(rows) for name, rows in baseline_rows(test_data, pools, extra=more_scores).items()
+        "baselines": {  # the Dice through the first seed's segmenter
+            name: _means(rows)
+            for name, rows in baseline_rows(
+                test_data, pools, extra=lambda image, vols: more_scores(image, vols, segmenters[seeds[0]])
+            ).items()
         },
         "machine": describe_machine(),
         "settings": {"seeds": seeds, "quick": args.quick},

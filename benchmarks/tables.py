@@ -396,6 +396,7 @@ METHOD_COLUMNS = (
     ("mae_hu_bone", "MAE bone [HU]", 0),
     ("mae_hu_muscle", "MAE muscle [HU]", 0),
     ("mae_hu_fat", "MAE fat [HU]", 0),
+    ("dice", "Dice, 4 structures", 2),
 )
 METHOD_BASELINES = {
     "constant image": "a constant image (must beat)",

@@ -88,8 +88,9 @@ def test_the_methods_benchmark_writes_json_that_the_method_table_reads(tables, t
     }
     for arm in result["arms"].values():
         assert list(arm["per_seed"]) == ["0", "1"] and len(arm["per_seed"]["0"]) == 5
-        assert {"mae", "synthrad_ssim", "mae_hu_bone", "mae_hu_fat"} <= set(arm["mean"])
+        assert {"mae", "synthrad_ssim", "mae_hu_bone", "mae_hu_fat", "dice", "dice_femur"} <= set(arm["mean"])
     assert result["baselines"]["contrast prior"]["mae_hu_muscle"] > 0
+    assert all(0 <= result["baselines"][name]["dice"] <= 1 for name in ("contrast prior", "noise floor"))
     (test,) = result["tests"]
     best = min(result["arms"], key=lambda arm: result["arms"][arm]["mean"]["mae"])
     assert test["a"] == best and 0 < test["mae"]["p"] <= 1

@@ -208,7 +208,7 @@ def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
     items, names, _ = from_folders(ct_dir, labels_dir)
     assert names == NAMES and [i.id for i in items] == ["case0", "case1"]
     backend = TorchBackend.from_model(fake_cyclegan(tmp_path / "cg"), "ct2mr", "cpu")
-    first = prepare(items, resolve("pelvis,femur", names), backend, "key", progress=False)
+    first = prepare(items, resolve("pelvis,femur", names), backend, "key", "coronal", progress=False)
     assert len(list((tmp_path / "cache" / "segment").glob("*.npy"))) == 2
 
     class Refuses:
@@ -217,7 +217,7 @@ def test_synthetic_mr_is_computed_once_and_cached(tmp_path):
         def __call__(self, batch):
             raise AssertionError("the cache should have answered")
 
-    again = prepare(items, resolve("pelvis,femur", names), Refuses(), "key", progress=False)
+    again = prepare(items, resolve("pelvis,femur", names), Refuses(), "key", "coronal", progress=False)
     assert np.array_equal(first[0].mr, again[0].mr)
     # coronal slices: (AP, SI, LR)
     assert first[0].ct.shape == first[0].mr.shape == first[0].classes.shape == (5, 24, 20)
@@ -395,6 +395,36 @@ def test_predict_and_evaluate_through_the_cli(tmp_path):
     assert (tmp_path / "dice.png").stat().st_size > 1000
 
 
+def test_a_ct_only_segmenter_learns_from_ct_alone_and_segments_any_model_s_synthetic_ct(tmp_path, capsys):
+    """``--channels ct``: no CycleGAN to train; one input channel; the MR's own values change nothing."""
+    config = tiny_config(tmp_path)
+    base = (
+        f"segment train --ct {config.ct} --labels {config.labels} --structures pelvis,femur --net {TINY_NET}"
+    )
+    base += " --iters 2 --size 16 --batch 2 --amp off --device cpu --channels ct"
+    message = one_line_error(f"{base} --cyclegan {config.cyclegan} --out {tmp_path / 'x'}", capsys)
+    assert "--channels ct" in message and "leave it out" in message
+    assert cli(f"{base} --out {tmp_path / 'seg'}") == 0
+    capsys.readouterr()
+    meta = json.loads((tmp_path / "seg" / "segment.json").read_text())
+    assert meta["channels"] == ["ct"] and meta["cyclegan"] == "" and meta["orientation"] == "coronal"
+    assert "in_ch=1" in meta["net"]
+    segmenter = Segmenter.load(tmp_path / "seg", "cpu", "off")
+    _, mr, labels = volumes(anatomy(), ODD_GRID)
+    synthetic_ct = mr.with_array(
+        np.where(np.isin(labels.array, (1, 3, 4)), 700.0, 40.0).astype(np.float32), "ct"
+    )
+    other_mr = mr.with_array(np.zeros_like(mr.array))
+    assert np.array_equal(
+        segmenter.segment(mr, synthetic_ct).array, segmenter.segment(other_mr, synthetic_ct).array
+    )
+    write_volume(mr, tmp_path / "mr" / "subject.nii.gz")
+    predict_ = f"segment predict {tmp_path / 'seg'} {tmp_path / 'mr'} --out {tmp_path / 'pred'} --device cpu"
+    assert "a CT-only segmenter; pass --cyclegan MODEL" in one_line_error(predict_, capsys)
+    assert cli(f"{predict_} --cyclegan {config.cyclegan}") == 0
+    assert read_volume(tmp_path / "pred" / "subject.nii.gz").same_grid(mr)
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -472,7 +502,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert "not a segmentation run" in one_line_error(
         f"segment predict {tmp_path} {tmp_path} --out {nope}", capsys
     )
-    assert "--cyclegan" in one_line_error(f"segment train --data phantom --out {nope}", capsys)
+    assert "--channels ct for a CT-only" in one_line_error(
+        f"segment train --data phantom --out {nope}", capsys
+    )
     assert "no such run directory" in one_line_error(
         f"segment train --cyclegan {nope} --data phantom", capsys
     )

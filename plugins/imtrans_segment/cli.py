@@ -24,6 +24,7 @@ def segment() -> None:
 
     A 2-D U-Net learns from labelled CT with a second channel holding the synthetic MR that a
     trained CycleGAN's G_MR makes of it; on MR it sees the MR and its synthetic CT from G_CT.
+    With --channels ct it learns from the CT alone and segments any model's synthetic CT.
 
     \b
       imtrans segment train --cyclegan RUN --data phantom:n_paired=20 --out SEGRUN
@@ -43,11 +44,23 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 
 
 @segment.command("train")
+@_opt(
+    "channels",
+    click.Choice(["ct,mr", "ct"]),
+    "ct,mr: CT and the synthetic MR of --cyclegan's G_MR (the paper's); ct: CT alone, to segment "
+    "the synthetic CT of any model.",
+)
 @click.option(
     "--cyclegan",
     type=PATH,
     default=None,
-    help="CycleGAN run directory or checkpoint; its G_MR makes the synthetic-MR channel.",
+    help="CycleGAN run directory or checkpoint; its G_MR makes the synthetic-MR channel (--channels ct,mr).",
+)
+@click.option(
+    "--orientation",
+    type=click.Choice(["coronal", "axial", "sagittal"]),
+    default=None,
+    help="Slicing plane [default: the CycleGAN's; coronal for --channels ct].",
 )
 @click.option(
     "--data",
@@ -75,7 +88,7 @@ def _opt(name: str, kind: Any, text: str) -> Any:
 @_opt(
     "net",
     str,
-    "Segmentation network spec; in_ch=2, out_ch=K+1 and final=none are filled in, e.g. unet:base=32.",
+    "Segmentation network spec; in_ch, out_ch=K+1 and final=none are filled in, e.g. unet:base=32.",
 )
 @_opt("iters", click.IntRange(min=1), "Iterations (the paper: 1e5).")
 @_opt("lr", float, "Adam learning rate (the paper: 1e-4).")
@@ -119,7 +132,7 @@ def train_cmd(
     resume: Path | None,
     **values: Any,
 ) -> None:
-    """Train the two-channel U-Net on labelled CT (CT + synthetic MR from G_MR)."""
+    """Train the U-Net on labelled CT: CT + synthetic MR from G_MR (the paper's), or CT alone."""
     from .train import train
 
     given = {
@@ -134,10 +147,6 @@ def train_cmd(
             )
         result = train(None, resume=resume)
     else:
-        if cyclegan is None:
-            raise ImtransError(
-                "--cyclegan: give the CycleGAN run (directory or checkpoint) whose G_MR makes the MR channel"
-            )
         if data and (ct or labels):
             raise ImtransError("give --data SPEC or --ct DIR --labels DIR, not both")
         if bool(ct) != bool(labels):
@@ -145,7 +154,7 @@ def train_cmd(
                 "--ct and --labels go together: a folder of CT volumes and one of their label volumes"
             )
         config = SegmentConfig(
-            cyclegan=str(cyclegan),
+            cyclegan=str(cyclegan or ""),
             data=data or "",
             ct=str(ct or ""),
             labels=str(labels or ""),

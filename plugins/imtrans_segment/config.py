@@ -12,7 +12,9 @@ from imtrans_core.api import ImtransError
 class SegmentConfig:
     """Every knob of ``imtrans segment train``; defaults are the paper's (§3.2) where it gives them."""
 
+    channels: str = "ct,mr"  # ct,mr: CT + G_MR's synthetic MR (the paper's); ct: CT alone
     cyclegan: str = ""  # CycleGAN run directory or checkpoint (G_MR makes the second channel)
+    orientation: str = ""  # slicing plane; empty: the CycleGAN's (ct,mr), coronal (ct)
     data: str = ""  # dataset spec with labelled paired subjects, or ...
     ct: str = ""  # ... a CT folder
     labels: str = ""  # ... and a label folder matched to it by volume id

@@ -1,4 +1,4 @@
-"""Training data of §3.2: labelled CT slices, each with its synthetic MR from G_MR.
+"""Training data of §3.2: labelled CT slices, each with its synthetic MR from G_MR (or alone: ``--channels ct``).
 
 The paper trains its U-Net on 20 labelled CT volumes with a second input channel holding the
 synthetic MR that the trained CycleGAN makes of each CT. G_MR runs once per volume; its output
@@ -59,7 +59,7 @@ class TrainingVolume:
 
     id: str
     ct: np.ndarray  # float16, [-1, 1]
-    mr: np.ndarray  # float16, [-1, 1]: G_MR(ct)
+    mr: np.ndarray | None  # float16, [-1, 1]: G_MR(ct); None for a CT-only segmenter
     classes: np.ndarray  # uint8, 0 .. K
     usable: np.ndarray  # indices of slices with enough body in them
 
@@ -132,27 +132,28 @@ def prepare(
     structures: Sequence[Structure],
     g_mr: Any,
     gen_key: str,
+    orientation: str,
     batch: int = 8,
     progress: bool = True,
 ) -> list[TrainingVolume]:
     """Load every labelled CT, make (or read from the cache) its synthetic MR, map labels to classes.
 
-    ``g_mr`` is the G_MR backend (``imtrans_core.api.translate_volume``); slices are cut in its
-    orientation. ``gen_key`` identifies it for the cache (:func:`generator_key`).
+    ``g_mr`` is the G_MR backend (``imtrans_core.api.translate_volume``), None for CT alone;
+    slices are cut in ``orientation``. ``gen_key`` identifies G_MR for the cache (:func:`generator_key`).
     """
     out = []
-    for item in track(items, "synthesizing MR from the labelled CT", progress):
+    for item in track(items, "synthesizing MR from the labelled CT" if g_mr else "labelled CT", progress):
         ct, labels = item.load()
         if not labels.same_grid(ct):
             raise ImtransError(
                 f"labelled CT {item.id}: the label volume is not on the CT's grid "
                 f"({labels.grid_difference(ct)}); resample it onto the CT first"
             )
-        plane = Plane.of(ct, g_mr.orientation)
+        plane = Plane.of(ct, orientation)
         key = (
             hashlib.sha1(f"{gen_key}|{item.key}|v1".encode()).hexdigest()[:24] if item.key and gen_key else ""
         )
-        mr = _cached(key, lambda ct=ct: synthetic(ct, g_mr, batch))
+        mr = _cached(key, lambda ct=ct: synthetic(ct, g_mr, batch)) if g_mr else None
         classes = class_lut(structures, integer_labels(labels.array, f"labels of {item.id}"))
         ct_slices = to_slices(normalize(ct, "ct"), plane)
         body = (np.asarray(ct_slices) > -0.9).mean(axis=(1, 2))
@@ -160,7 +161,7 @@ def prepare(
             TrainingVolume(
                 item.id,
                 np.ascontiguousarray(ct_slices, dtype=np.float16),
-                np.ascontiguousarray(to_slices(mr, plane), dtype=np.float16),
+                None if mr is None else np.ascontiguousarray(to_slices(mr, plane), dtype=np.float16),
                 np.ascontiguousarray(to_slices(classes, plane)),
                 np.flatnonzero(body >= MIN_BODY),
             )

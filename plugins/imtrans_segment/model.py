@@ -1,4 +1,4 @@
-"""The ``segment`` model: the §3.2 two-channel U-Net, as one step of the shared training engine.
+"""The ``segment`` model: the §3.2 two-channel U-Net (or a CT-only one), as one step of the shared training engine.
 
 Hiasa et al. 2018, §3.2: "we modified the 2D U-net to take the two-channel input of both CT and
 synthesized MR images. We trained [it] using Adam for 1e5 iterations at learning rate of
@@ -22,12 +22,15 @@ from imtrans_core.api import TrainableModel, autocast, resolve_amp
 
 from .config import SegmentConfig
 
-CHANNELS = ("ct", "mr")  # input channel order; at test time the CT channel holds synthetic CT
+# --channels -> the input channels in order; at test time "ct" holds the synthetic CT. "ct,mr" is
+# the paper's; "ct" alone segments any model's synthetic CT as a CT tool would.
+CHANNEL_SETS = {"ct,mr": ("ct", "mr"), "ct": ("ct",)}
 
 
-def net_spec(net: str, n_structures: int) -> str:
-    """``net`` resolved for the two input channels, background + ``n_structures`` classes and raw logits."""
-    return str(ic.GENERATORS.resolve(net, in_ch=len(CHANNELS), out_ch=n_structures + 1, final="none"))
+def net_spec(net: str, n_structures: int, channels: str = "ct,mr") -> str:
+    """``net`` resolved for ``channels``' inputs, background + ``n_structures`` classes and raw logits."""
+    in_ch = len(CHANNEL_SETS[channels])
+    return str(ic.GENERATORS.resolve(net, in_ch=in_ch, out_ch=n_structures + 1, final="none"))
 
 
 class SegmentationUNet(TrainableModel):
@@ -62,7 +65,7 @@ class SegmentationUNet(TrainableModel):
         return self.optimizer.param_groups[0]["lr"]
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``batch``: ``x`` (N, 2, S, S) CT and synthetic MR in [-1, 1]; ``y`` (N, S, S) classes."""
+        """``batch``: ``x`` (N, C, S, S) CT (and synthetic MR) in [-1, 1]; ``y`` (N, S, S) classes."""
         with autocast(self.device, self.amp):
             logits = self.net_train(batch["x"])  # (N, K+1, S, S)
         terms = segmentation_loss(logits.float(), batch["y"], self.config.dice_loss)
@@ -80,22 +83,19 @@ class SegmentationUNet(TrainableModel):
 
     @torch.no_grad()
     def samples(self, fixed: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        """CT, synthetic MR, reference classes; the U-Net's classes (classes drawn from -1 to 1)."""
+        """Each input channel (CT, synthetic MR), reference classes; the U-Net's (classes drawn from -1 to 1)."""
         with autocast(self.device, self.amp):
             predicted = self.net(fixed["x"][:1]).argmax(dim=1)
         top = max(self.classes - 1, 1)
-        images = {
-            "ct": fixed["x"][0, 0],
-            "mr": fixed["x"][0, 1],
-            "labels": fixed["y"][0] * 2.0 / top - 1,
-            "predicted": predicted[0] * 2.0 / top - 1,
-        }
+        channels = CHANNEL_SETS[self.config.channels]
+        images = {name: fixed["x"][0, i] for i, name in enumerate(channels)}
+        images.update(labels=fixed["y"][0] * 2.0 / top - 1, predicted=predicted[0] * 2.0 / top - 1)
         return {name: image.float().cpu().numpy() for name, image in images.items()}
 
 
 def with_net(config: SegmentConfig, n_structures: int) -> SegmentConfig:
     """``config`` with its network spec resolved for ``n_structures`` (what the model builds)."""
-    return replace(config, net=net_spec(config.net, n_structures))
+    return replace(config, net=net_spec(config.net, n_structures, config.channels))
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0) -> dict[str, Any]:

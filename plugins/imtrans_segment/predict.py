@@ -2,7 +2,8 @@
 
 "At the test phase, a pair of MR and synthesized CT was used as two-channel input" (Hiasa et
 al. 2018, §3.2). The network was trained on (CT, synthetic MR), so here channel 0 holds the
-synthetic CT that G_CT makes of the MR and channel 1 the MR itself, both on the [-1, 1] scale.
+synthetic CT that G_CT makes of the MR and channel 1 the MR itself, both on the [-1, 1] scale;
+a CT-only segmenter (``--channels ct``) sees the synthetic CT alone, from any model's G_CT.
 Slices are whole planes of the volume (the U-Net takes any size); the argmax class of each voxel
 is written with its structure's first label value (femur -> the value of femur_left), as
 ``uint8`` on exactly the MR's grid. ``labels.json`` beside the outputs names the values, so
@@ -98,15 +99,20 @@ class Segmenter:
             int(state.get("step", 0)),
         )
 
-    def classes(self, ct: np.ndarray, mr: np.ndarray, grid: Volume, batch: int = 8) -> np.ndarray:
-        """Class indices (``uint8``, 0..K) of every voxel from two [-1, 1] arrays on ``grid``."""
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The input channels it was trained on, in order: ``("ct", "mr")`` (the paper's) or ``("ct",)``."""
+        return tuple(self.meta.get("channels", ("ct", "mr")))
+
+    def classes(self, ct: np.ndarray, mr: np.ndarray | None, grid: Volume, batch: int = 8) -> np.ndarray:
+        """Class indices (``uint8``, 0..K) of every voxel from [-1, 1] arrays on ``grid`` (``mr``: None for CT alone)."""
         plane = Plane.of(grid, self.orientation)
-        ct_slices, mr_slices = to_slices(ct, plane), to_slices(mr, plane)  # (n, rows, cols) each
-        out = np.empty(ct_slices.shape, dtype=np.uint8)
+        stacks = [to_slices({"ct": ct, "mr": mr}[name], plane) for name in self.channels]  # (n, rows, cols)
+        out = np.empty(stacks[0].shape, dtype=np.uint8)
         with torch.inference_mode(), autocast(self.device, self.amp):
             for start in range(0, len(out), max(1, batch)):
                 stop = start + batch
-                x = np.stack([ct_slices[start:stop], mr_slices[start:stop]], axis=1)  # (N, 2, H, W)
+                x = np.stack([stack[start:stop] for stack in stacks], axis=1)  # (N, C, H, W)
                 logits = self.net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
                 out[start:stop] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
         return np.ascontiguousarray(from_slices(out, plane))
@@ -117,7 +123,7 @@ class Segmenter:
             raise ImtransError("the synthetic CT is not on the MR's grid; translate the MR itself")
         classes = self.classes(
             np.asarray(CT_WINDOW.forward(synthetic_ct.array), dtype=np.float32),
-            normalize(mr, "mr"),
+            normalize(mr, "mr") if "mr" in self.channels else None,
             mr,
             batch,
         )
@@ -160,6 +166,10 @@ def predict(
     synthetic CTs (in HU).
     """
     segmenter = Segmenter.load(run, device, amp)
+    if not cyclegan and not segmenter.meta.get("cyclegan"):
+        raise ImtransError(
+            f"SEGRUN {run}: a CT-only segmenter; pass --cyclegan MODEL (any run, checkpoint or .onnx that translates MR to CT)"
+        )
     model = Path(cyclegan) if cyclegan else Path(segmenter.meta.get("cyclegan", ""))
     if not cyclegan and not model.exists():
         raise ImtransError(

@@ -1,7 +1,8 @@
 """``imtrans segment train``: the labelled slices and the run directory around the core training engine.
 
 The §3.2 network is the ``segment`` model (:mod:`.model`); this module prepares what it learns
-from (labelled CT with the synthetic MR a CycleGAN's G_MR makes of it), writes ``segment.json``
+from (labelled CT with the synthetic MR a CycleGAN's G_MR makes of it, or with ``--channels ct``
+the CT alone), writes ``segment.json``
 and hands the rest to ``imtrans_core.api.Engine``: the loop, checkpoints, resume
 after a kill, Ctrl-C, DDP, the NaN stop, the event hooks and the loggers (``--log tensorboard``).
 
@@ -16,7 +17,7 @@ one would.
       segment.json        structures, label values, orientation, CycleGAN run, U-Net spec, settings
       checkpoints/        ckpt-00001000.pt ... (atomic; the newest `keep`)
       metrics.jsonl       one line per log interval: ce, dice, total, lr, it_per_s
-      samples/            PNGs: CT | synthetic MR | reference classes, then the U-Net's classes
+      samples/            PNGs: CT | synthetic MR (ct,mr) | reference classes, then the U-Net's classes
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from imtrans_core.api import (
 
 from . import data as segdata
 from .config import SegmentConfig
-from .model import CHANNELS, with_net
+from .model import CHANNEL_SETS, with_net
 from .rundir import SEGMENT_JSON, read_meta
 from .structures import resolve
 
@@ -122,12 +123,9 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 
     Rank 0 translates (and caches) first; the other ranks then read the cache.
     """
-    if not config.cyclegan:
-        raise ImtransError(
-            "--cyclegan: give the CycleGAN run (directory or checkpoint) whose G_MR makes the MR channel"
-        )
-    gen_ckpt = checkpoint_of(Path(config.cyclegan))
-    g_mr = TorchBackend.from_model(gen_ckpt, "ct2mr", config.device, config.amp)
+    gen_ckpt = checkpoint_of(Path(config.cyclegan)) if config.cyclegan else None
+    g_mr = TorchBackend.from_model(gen_ckpt, "ct2mr", config.device, config.amp) if gen_ckpt else None
+    orientation = config.orientation or (g_mr.orientation if g_mr else "coronal")
     if config.data:
         items, names, groups = segdata.from_source(ic.DATASETS.build(config.data), f"--data {config.data}")
     elif config.ct and config.labels:
@@ -137,20 +135,22 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
             "labelled CT: give --data SPEC (a dataset with labelled subjects) or --ct DIR with --labels DIR"
         )
     structures = resolve(config.structures, names, groups)
-    key = segdata.generator_key(gen_ckpt, g_mr)
+    key = segdata.generator_key(gen_ckpt, g_mr) if gen_ckpt else ""
     volumes: list[Any] = []
     for turn in (True, False):  # rank 0 first, then the others
         if dist.is_main == turn:
-            volumes = segdata.prepare(items, structures, g_mr, key, config.batch, progress and dist.is_main)
+            volumes = segdata.prepare(
+                items, structures, g_mr, key, orientation, config.batch, progress and dist.is_main
+            )
         dist.barrier()
     meta = {
         "structures": [s.to_dict() for s in structures],
         "classes": ["background", *(s.name for s in structures)],
         "label_names": names,
-        "channels": list(CHANNELS),
-        "orientation": g_mr.orientation,
-        "cyclegan": str(Path(config.cyclegan).resolve()),
-        "cyclegan_checkpoint": str(gen_ckpt.resolve()),
+        "channels": list(CHANNEL_SETS[config.channels]),
+        "orientation": orientation,
+        "cyclegan": str(Path(config.cyclegan).resolve()) if gen_ckpt else "",
+        "cyclegan_checkpoint": str(gen_ckpt.resolve()) if gen_ckpt else "",
         "net": with_net(config, len(structures)).net,
         "volumes": [v.id for v in volumes],
         "slices": int(sum(len(v.usable) for v in volumes)),
@@ -162,7 +162,7 @@ def _labelled_volumes(config: SegmentConfig, dist: Any, progress: bool) -> tuple
 def sample_batch(
     volumes: list[segdata.TrainingVolume], size: int, batch: int, seed: int, step: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Iteration ``step``'s batch: ``x`` (N, 2, S, S) float32 [-1, 1] (CT, synthetic MR); ``y`` (N, S, S) int64."""
+    """Iteration ``step``'s batch: ``x`` (N, C, S, S) float32 [-1, 1] (CT, synthetic MR); ``y`` (N, S, S) int64."""
     rng = np.random.default_rng([seed, step])
     usable = [v for v in volumes if len(v.usable)]
     xs, ys = [], []
@@ -170,12 +170,13 @@ def sample_batch(
         volume = usable[int(rng.integers(len(usable)))]
         index = int(volume.usable[int(rng.integers(len(volume.usable)))])
         crop = int(rng.integers(2**31))  # one crop offset for all three images
-        ct, mr = (
-            fit_to(np.asarray(a[index], dtype=np.float32), size, np.random.default_rng(crop))
-            for a in (volume.ct, volume.mr)
+        images = (volume.ct,) if volume.mr is None else (volume.ct, volume.mr)
+        xs.append(
+            np.stack(
+                [fit_to(np.asarray(a[index], np.float32), size, np.random.default_rng(crop)) for a in images]
+            )
         )
         labels = fit_to(volume.classes[index].astype(np.float32), size, np.random.default_rng(crop))
-        xs.append(np.stack([ct, mr]))
         ys.append(np.maximum(labels, 0))  # padding comes in as the image background (-1): make it class 0
     return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int64)
 
@@ -193,5 +194,18 @@ def _check(config: SegmentConfig) -> None:
         raise ImtransError(f"--size {config.size}: too small for a U-Net; use 16 or more (the paper: 256)")
     if config.lr <= 0 or config.dice_loss < 0:
         raise ImtransError("--lr must be > 0 and --dice-loss >= 0")
+    if config.channels not in CHANNEL_SETS:
+        raise ImtransError(f"--channels {config.channels}: choose {' or '.join(CHANNEL_SETS)}")
+    if config.channels == "ct,mr" and not config.cyclegan:
+        raise ImtransError(
+            "--cyclegan: give the CycleGAN run (directory or checkpoint) whose G_MR makes the MR channel "
+            "(or --channels ct for a CT-only segmenter)"
+        )
+    if config.channels == "ct" and config.cyclegan:
+        raise ImtransError(
+            "--cyclegan: a CT-only segmenter (--channels ct) makes no synthetic MR; leave it out"
+        )
+    if config.orientation not in ("", "coronal", "axial", "sagittal"):
+        raise ImtransError(f"--orientation {config.orientation}: choose coronal, axial or sagittal")
     for spec in config.log:  # built once now: a logger missing its package says so before any work
         ic.LOGGERS.build(spec)

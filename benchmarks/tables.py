@@ -257,10 +257,11 @@ def demo_table() -> str:
         + " |"
     ]
     lines.append("|---" * (1 + len(COLUMNS)) + "|")
+    preset = f" (--preset {demo['preset']})" if demo.get("preset") else ""
     names = {
         "constant image": "a constant image (the median HU)",
         "contrast prior": "the contrast prior's map: MR values to CT values of inverse rank, no network",
-        "demo model": f"**the demo's model, {demo['iterations']} iterations**",
+        "demo model": f"**the demo's model{preset}, {demo['iterations']} iterations**",
         "second scan": "a second scan: the same CT with its noise drawn again (a perfect GAN)",
         "tissue means": "tissue means: each tissue flat at its mean HU (a perfect tissue classifier)",
         "noise floor": "noise floor: the same CT without quantum noise",
@@ -268,6 +269,10 @@ def demo_table() -> str:
     for key, label in ((k, v) for k, v in names.items() if k in demo["means"]):
         means = demo["means"][key]
         lines.append(f"| {label} | " + " | ".join(f"{means[k][0]:.{d}f}" for k, _, d in COLUMNS) + " |")
+    if demo.get("seconds"):
+        lines.append(
+            f"\nTraining took {demo['seconds']['train']:.0f} s on {demo['machine']['cpu']} ({demo['machine']['cores']} cores)."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the tools studies share
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import print_table, write_json
+from machine import describe_machine, print_table, write_json
 
 
 def main() -> None:
@@ -70,6 +70,9 @@ def main() -> None:
         "data": spec,
         "phantom": ph.PHANTOM_VERSION,
         "iterations": demo["iterations"] if demo else None,
+        "preset": demo.get("preset") if demo else None,
+        "seconds": demo.get("seconds") if demo else None,
+        "machine": describe_machine(),
         "rows": rows,
         "means": {name: summarize(r) for name, r in rows.items()},
     }

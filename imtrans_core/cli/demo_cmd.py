@@ -24,7 +24,7 @@ from .types import PATH
     "--iters",
     type=click.IntRange(min=1),
     default=None,
-    help="Training iterations (default: the paired preset's 1200, about 4 minutes on 2 idle cores).",
+    help="Training iterations (default 400: 1 to 4 minutes on 2 idle cores; the paired preset trains 1200).",
 )
 def demo(out: Path, iters: int | None) -> None:
     """The whole job on the built-in hip phantom: train, translate, evaluate, export, onnxruntime.

@@ -18,9 +18,7 @@ import numpy as np
 
 from ..errors import ImtransError
 
-MAX_COLUMNS = 4  # subplots per row
-
-
+MAX_COLUMNS = 4  # box plots per row
 CT_SHOWN = (-250.0, 750.0)  # HU: fat, muscle and bone apart; cortex saturates
 ERROR_SHOWN = 300.0  # HU: |synthetic - real| at or above this is the brightest colour
 

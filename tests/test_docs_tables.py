@@ -100,3 +100,38 @@ def test_the_methods_benchmark_writes_json_that_the_method_table_reads(tables, t
     assert len(rows) == 3 and rows[0].startswith(f"| **{best}** | 0 1 |") and "±" in rows[0]
     assert "paired Wilcoxon over 5 subjects" in table and "not measured" not in table
     assert "Not measured yet" in tables.methods_table("unpaired")
+
+
+def test_the_method_check_names_each_cell_the_json_lacks(load_benchmark):
+    """``methods.py --check``: a result measured as the script defines it passes; each shortfall is one line."""
+    methods = load_benchmark("methods")
+    regime = "misaligned-4mm"
+
+    def measured(seeds: list[int]) -> dict:
+        arms = {
+            arm: {"preset": preset, "options": options, "per_seed": {str(s): [] for s in seeds}}
+            for arm, (preset, options) in methods.REGIMES[regime].items()
+        }
+        return {"test_data": methods.TEST_DATA, "settings": {"quick": False}, "arms": arms}
+
+    assert methods.problems(regime, measured([0, 1, 2])) == []
+    assert methods.problems(regime, None) == [
+        f"{regime}: not measured (python benchmarks/methods.py --regime {regime})"
+    ]
+    result = measured([0, 2])
+    assert methods.problems(regime, result) == [
+        f"{regime} | {arm}: seed 1 not measured" for arm in result["arms"]
+    ]
+    result = measured([0, 1, 2])
+    result["arms"]["pix2pix"]["options"] = {**result["arms"]["pix2pix"]["options"], "iters": 50}
+    result["arms"]["an old arm"] = result["arms"].pop("reggan (--preset misaligned)")
+    result["settings"]["quick"] = True
+    found = methods.problems(regime, result)
+    assert (
+        len(found) == 4 and "with --quick" in found[0] and "pix2pix: measured as --preset small" in found[1]
+    )
+    assert found[2:] == [
+        f"{regime} | reggan (--preset misaligned): not measured",
+        f"{regime} | an old arm: no longer an arm",
+    ]
+    assert methods.SEEDS["misaligned-8mm"] == [0] and methods.SEEDS["unpaired"] == [0, 1, 2]

@@ -482,10 +482,10 @@ def methods_summary_table() -> str:
 
         best = ranked[0][1]["mean"]["mae"]
         runner_up = named(*ranked[1]) if len(ranked) > 1 else ""
-        p = f"{_p(result['tests'][0]['mae']['p'])}" if result["tests"] else ""
+        p_value = f"{_p(result['tests'][0]['mae']['p'])}" if result["tests"] else ""
         ratio = f"{best / reference:.2f}" if reference else ""
         prior = f"{result['baselines']['contrast prior']['mae']:.1f}"
-        lines.append(f"| {label} | **{named(*ranked[0])}** | {runner_up} | {p} | {prior} | {ratio} |")
+        lines.append(f"| {label} | **{named(*ranked[0])}** | {runner_up} | {p_value} | {prior} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,9 +35,8 @@ from .onnx.export import export_model
 from .training import resolve_config, train
 
 PRESET = "paired"
-# A third of the preset's 1200: on 2 cores of this project's CPUs the training stays under 5 minutes
-# in fp32 (no bf16 units), and the model already beats the contrast prior's map by ten points
-# (docs/quickstart.md); --iters 1200 gives the preset's own model.
+# A third of the preset's 1200, to keep the training within minutes on 2 cores without bf16 units;
+# what it scores is in docs/quickstart.md. --iters 1200 trains the preset's own length.
 ITERS = 400
 
 

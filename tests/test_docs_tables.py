@@ -135,3 +135,31 @@ def test_the_method_check_names_each_cell_the_json_lacks(load_benchmark):
         f"{regime} | an old arm: no longer an arm",
     ]
     assert methods.SEEDS["misaligned-8mm"] == [0] and methods.SEEDS["unpaired"] == [0, 1, 2]
+
+
+def test_measuring_one_arm_keeps_the_others_and_tests_over_all(load_benchmark):
+    """``methods.py --arms A``: arms measured earlier on the same subjects, as still defined, stay; the test is redrawn."""
+    methods = load_benchmark("methods")
+    regime = "few-pairs"
+    unet, pix2pix, hybrid = methods.REGIMES[regime]
+
+    def arm(name: str, mae: list[float]) -> dict:
+        preset, options = methods.REGIMES[regime][name]
+        rows = [{"id": f"s{i}", "mae": m, "ssim": 0.5} for i, m in enumerate(mae)]
+        return {"preset": preset, "options": options, "per_seed": {"0": rows}}
+
+    def result(arms: dict, quick: bool = False) -> dict:
+        return {"regime": regime, "test_data": methods.TEST_DATA, "settings": {"quick": quick}, "arms": arms}
+
+    earlier = result({unet: arm(unet, [10, 11, 12, 13, 14]), pix2pix: arm(pix2pix, [20, 21, 22, 23, 24])})
+    new = result({hybrid: arm(hybrid, [9, 10, 11, 12, 13])})
+    joined = methods.with_earlier_arms(new, earlier)
+    assert list(joined["arms"]) == [unet, pix2pix, hybrid] and joined["not_measured"] == []
+    assert (joined["tests"][0]["a"], joined["tests"][0]["b"]) == (hybrid, unet)
+    assert joined["tests"][0]["mae"]["median_difference"] == -1.0
+
+    earlier["arms"][pix2pix]["options"] = {**earlier["arms"][pix2pix]["options"], "iters": 50}
+    joined = methods.with_earlier_arms(new, earlier)
+    assert list(joined["arms"]) == [unet, hybrid] and joined["not_measured"] == [pix2pix]  # a changed recipe
+    assert list(methods.with_earlier_arms(new, result(earlier["arms"], quick=True))["arms"]) == [hybrid]
+    assert list(methods.with_earlier_arms(new, None)["arms"]) == [hybrid] and joined["tests"]

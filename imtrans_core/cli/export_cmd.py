@@ -12,7 +12,10 @@ from rich.table import Table
 from ..choices import CALIBRATIONS, DIRECTIONS, EXPORT_PRECISIONS
 from .types import PATH
 
-PRECISION_HELP = "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or int8 (static QDQ, CPU speed)."
+PRECISION_HELP = (
+    "fp32 (default), fp16 (GPU speed; InstanceNorm kept fp32) or int8 (static QDQ, CPU speed; "
+    "the convolutions a 2 HU budget needs stay fp32)."
+)
 
 
 @click.command("export")

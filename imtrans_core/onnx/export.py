@@ -42,8 +42,9 @@ from ..data.intensity import CT_WINDOW, MRScaling, Window
 from ..errors import ImtransError
 from ..inference.models import TrainedGenerator, direction_of, load_generator
 from .graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
-from .quantize import INT8_OPERATORS, to_fp16, to_int8
+from .quantize import INT8_OPERATORS, to_fp16
 from .sample_data import SampleData, sample_data
+from .sensitivity import Error, quantize_within
 from .verify import TOLERANCES, Measurement, Pair, verify
 
 METADATA_VERSION = 1
@@ -316,7 +317,7 @@ def export_model(
     source, target = WINDOWS[tg.source], WINDOWS[tg.target]
     module = WithIntensity(tg.net, source, target).eval() if with_intensity else tg.net
 
-    data = None
+    data, plan = None, None
     if verify_model or precision == "int8":
         data = _load_samples(
             [calib] if calib else _default_calib(config), tg, calib_slices, required=bool(calib)
@@ -347,14 +348,19 @@ def export_model(
                 assert data is not None
                 pair = Pair(tg, None, with_intensity)
                 batches = [pair.feed(s[None]) for s in data.calibration]
-                to_int8(fp32, final, batches, calibration)
+                units = (pair.target.high - pair.target.low) / 2 if with_intensity else 1.0
+                plan = quantize_within(fp32, final, batches, int8_budget(units), calibration)
+                say(
+                    f"int8: {len(plan.keep_float)} of {len(plan.convolutions)} convolutions kept in fp32 "
+                    f"by the sensitivity analysis ({plan.trials} trials)"
+                )
             if verify_model:
                 variant = verify(tg, final, precision, with_intensity, data)
                 measurements += variant
                 _fail_on(variant, precision)
         metadata = build_metadata(tg, config, precision, with_intensity, exporter, _opset_of(final))
         if precision == "int8":
-            assert data is not None
+            assert data is not None and plan is not None
             metadata["quantization"] = {
                 "format": "QDQ",
                 "activations": "uint8 per tensor",
@@ -362,7 +368,7 @@ def export_model(
                 "calibration": calibration,
                 "percentile": 99.999 if calibration == "percentile" else None,
                 "operators": list(INT8_OPERATORS),
-                "fp32_ends": True,
+                **plan.summary(),
                 "calibration_slices": len(data.calibration),
                 "calibration_data": data.description,
             }
@@ -371,6 +377,7 @@ def export_model(
                 "precision": m.precision,
                 "max_abs": m.max_abs,
                 "mean_abs": m.mean_abs,
+                "p999_abs": m.p999_abs,
                 "unit_scale": m.scale,
                 "unit": m.unit,
             }
@@ -398,11 +405,25 @@ def _load_samples(specs: list[str], tg: TrainedGenerator, n_slices: int, require
     return None
 
 
+#: the share of the int8 tolerance the sensitivity analysis aims at on the calibration slices, so that the
+#: held-out volume, which it never saw, has room under the tolerance itself
+INT8_AIM = 0.75
+
+
+def int8_budget(units: float = 1.0) -> Error:
+    """What the int8 sensitivity analysis aims at: :data:`INT8_AIM` of :data:`TOLERANCES`' int8 bounds,
+    times ``units``: the graph's output units per [-1, 1] unit (250 for HU with the windows in the graph)."""
+    limit = TOLERANCES["int8"]
+    assert limit.p999_abs is not None
+    return Error(INT8_AIM * limit.mean_abs * units, INT8_AIM * limit.p999_abs * units)
+
+
 def _fail_on(measurements: list[Measurement], precision: str) -> None:
     bad = [m for m in measurements if m.precision == precision and not m.ok]
     if bad:
         limit = TOLERANCES[precision]
         bound = f"max {limit.max_abs:g}, " if limit.max_abs is not None else ""
+        bound += f"99.9th percentile {limit.p999_abs:g}, " if limit.p999_abs is not None else ""
         raise ImtransError(
             f"the {precision} ONNX model differs from torch beyond its tolerance ({bound}mean "
             f"{limit.mean_abs:g} on [-1, 1]): {bad[0].describe()}; nothing was written"

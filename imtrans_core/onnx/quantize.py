@@ -4,16 +4,15 @@
 InstanceNormalization (kept in fp32: its fp16 kernels have a history of wrong
 results); inputs and outputs stay float32. ``int8`` is onnxruntime's static QDQ
 quantization of the convolutions, weights per channel, calibrated on slices of
-the source modality (:mod:`imtrans_core.onnx.sample_data`); the first and last
-convolutions stay in fp32 (they carry the intensities in and out; quantizing
-them costs accuracy and buys little speed). It is 2-2.6x faster than fp32 on a
-CPU with AMX but about 7 HU off on a trained model: see
-:data:`imtrans_core.onnx.verify.TOLERANCES`.
-"""
+the source modality (:mod:`imtrans_core.onnx.sample_data`); which convolutions
+stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +79,17 @@ def to_int8(
     dst: Path,
     batches: list[np.ndarray],
     method: str = "percentile",
-    keep_ends: bool = True,
     percentile: float = 99.999,
-    op_types: tuple[str, ...] | None = INT8_OPERATORS,
+    keep_float: Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
+    ranges: Path | None = None,
 ) -> None:
-    """Static QDQ quantization (u8 activations, s8 per-channel weights) calibrated on ``batches``.
+    """Static QDQ quantization of the convolutions (u8 activations, s8 per-channel weights) calibrated on ``batches``.
 
-    ``batches`` are graph inputs (N, C, H, W) float32. ``keep_ends`` leaves the
-    first and last convolution in fp32. ``op_types``: what is quantized (None:
-    every operator onnxruntime can quantize; the default, convolutions only, was
-    both faster and closer to fp32 on a trained ResNet-9).
+    ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
+    convolutions left in fp32 (None: the first and the last, see :func:`conv_names`);
+    ``only``, when given, quantizes those convolutions alone. ``ranges`` caches the
+    calibrated ranges in a file: a later call with the same file skips calibration.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -99,7 +99,6 @@ def to_int8(
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in CALIBRATIONS:
         raise ImtransError(f"--calibration {method}: choose {', '.join(CALIBRATIONS)}")
@@ -119,11 +118,12 @@ def to_int8(
         "entropy": CalibrationMethod.Entropy,
         "minmax": CalibrationMethod.MinMax,
     }
+    cache = {"calibration_cache_path": str(ranges)} if ranges and _caches_ranges() else {}
     with tempfile.TemporaryDirectory(prefix="imtrans-int8-") as tmp, quiet():
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
-        exclude = [convs[0], convs[-1]] if keep_ends and len(convs) > 2 else []
+        pre = _prepared(src, Path(tmp))
+        convs = _convs(pre)
+        if keep_float is None:
+            keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
         quantize_static(
             str(pre),
             str(dst),
@@ -133,9 +133,40 @@ def to_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
-            nodes_to_exclude=exclude,
-            op_types_to_quantize=list(op_types) if op_types else None,
+            nodes_to_quantize=list(only) if only is not None else None,
+            nodes_to_exclude=list(keep_float),
+            op_types_to_quantize=list(INT8_OPERATORS),
             calibration_providers=["CPUExecutionProvider"],
             extra_options={"CalibPercentile": percentile, "CalibTensorRangeSymmetric": False},
+            **cache,
         )
     onnx.checker.check_model(str(dst))
+
+
+def conv_names(src: Path) -> list[str]:
+    """The convolutions :func:`to_int8` can quantize, by node name in graph order (input to output)."""
+    with tempfile.TemporaryDirectory(prefix="imtrans-int8-") as tmp, quiet():
+        return _convs(_prepared(src, Path(tmp)))
+
+
+def _prepared(src: Path, folder: Path) -> Path:
+    """``src`` with shapes inferred and graph optimisations applied: what onnxruntime quantizes."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = folder / "pre.onnx"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    return pre
+
+
+def _convs(path: Path) -> list[str]:
+    import onnx
+
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in INT8_OPERATORS]
+
+
+@functools.cache
+def _caches_ranges() -> bool:
+    """Whether this onnxruntime's ``quantize_static`` can keep calibrated ranges in a file (newer ones)."""
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters

@@ -31,22 +31,22 @@ class Tolerance:
 
     ``max_abs`` bounds single voxels on the check batches (None: reported only);
     ``mean_abs`` bounds the mean absolute error on the phantom slices and over
-    the translated volume.
+    the translated volume, ``p999_abs`` (where given) its 99.9th percentile.
     """
 
     max_abs: float | None
     mean_abs: float
+    p999_abs: float | None = None
 
 
 #: fp32: max 1e-3 (0.25 HU), mean 2e-3 (0.5 HU); measured: max about 5e-6.
 #: fp16: max 2e-2 (5 HU), mean 2e-3 (0.5 HU); measured: mean under 0.001 HU.
-#: int8: mean 4e-2 (10 HU), single voxels not bounded. Measured on a paper-size ResNet-9
-#: trained 7k iterations on the phantom: 6.1 and 7.4 HU mean over two held-out volumes
-#: (p99 26-30 HU, max 116-189 HU) — int8 does NOT meet a 2 HU budget (docs/deploy.md).
+#: int8: mean 8e-3 (2 HU), 99.9th percentile 0.2 (50 HU), single voxels not bounded: the budget
+#: the sensitivity analysis holds the graph to (:mod:`imtrans_core.onnx.sensitivity`).
 TOLERANCES = {
     "fp32": Tolerance(max_abs=1e-3, mean_abs=2e-3),
     "fp16": Tolerance(max_abs=2e-2, mean_abs=2e-3),
-    "int8": Tolerance(max_abs=None, mean_abs=4e-2),
+    "int8": Tolerance(max_abs=None, mean_abs=8e-3, p999_abs=0.2),
 }
 
 
@@ -58,6 +58,7 @@ class Measurement:
     precision: str
     max_abs: float  # [-1, 1] scale
     mean_abs: float  # [-1, 1] scale
+    p999_abs: float  # [-1, 1] scale
     scale: float  # target units per [-1, 1] unit (250 for HU)
     unit: str  # "HU" or "MR units"
     limit: Tolerance
@@ -67,12 +68,15 @@ class Measurement:
     def ok(self) -> bool:
         if self.mean_abs > self.limit.mean_abs:
             return False
+        if self.limit.p999_abs is not None and self.p999_abs > self.limit.p999_abs:
+            return False
         return self.volume or self.limit.max_abs is None or self.max_abs <= self.limit.max_abs
 
     def describe(self) -> str:
         return (
             f"{self.what}: max {self.max_abs:.2e} ({self.max_abs * self.scale:.3g} {self.unit}), "
-            f"mean {self.mean_abs:.2e} ({self.mean_abs * self.scale:.3g} {self.unit})"
+            f"mean {self.mean_abs:.2e} ({self.mean_abs * self.scale:.3g} {self.unit}), "
+            f"99.9th percentile {self.p999_abs:.2e} ({self.p999_abs * self.scale:.3g} {self.unit})"
         )
 
 
@@ -112,15 +116,16 @@ class Pair:
             raw if self.intensity_in_graph else self.source.forward(raw), dtype=np.float32
         )
 
-    def compare(self, raw: np.ndarray, batch: int = 4) -> tuple[float, float]:
-        """Max and mean |onnx - torch| on the [-1, 1] scale over ``raw`` (n, C, H, W), in batches."""
+    def compare(self, raw: np.ndarray, batch: int = 4) -> tuple[float, float, float]:
+        """Max, mean and 99.9th percentile of |onnx - torch| on the [-1, 1] scale over ``raw`` (n, C, H, W)."""
         half = (self.target.high - self.target.low) / 2
-        worst, total = 0.0, 0.0
-        for start in range(0, len(raw), batch):
-            part = raw[start : start + batch]
-            diff = np.abs(self.onnx(part) - self.reference(part)) / half
-            worst, total = max(worst, float(diff.max())), total + float(diff.sum())
-        return worst, total / raw.size
+        diff = np.concatenate(
+            [
+                (np.abs(self.onnx(raw[i : i + batch]) - self.reference(raw[i : i + batch])) / half).ravel()
+                for i in range(0, len(raw), batch)
+            ]
+        )
+        return float(diff.max()), float(diff.mean()), float(np.percentile(diff, 99.9))
 
 
 def _random_inputs(window: Window, rng: np.random.Generator, channels: int) -> dict[str, np.ndarray]:

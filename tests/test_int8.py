@@ -1,0 +1,100 @@
+"""int8 export: a trained model within the accuracy budget, and the sensitivity analysis that keeps it there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from imtrans_core.inference.models import load_generator
+from imtrans_core.onnx.export import INT8_AIM, export_graph, export_model
+from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
+from imtrans_core.onnx.quantize import conv_names, to_int8
+from imtrans_core.onnx.runtime import open_session
+from imtrans_core.onnx.sample_data import sample_data
+from imtrans_core.onnx.sensitivity import Error, quantize_within
+from imtrans_core.onnx.verify import TOLERANCES
+
+DATA = "phantom:n_ct=4,n_mr=4,n_paired=2,size=64,slices=12,n_train_pairs=4"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A small ResNet-9 trained 300 iterations on phantom pairs: weights shaped by data, unlike random ones."""
+    from imtrans_core.training import resolve_config, train
+
+    options = {"gen": "resnet9:ngf=16,n_blocks=2", "data": DATA, "size": 64, "iters": 300, "workers": 0}
+    config = resolve_config({**options, "ckpt_every": 300, "sample_every": 300}, None, "paired")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMTRANS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return train(config, out=tmp_path_factory.mktemp("int8") / "run").run_dir
+
+
+@pytest.fixture(scope="module")
+def graph(trained, tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """The trained generator as an fp32 graph, and slices of the source modality as its inputs."""
+    path = tmp_path_factory.mktemp("graph") / "fp32.onnx"
+    export_graph(load_generator(trained).net, path, legacy=True)
+    data = sample_data(DATA, "mr", "coronal", n_slices=8)
+    return path, [
+        np.ascontiguousarray(WINDOWS["mr"].forward(s)[None], dtype=np.float32) for s in data.calibration
+    ]
+
+
+def error_of(path: Path, reference: Path, batches: list[np.ndarray]) -> Error:
+    """|path - reference| over ``batches``, measured here apart from the module under test."""
+    runs = [open_session(p, providers="cpu") for p in (path, reference)]
+    diff = np.concatenate(
+        [np.abs(np.subtract(*(s.run(None, {INPUT_NAME: b})[0] for s in runs))).ravel() for b in batches]
+    )
+    return Error(float(diff.mean()), float(np.percentile(diff, 99.9)))
+
+
+def test_a_trained_model_exports_to_int8_within_two_hu_and_fifty_at_the_999th_percentile(trained, tmp_path):
+    result = export_model(trained, tmp_path / "int8.onnx", precision="int8", legacy=True, calib_slices=16)
+    checked = [m for m in result.measurements if m.precision == "int8"]
+    assert [m.what.split()[0] for m in checked] == ["mr-0002", "volume"]
+    for m in checked:  # on the held-out volume, which calibration never saw
+        assert m.mean_abs * m.scale <= 2.0 and m.p999_abs * m.scale <= 50.0, m.describe()
+    plan = result.metadata["quantization"]
+    assert plan["budget"]["mean_abs"] == pytest.approx(INT8_AIM * TOLERANCES["int8"].mean_abs)
+    assert plan["error"]["mean_abs"] <= plan["budget"]["mean_abs"]
+    assert plan["error"]["p999_abs"] <= plan["budget"]["p999_abs"]
+    quantized = {
+        n.input[0] for n in onnx.load(str(result.path)).graph.node if n.op_type == "DequantizeLinear"
+    }
+    assert quantized  # int8 it is, where the budget allowed
+
+
+def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path):
+    fp32, batches = graph
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1.0, 2.0))
+    assert plan.keep_float == [] and plan.trials == 1 and plan.sensitivity == {}
+    assert plan.error == error_of(tmp_path / "q.onnx", fp32, batches)
+
+
+def test_the_analysis_keeps_the_fewest_most_sensitive_convolutions_that_meet_the_budget(graph, tmp_path):
+    fp32, batches = graph
+    first = quantize_within(fp32, tmp_path / "all.onnx", batches, Error(1.0, 2.0))
+    budget = Error(
+        first.all_int8.mean_abs * 0.8, first.all_int8.p999_abs * 0.8
+    )  # every convolution in int8 fails it
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, budget)
+    convs = conv_names(fp32)
+    assert plan.convolutions == convs and sorted(plan.sensitivity) == sorted(convs)
+    ranked = sorted(convs, key=lambda name: plan.sensitivity[name].over(budget), reverse=True)
+    assert 1 <= len(plan.keep_float) < len(convs) and plan.keep_float == ranked[: len(plan.keep_float)]
+    assert error_of(tmp_path / "q.onnx", fp32, batches).within(budget)
+    assert plan.trials == 1 + len(convs) + len(plan.keep_float)
+    # one fewer in fp32 is over the budget: the plan is the smallest that meets it
+    to_int8(fp32, tmp_path / "fewer.onnx", batches, keep_float=plan.keep_float[:-1])
+    assert not error_of(tmp_path / "fewer.onnx", fp32, batches).within(budget)
+
+
+def test_a_budget_nothing_int8_meets_keeps_every_convolution_in_fp32(graph, tmp_path):
+    fp32, batches = graph
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1e-9, 1e-9))
+    assert sorted(plan.keep_float) == sorted(conv_names(fp32)) and plan.error == Error(0.0, 0.0)
+    assert not any(n.op_type == "QuantizeLinear" for n in onnx.load(str(tmp_path / "q.onnx")).graph.node)

@@ -6,9 +6,10 @@ that meets the budget on the calibration slices.
 
 Each path translates the same slices; times are medians over interleaved rounds
 (ABCD ABCD ..., after a warm-up, because a shared 2-core machine is noisy) and
-reported as ratios to torch fp32 from the same run. Accuracy is each path's
-deviation from torch fp32 over one whole held-out phantom volume (mean absolute
-HU), so it means something only for a trained model (``--model RUN``); with the
+reported as ratios to torch fp32 from the same run, and as the fraction of the machine's
+peak (``peak.py``: the GEMM rate of the precision the path computes in) its FLOPs reach.
+Accuracy is each path's deviation from torch fp32 over one whole held-out phantom volume
+(mean absolute HU), so it means something only for a trained model (``--model RUN``); with the
 default random weights it is reported but says little.
 
     python benchmarks/inference.py                    # full ResNet-9, 256 x 256 slices, random weights
@@ -31,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
+from peak import peaks
 
 import imtrans_core as ic
 from imtrans_core.data.intensity import CT_WINDOW
@@ -53,6 +55,25 @@ def torch_path(net: torch.nn.Module, bf16: bool) -> Callable[[np.ndarray], np.nd
 def onnx_path(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     session = open_session(path, "cpu", threads)
     return lambda x: session.run(None, {INPUT_NAME: x})[0]
+
+
+#: what each path computes its convolutions in: the peak its speed is measured against
+PRECISION = {
+    "torch fp32": "fp32",
+    "torch bf16 autocast": "bf16",
+    "onnxruntime fp32": "fp32",
+    "onnxruntime int8": "int8",
+    "torch.compile bf16": "bf16",
+}
+
+
+def slice_flops(net: torch.nn.Module, x: np.ndarray) -> int:
+    """The FLOPs torch counts for one slice through ``net`` (2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(torch.from_numpy(x[:1]))
+    return counter.get_total_flops()
 
 
 def time_paths(paths: dict[str, Callable], x: np.ndarray, rounds: int) -> dict[str, float]:
@@ -152,6 +173,10 @@ def main() -> None:
             paths["torch.compile bf16"](x)  # compile outside the timing
         ms = time_paths(paths, x, rounds)
         errors = volume_errors(paths, stack)
+    rates = peaks(threads)
+    flops = slice_flops(net, x)
+    achieved = {name: flops / (ms[name] / 1000) / 1e9 for name in paths}
+    of_peak = {name: achieved[name] / rates[PRECISION[name]] for name in paths}
 
     base = ms["torch fp32"]
     rows = [
@@ -159,6 +184,8 @@ def main() -> None:
             "variant": name,
             "ms / slice": f"{ms[name]:.1f}",
             "vs torch fp32": f"{base / ms[name]:.2f}x",
+            "GFLOP/s": f"{achieved[name]:.0f}",
+            "of peak": f"{of_peak[name]:.0%}",
             "mean |HU| vs fp32": f"{errors[name]['mean_hu']:.3f}",
             "body mean |HU|": f"{errors[name]['body_mean_hu']:.3f}",
             "p99 |HU|": f"{errors[name]['p99_hu']:.2f}",
@@ -182,10 +209,19 @@ def main() -> None:
         "size": size,
         "rounds": rounds,
         "held_out_volume": data.volume_id,
+        "gflop_per_slice": flops / 1e9,
+        "peak_gflop_per_s": rates,
         "quantize_seconds": round(quantize_s, 1),
         "int8_plan": plan.summary(),
         "rows": [
-            {"variant": name, "ms_per_slice": ms[name], "vs_fp32": base / ms[name], **errors[name]}
+            {
+                "variant": name,
+                "ms_per_slice": ms[name],
+                "vs_fp32": base / ms[name],
+                "gflop_per_s": achieved[name],
+                "of_peak": of_peak[name],
+                **errors[name],
+            }
             for name in paths
         ],
     }

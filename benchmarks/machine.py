@@ -20,11 +20,16 @@ def cpu_model() -> str:
 
 
 def describe_machine() -> dict[str, Any]:
-    """CPU model and cores, library versions, and the GPU if there is one."""
+    """CPU model, the flags that decide each precision's speed, cores, library versions, the GPU if any."""
     import torch
+
+    from imtrans_core.cpu import cpu_class, cpu_has_fast_bf16, speed_flags
 
     info: dict[str, Any] = {
         "cpu": cpu_model(),
+        "cpu_class": cpu_class(),
+        "cpu_flags": speed_flags(),
+        "bf16_units": cpu_has_fast_bf16(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -54,14 +59,17 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def results_json(name: str, quick: bool) -> Path:
-    """Where benchmark ``name`` keeps its results: the tracked docs/results/benchmarks/, ``_quick`` apart
-    (``imtrans bench`` runs the quick set and must not overwrite the full runs the docs show)."""
+    """Where benchmark ``name`` keeps its results on this kind of CPU: the tracked docs/results/benchmarks/,
+    one file per CPU class (``inference-amx.json``, ``inference-avx2.json``: speeds differ in kind between
+    them), ``_quick`` apart (``imtrans bench`` runs the quick set and must not overwrite the full runs)."""
+    from imtrans_core.cpu import cpu_class
+
     return (
         Path(__file__).resolve().parents[1]
         / "docs"
         / "results"
         / "benchmarks"
-        / f"{name}{'_quick' * quick}.json"
+        / f"{name}-{cpu_class()}{'_quick' * quick}.json"
     )
 
 

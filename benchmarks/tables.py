@@ -374,14 +374,22 @@ SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("s_per_iter", "s / iteration", "{:.2f}"),
         ("vs_fp32", "vs fp32", "{:.2f}x"),
         ("gflop_per_s", "GFLOP/s", "{:.0f}"),
+        ("of_peak", "of peak", "{:.0%}"),
         ("first_step_s", "first step [s]", "{:.1f}"),
     ),
     "inference": (
         ("variant", "path", "{}"),
         ("ms_per_slice", "ms / slice", "{:.0f}"),
         ("vs_fp32", "vs torch fp32", "{:.2f}x"),
+        ("of_peak", "of peak", "{:.0%}"),
         ("mean_hu", "mean HU diff.", "{:.3f}"),
         ("p99_hu", "p99 HU diff.", "{:.2f}"),
+        ("p999_hu", "p99.9 HU diff.", "{:.2f}"),
+    ),
+    "peak": (
+        ("precision", "precision", "{}"),
+        ("gflop_per_s", "GEMM GFLOP/s", "{:.0f}"),
+        ("vs_fp32", "vs fp32", "{:.2f}x"),
     ),
     "volume": (
         ("variant", "backend", "{}"),
@@ -495,8 +503,8 @@ def speed_table(name: str) -> str:
     columns = SPEED_COLUMNS[result["benchmark"]]
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|---" * len(columns) + "|"]
     for row in result["rows"]:
-        lines.append("| " + " | ".join(f.format(row[k]) for k, _, f in columns) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(f.format(row[k]) if k in row else "—" for k, _, f in columns) + " |")
+    return "\n".join(lines) + "\n"  # a column the benchmark did not yet measure when it ran: a dash
 
 
 TABLES: dict[str, Callable[..., str]] = {

@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
+from peak import peaks
 
 from imtrans_core.training.config import PRESETS, TrainConfig
 from imtrans_core.training.distributed import Distributed
@@ -116,6 +117,7 @@ def main() -> None:
     flops = iteration_flops(models["fp32"], size, 1)
     times, first = time_iterations(models, size, 1, args.repeats)
     fp32 = statistics.median(times["fp32"])
+    rates = peaks(torch.get_num_threads())
     rows = []
     for name, samples in times.items():
         median = statistics.median(samples)
@@ -125,6 +127,7 @@ def main() -> None:
                 "s_per_iter": round(median, 3),
                 "vs_fp32": round(fp32 / median, 2),
                 "gflop_per_s": round(flops / median / 1e9, 1),
+                "of_peak": round(flops / median / 1e9 / rates["fp32" if name == "fp32" else "bf16"], 3),
                 "first_step_s": round(first[name], 1),
             }
         )
@@ -133,6 +136,7 @@ def main() -> None:
         "benchmark": "training",
         "setting": {**setting, "size": size, "batch": 1, "gflop_per_iter": round(flops / 1e9, 1)},
         "rows": rows,
+        "peak_gflop_per_s": rates,
         "data_slices_per_s": round(slices_per_s, 1),
         "data_vs_step_rate": round(slices_per_s * statistics.median(times["bf16, compiled"]), 1),
         "machine": describe_machine(),

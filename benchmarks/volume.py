@@ -41,6 +41,9 @@ BACKENDS: dict[str, tuple[str, list[str]]] = {
     "openvino int8 (int8 export)": ("int8", ["--backend", "openvino", "--precision", "auto"]),
 }
 
+#: the row of what ``--backend auto`` runs for an .onnx file, by its choice (imtrans_core.onnx.choose.auto_backend)
+AUTO_ROWS = {"openvino": "openvino auto (bf16 on AMX)", "onnx": "onnxruntime fp32"}
+
 
 def run_command(command: list[str]) -> dict[str, float]:
     """Wall seconds and peak resident memory (MB) of one command, run in a child process."""

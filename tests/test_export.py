@@ -460,3 +460,23 @@ def test_exporter_errors_keep_their_cause(tmp_path, legacy):
         causes.append(str(error))
         error = error.__cause__
     assert any("boom inside the network" in c for c in causes[1:]), causes
+
+
+@pytest.mark.parametrize("openvino_installed", [True, False])
+def test_auto_picks_no_path_a_committed_benchmark_found_slower_than_torch_fp32(
+    load_benchmark, monkeypatch, openvino_installed
+):
+    """Every CPU class with a committed whole-command benchmark: auto's choice is >= torch fp32, within 2 HU."""
+    from imtrans_core.onnx import choose, openvino
+
+    volume = load_benchmark("volume")
+    monkeypatch.setattr(openvino, "available", lambda: openvino_installed)
+    choice = choose.auto_backend(is_onnx=True, device="cpu")
+    assert choice == ("openvino" if openvino_installed else "onnx")
+    assert choose.auto_backend(is_onnx=False, device="cpu") == "torch"
+    results = sorted((REPO / "docs" / "results" / "benchmarks").glob("volume-*.json"))
+    assert results, "no committed whole-command benchmark: python benchmarks/volume.py --model RUN"
+    for path in results:
+        rows = {row["variant"]: row for row in json.loads(path.read_text())["rows"]}
+        picked = rows[volume.AUTO_ROWS[choice]]
+        assert picked["vs_fp32"] >= 1.0 and picked["mean_hu"] <= 2.0, (path.name, picked)

@@ -38,8 +38,8 @@ def make_backend(
         raise ImtransError(f"--backend {backend}: choose {', '.join(BACKENDS)}")
     model = Path(model)
     is_onnx = model.name.lower().endswith(".onnx")
-    if backend == "auto" and is_onnx:
-        backend = "openvino" if _openvino_fits(device) else "onnx"
+    if backend == "auto":
+        backend = auto_backend(is_onnx, device)
     if backend in ("onnx", "openvino"):
         if compile_net:
             raise ImtransError("--compile applies to the torch backend only; an ONNX model runs as exported")
@@ -60,6 +60,19 @@ def make_backend(
     if precision != "auto":
         raise ImtransError("--precision applies to the openvino backend; for torch use --amp")
     return TorchBackend.from_model(model, direction or "mr2ct", device, amp, compile_net)
+
+
+def auto_backend(is_onnx: bool, device: str) -> str:
+    """What ``--backend auto`` runs: torch for a run or checkpoint; for an ``.onnx`` file OpenVINO where
+    it is installed and the model runs on the CPU, else onnxruntime.
+
+    The rule holds on every CPU class benchmarked (docs/benchmarks.md, ``volume-*.json``): OpenVINO at
+    its own precision (bf16 where the CPU has bf16 units, f32 elsewhere) and onnxruntime fp32 both
+    run the whole command at least as fast as torch fp32, within 2 HU; a test keeps it so.
+    """
+    if not is_onnx:
+        return "torch"
+    return "openvino" if _openvino_fits(device) else "onnx"
 
 
 def _openvino_fits(device: str) -> bool:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
 from peak import peaks
 
-from imtrans_core.training.config import PRESETS, TrainConfig
+from imtrans_core.training.config import SMALL_SCALE, TrainConfig
 from imtrans_core.training.distributed import Distributed
 from imtrans_cyclegan.model import CycleGAN
 
@@ -98,7 +98,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.json = args.json or results_json("training", args.quick)
-    cpu = PRESETS["small"]
+    cpu = SMALL_SCALE
     setting = (
         dict(gen=cpu["gen"], disc=cpu["disc"], size=128)
         if args.quick

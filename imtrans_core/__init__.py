@@ -2,7 +2,7 @@
 
 ``import imtrans_core as ic`` gives the registries (``ic.GENERATORS``,
 ``ic.DISCRIMINATORS``, ``ic.LOSSES``, ``ic.DATASETS``, ``ic.METRICS``,
-``ic.LOGGERS``, ``ic.MODELS``), the ``hookimpl`` marker for plugins and the error types.
+``ic.LOGGERS``, ``ic.MODELS``, ``ic.PRESETS``), the ``hookimpl`` marker for plugins and the error types.
 Importing is cheap: plugins (and torch) load on the first registry read.
 """
 
@@ -28,8 +28,11 @@ DATASETS = Registry("dataset")
 METRICS = Registry("metric")
 LOGGERS = Registry("logger")
 MODELS = Registry("model")
+PRESETS = Registry("preset")
 
-REGISTRIES = {r.plural: r for r in (GENERATORS, DISCRIMINATORS, LOSSES, DATASETS, METRICS, LOGGERS, MODELS)}
+REGISTRIES = {
+    r.plural: r for r in (GENERATORS, DISCRIMINATORS, LOSSES, DATASETS, METRICS, LOGGERS, MODELS, PRESETS)
+}
 plugins = PluginSystem(REGISTRIES)
 plugins.reset()
 
@@ -41,6 +44,7 @@ __all__ = [
     "LOSSES",
     "METRICS",
     "MODELS",
+    "PRESETS",
     "REGISTRIES",
     "ImtransError",
     "PluginError",

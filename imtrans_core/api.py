@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-API_VERSION = "1.0"  # major: a name removed or changed; minor: a name added
+API_VERSION = "1.1"  # major: a name removed or changed; minor: a name added
 
 # public name -> (module, attribute)
 _WHERE: dict[str, tuple[str, str]] = {
@@ -27,6 +27,7 @@ _WHERE: dict[str, tuple[str, str]] = {
             "METRICS",
             "LOGGERS",
             "MODELS",
+            "PRESETS",
             "REGISTRIES",
             "Registry",
             "Spec",
@@ -41,6 +42,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "format_value": ("imtrans_core.spec", "format_value"),
     # writing a method: the model interface and the helpers GAN methods share
     "TrainableModel": ("imtrans_core.training.trainable", "TrainableModel"),
+    "SMALL_SCALE": ("imtrans_core.training.config", "SMALL_SCALE"),
     "MODEL_OPTIONS": ("imtrans_core.training.trainable", "MODEL_OPTIONS"),
     "Network": ("imtrans_core.training.trainable", "Network"),
     "GANModel": ("imtrans_core.training.gan", "GANModel"),

@@ -27,17 +27,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def imtrans_register(registries: Any) -> None:
     """Add entries to the registries.
 
-    Called once per process, the first time any registry is read.
-    ``registries`` has one :class:`~imtrans_core.registry.Registry` per kind
-    as attributes: ``generators``, ``discriminators``, ``losses``,
-    ``datasets``, ``metrics``, ``loggers``, ``models`` (trainable models:
-    subclasses of :class:`imtrans_core.api.TrainableModel`). Add with
-    ``registries.generators.add("name", factory)`` or the
-    ``registries.generators.register("name")`` decorator. A name that another
-    plugin already registered is an error (the plugin is then skipped, with a
-    message naming both) unless you pass ``override=True``.
-    Import heavy modules (torch) inside the factories or inside this hook, not
-    at the top of the plugin module, so that ``imtrans --help`` stays fast.
+    Called once per process, the first time any registry is read. ``registries`` has
+    one :class:`~imtrans_core.registry.Registry` per kind as attributes: ``generators``,
+    ``discriminators``, ``losses``, ``datasets``, ``metrics``, ``loggers``, ``models``
+    (subclasses of :class:`imtrans_core.api.TrainableModel`) and ``presets`` (for
+    ``--preset``: a function without parameters returning option values, as a config file's).
+    Add with ``registries.generators.add("name", factory)`` or the decorator
+    ``registries.generators.register("name")``. A name another plugin registered is an
+    error (the plugin is then skipped, naming both) unless you pass ``override=True``.
+    Import heavy modules (torch) inside the factories or this hook, not at the top of
+    the plugin module, so that ``imtrans --help`` stays fast.
     """
 
 

@@ -233,9 +233,10 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise RegistryError(self._unknown(name)) from None
+            raise RegistryError(self.unknown(name)) from None
 
-    def _unknown(self, name: str) -> str:
+    def unknown(self, name: str) -> str:
+        """Why ``name`` is not here: the close names, every known one, the plugins the environment switched off."""
         known = self.names()
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""

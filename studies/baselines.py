@@ -41,7 +41,7 @@ from machine import describe_machine, print_table, write_json
 
 
 def main() -> None:
-    from imtrans_core.training.config import PRESETS
+    from imtrans_core.training.config import SMALL_SCALE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -49,7 +49,7 @@ def main() -> None:
     source.add_argument("--data", help="A phantom data spec whose paired subjects to score.")
     parser.add_argument(
         "--pools",
-        default=PRESETS["small"]["data"],
+        default=SMALL_SCALE["data"],
         help="The data whose unpaired pools fit the contrast prior.",
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")

@@ -40,10 +40,10 @@ def enclosed_body(scaled: np.ndarray, above: float) -> np.ndarray:
 
 
 def main() -> None:
-    from imtrans_core.training.config import PRESETS
+    from imtrans_core.training.config import SMALL_SCALE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pools", default=PRESETS["small"]["data"], help="Data whose pools fit the map.")
+    parser.add_argument("--pools", default=SMALL_SCALE["data"], help="Data whose pools fit the map.")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write.")
     args = parser.parse_args()
 

@@ -355,7 +355,7 @@ def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]],
 
     import imtrans_core as ic
     from imtrans_core.demo import contrast_prior_map
-    from imtrans_core.training.config import PRESETS
+    from imtrans_core.training.config import SMALL_SCALE
 
     runs = {}
     for variant in args.variants:
@@ -369,7 +369,7 @@ def study(doc: str, out: str) -> tuple[argparse.Namespace, list[dict[str, Any]],
             sys.exit(f"error: --runs {args.runs}: no trained run {run.name} there")
     ic.plugins.load()
     subjects = [s.load() for s in ic.DATASETS.build(TEST_DATA).paired]
-    return args, subjects, contrast_prior_map(PRESETS["small"]["data"]), runs
+    return args, subjects, contrast_prior_map(SMALL_SCALE["data"]), runs
 
 
 def synthetic_cts(subjects: list[dict[str, Any]], prior: Any, runs: dict[str, Path]) -> dict[str, list]:

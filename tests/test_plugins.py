@@ -213,3 +213,43 @@ def test_a_command_whose_plugin_is_switched_off_says_so_in_one_line(
     assert len(err.splitlines()) == 1 and message in err
     assert f"switched off by the environment: plugin '{disabled}' (IMTRANS_DISABLE_PLUGINS)" in err
     assert not (tmp_path / "demo").exists()  # nothing was started
+
+
+def test_presets_are_plugins_and_a_third_party_one_trains_by_name(site, monkeypatch, capsys):
+    """``--preset`` reads the presets registry: the built-ins from their methods' plugins, the example's beside them."""
+    from imtrans_core.cli import run
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    install_fake_dist(site, "imtrans-example", {"example": "imtrans_example"}, {})
+    assert (
+        ic.PRESETS.info("misaligned").plugin == "reggan" and ic.PRESETS.info("unpaired").plugin == "cyclegan"
+    )
+    assert run(["plugins", "presets"]) == 0
+    assert "tiny-pairs" in capsys.readouterr().out
+    assert run(["train", "--preset", "tiny-pairs", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "preset tiny-pairs changes: model=paired-l1, gen=tiny:width=16" in out and "model: paired-l1" in out
+    )
+
+
+def test_a_preset_with_a_mistyped_option_names_itself_and_its_plugin(site, capsys):
+    from imtrans_core.cli import run
+
+    plugin = """
+        from imtrans_core import hookimpl
+
+        def fast():
+            "Anything, fast."
+            return {"iter": 10}
+
+        @hookimpl
+        def imtrans_register(registries):
+            registries.presets.add("fast", fast)
+    """
+    install_fake_dist(site, "fake-presets", {"fakepresets": "fake_presets"}, {"fake_presets": plugin})
+    assert run(["train", "--preset", "fast", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "error: preset fast of plugin fakepresets: unknown option 'iter'; did you mean iters?"
+    )

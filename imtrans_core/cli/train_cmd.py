@@ -11,15 +11,15 @@ from click.core import ParameterSource
 from ..errors import ImtransError
 from ..training.config import (
     FIELDS,
-    PRESET_ALIASES,
-    PRESETS,
     check_specs,
     describe_range,
     flag,
+    preset_names,
+    preset_options,
     read_config_file,
     resolve_config,
 )
-from .types import PATH
+from .types import PATH, LazyChoice
 
 _CLICK_TYPES = {"int": int, "float": float, "str": str}
 
@@ -58,7 +58,7 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
 @click.option("--log", "log", multiple=True, help=FIELDS["log"].metadata["help"] + " May change on --resume.")
 @click.option(
     "--preset",
-    type=click.Choice([*PRESETS, *PRESET_ALIASES]),
+    type=LazyChoice(preset_names),
     default=None,
     help="What your data calls for, at a scale that trains in minutes on 2 CPU cores (docs/quality.md): "
     "unpaired (CT and MR archives: CycleGAN + GC + the contrast prior, about 20 minutes), paired (a few "
@@ -116,7 +116,7 @@ def train(
     else:
         config = resolve_config(cli_values, config_file, preset)
         check_specs(config)  # a spec error answers before torch is imported
-        changed = ", ".join(f"{k}={v}" for k, v in PRESETS[config.preset].items())
+        changed = ", ".join(f"{k}={v}" for k, v in preset_options(config.preset).items())
         if changed:
             click.echo(f"preset {config.preset} changes: {changed}")
         if dry_run:

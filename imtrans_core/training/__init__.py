@@ -14,7 +14,8 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "PRESETS": "config",
+    "SMALL_SCALE": "config",
+    "preset_options": "config",
     "TrainConfig": "config",
     "resolve_config": "config",
     "resume_config": "config",

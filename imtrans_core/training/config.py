@@ -323,9 +323,10 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
-# The scale of every preset but the paper's: learns visibly in minutes on 2 CPU cores with
-# quarter-size networks on 128 x 128 slices of a small phantom, autocast where it is fast.
-SMALL: dict[str, Any] = {
+# The scale of the presets for 2 CPU cores (plugins build theirs on it, ``imtrans_core.api.SMALL_SCALE``):
+# learns visibly in minutes with quarter-size networks on 128 x 128 slices of a small phantom,
+# autocast where it is fast.
+SMALL_SCALE: dict[str, Any] = {
     "gen": f"{defaults.GENERATOR}:ngf=32,n_blocks=6",
     "disc": f"{defaults.DISCRIMINATOR}:ndf=32",
     "data": f"{defaults.DATASET}:n_ct=12,n_mr=12,n_paired=2,size=128",
@@ -336,39 +337,32 @@ SMALL: dict[str, Any] = {
     "sample_every": 200,
     "ckpt_every": 200,
 }
-# What each preset changes, and why: the paper's changes nothing; the others are named for the data
-# a user holds, each the best recipe of docs/quality.md for that data (the phantom stands in for it
-# until --data names yours).
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    # unpaired CT and MR archives: CycleGAN + GC held to the contrast prior, U-Net generator, bone's
-    # inside held to bright marrow (docs/quality.md, unpaired)
-    "unpaired": {
-        **SMALL,
-        "gen": "unet:base=32",
-        "loss": ["gc:1,abs=true", "prior:3,until=0,marrow=true"],
-        "iters": 2400,
-    },
-    # a few registered pairs: the supervised U-Net, L1 on the pairs alone (docs/quality.md, few pairs)
-    "paired": {
-        **SMALL,
-        "gen": "unet:base=32",
-        "loss": ["paired:1", "lsgan:0", "cycle:0"],
-        "data": f"{SMALL['data']},n_train_pairs=4",
-    },
-    # many roughly aligned pairs: RegGAN, which registers its output onto the CT before the L1
-    # (docs/quality.md, misaligned pairs)
-    "misaligned": {
-        **SMALL,
-        "model": "reggan",
-        "gen": "unet:base=32",
-        "data": f"{SMALL['data']},n_train_pairs=12,misregistration=4",
-    },
-    # the scale alone, with the default method: to try another --model on 2 cores
-    "small": SMALL,
-}
 # Names of earlier releases: each still works and says what it became.
 PRESET_ALIASES = {"cpu": "small", "cpu-unet": "unpaired", "cpu-paired": "paired"}
+
+
+def preset_names() -> list[str]:
+    """The presets the plugins registered (``imtrans plugins presets``), then the old names."""
+    import imtrans_core as ic
+
+    return [*ic.PRESETS.names(), *PRESET_ALIASES]
+
+
+def preset_options(name: str) -> dict[str, Any]:
+    """The option values preset ``name`` sets, checked as a config file's are (a plugin's typo answers here)."""
+    import imtrans_core as ic
+
+    if name not in ic.PRESETS:
+        if name == "paper":  # the paper's settings are the defaults themselves
+            return {}
+        raise ImtransError(f"--preset {name}: {ic.PRESETS.unknown(name)}")
+    values = ic.PRESETS.build(name)
+    if not isinstance(values, dict):
+        plugin = ic.PRESETS.info(name).plugin
+        raise ImtransError(
+            f"preset {name} of plugin {plugin}: returned {type(values).__name__}, not option values"
+        )
+    return check_values(values, f"preset {name} of plugin {ic.PRESETS.info(name).plugin}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -418,9 +412,7 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
             stacklevel=2,
         )
         preset = PRESET_ALIASES[preset]
-    if preset not in PRESETS:
-        raise ImtransError(f"--preset {preset}: unknown; choose one of {', '.join(PRESETS)}")
-    layers = (PRESETS[preset], from_file, check_values(cli_values, None))
+    layers = (preset_options(preset), from_file, check_values(cli_values, None))
     merged: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
     # loss terms add up across the layers; a later term of a name replaces an earlier one
     merged["loss"] = [spec for layer in layers for spec in layer.get("loss", [])]

@@ -18,7 +18,7 @@ import torch
 import imtrans_core as ic
 
 from ..errors import ImtransError
-from .config import PRESETS, TrainConfig, default_of, flag
+from .config import TrainConfig, default_of, flag, preset_options
 from .distributed import device_kind
 from .objective import compose_loss_specs, compose_losses
 from .precision import resolve_amp
@@ -89,7 +89,9 @@ def check_options(config: TrainConfig, model: TrainableModel) -> None:
 
     A value the preset sets is not the user's choice and passes (``--preset cpu`` sets ``--disc``).
     """
-    preset = PRESETS.get(config.preset, {})
+    preset = (
+        preset_options(config.preset) if config.preset in ic.PRESETS else {}
+    )  # a run's, since uninstalled
     for name in MODEL_OPTIONS:
         value = getattr(config, name)
         if name in model.reads or value == default_of(name) or preset.get(name) == value:

@@ -1,4 +1,4 @@
-"""Entry point ``cyclegan``: registers the model, networks and losses of Hiasa et al. 2018.
+"""Entry point ``cyclegan``: registers the model, networks, losses and presets of Hiasa et al. 2018.
 
 Registered by reference (``"module:name"``): torch is imported when a network or
 loss is first used, not when plugins load, so ``imtrans --help`` stays fast.
@@ -27,3 +27,5 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("hist", f"{losses}:IntensityDistributionLoss")
     registries.losses.add("mind", f"{losses}:SelfSimilarityLoss")
     registries.losses.add("prior", f"{losses}:ContrastPriorLoss")
+    for preset in ("paper", "unpaired", "paired", "small"):
+        registries.presets.add(preset, f"{__package__}.presets:{preset}")

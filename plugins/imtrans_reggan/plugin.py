@@ -1,4 +1,5 @@
-"""Entry point ``reggan``: registers the model and its ``smooth`` loss by reference (torch loads on use)."""
+"""Entry point ``reggan``: registers the model, its ``smooth`` loss (by reference: torch loads on use) and
+its preset, ``misaligned``."""
 
 from __future__ import annotations
 
@@ -11,3 +12,4 @@ from imtrans_core import hookimpl
 def imtrans_register(registries: Any) -> None:
     registries.models.add("reggan", f"{__package__}.model:RegGAN")
     registries.losses.add("smooth", f"{__package__}.warp:SmoothnessLoss")
+    registries.presets.add("misaligned", f"{__package__}.presets:misaligned")

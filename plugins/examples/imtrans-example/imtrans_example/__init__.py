@@ -1,10 +1,9 @@
-"""An example third-party imtrans plugin: one generator, one metric and one trainable model.
+"""An example third-party imtrans plugin: one generator, one metric, one trainable model and its preset.
 
 Install it with ``pip install plugins/examples/imtrans-example``; then
-``imtrans plugins`` lists ``tiny``, ``maxerr`` and ``paired-l1`` as provided by
+``imtrans plugins`` lists ``tiny``, ``maxerr``, ``paired-l1`` and ``tiny-pairs`` as provided by
 ``example``, ``imtrans train --gen tiny:width=16`` trains CycleGAN with it and
-``imtrans train --model paired-l1 --data phantom:n_train_pairs=8`` trains the
-model of :mod:`imtrans_example.model`.
+``imtrans train --preset tiny-pairs`` trains the model of :mod:`imtrans_example.model`.
 """
 
 from __future__ import annotations
@@ -47,8 +46,20 @@ def maxerr() -> MaxError:
     return MaxError()
 
 
+def tiny_pairs() -> dict:
+    """A few phantom pairs: the paired-l1 model with the tiny generator, trained in seconds."""
+    return {
+        "model": "paired-l1",
+        "gen": "tiny:width=16",
+        "data": "phantom:n_train_pairs=4",
+        "size": 64,
+        "iters": 50,
+    }
+
+
 @hookimpl
 def imtrans_register(registries) -> None:
     registries.generators.add("tiny", tiny)
     registries.metrics.add("maxerr", maxerr)
     registries.models.add("paired-l1", "imtrans_example.model:PairedL1")
+    registries.presets.add("tiny-pairs", tiny_pairs)

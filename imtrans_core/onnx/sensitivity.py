@@ -20,6 +20,8 @@ import numpy as np
 from .graph import INPUT_NAME
 from .quantize import conv_names, to_int8
 
+TRIAL_BATCHES = 8  # what each trial measures on: enough slices for a 99.9th percentile of many voxels
+
 
 @dataclass(frozen=True)
 class Error:
@@ -43,7 +45,7 @@ class Int8Plan:
     budget: Error  # what it aimed at
     convolutions: list[str]  # every one, input to output
     keep_float: list[str]  # those left in fp32, most sensitive first
-    error: Error  # the written graph's, on the calibration slices
+    error: Error  # the written graph's, on the trial slices
     all_int8: Error  # every convolution quantized
     sensitivity: dict[str, Error] = field(default_factory=dict)  # each convolution quantized alone
     trials: int = 0
@@ -65,11 +67,14 @@ def quantize_within(
 ) -> Int8Plan:
     """Write to ``dst`` the int8 graph of ``src`` with the fewest fp32 convolutions that meets ``budget``.
 
-    ``batches`` (graph inputs) calibrate and measure; ``budget`` is in the graph's output units.
+    ``batches`` (graph inputs) calibrate; at most ``TRIAL_BATCHES`` of them, spread over the list,
+    measure each trial (a trial costs a pass over them). ``budget`` is in the graph's output units.
     """
     from .runtime import open_session
 
-    reference = _outputs(open_session(src, providers="cpu"), batches)
+    step = -(-len(batches) // TRIAL_BATCHES)  # ceil: every step-th batch, TRIAL_BATCHES at most
+    checked = batches[::step]
+    reference = _outputs(open_session(src, providers="cpu"), checked)
     with tempfile.TemporaryDirectory(prefix="imtrans-int8-plan-") as tmp:
         ranges, trial_path = Path(tmp) / "ranges.json", Path(tmp) / "trial.onnx"
         trials = 0
@@ -78,7 +83,7 @@ def quantize_within(
             nonlocal trials
             trials += 1
             to_int8(src, trial_path, batches, method, keep_float=keep_float, only=only, ranges=ranges)
-            return _error(_outputs(open_session(trial_path, providers="cpu"), batches), reference)
+            return _error(_outputs(open_session(trial_path, providers="cpu"), checked), reference)
 
         all_int8 = measure([])
         plan = Int8Plan(budget, conv_names(src), [], all_int8, all_int8)

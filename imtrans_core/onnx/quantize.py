@@ -80,15 +80,15 @@ def to_int8(
     batches: list[np.ndarray],
     method: str = "percentile",
     percentile: float = 99.999,
-    keep_float: Sequence[str] | None = None,
+    keep_float: Sequence[str] = (),
     only: Sequence[str] | None = None,
     ranges: Path | None = None,
 ) -> None:
     """Static QDQ quantization of the convolutions (u8 activations, s8 per-channel weights) calibrated on ``batches``.
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
-    convolutions left in fp32 (None: the first and the last, see :func:`conv_names`);
-    ``only``, when given, quantizes those convolutions alone. ``ranges`` caches the
+    convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
+    quantizes those convolutions alone. ``ranges`` caches the
     calibrated ranges in a file: a later call with the same file skips calibration.
     """
     import onnx
@@ -121,9 +121,6 @@ def to_int8(
     cache = {"calibration_cache_path": str(ranges)} if ranges and _caches_ranges() else {}
     with tempfile.TemporaryDirectory(prefix="imtrans-int8-") as tmp, quiet():
         pre = _prepared(src, Path(tmp))
-        convs = _convs(pre)
-        if keep_float is None:
-            keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
         quantize_static(
             str(pre),
             str(dst),

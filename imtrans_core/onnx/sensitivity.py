@@ -1,6 +1,8 @@
 """Which convolutions an int8 graph keeps in fp32: decided by measuring, against an accuracy budget.
 
-Every convolution is quantized alone (the rest fp32) and the graph's error against the fp32
+The first convolution, which reads the image, always stays in fp32: OpenVINO's CPU plugin
+has no int8 kernel for it (a graph with it quantized does not compile), and it is one of many.
+Every other convolution is quantized alone (the rest fp32) and the graph's error against the fp32
 graph measured on the calibration slices: that is its sensitivity. The most sensitive are then
 kept in fp32, one more at a time, until the graph with all the others in int8 meets the budget
 (mean and 99.9th percentile of the absolute error). The normalisations and the tanh are never
@@ -44,9 +46,9 @@ class Int8Plan:
 
     budget: Error  # what it aimed at
     convolutions: list[str]  # every one, input to output
-    keep_float: list[str]  # those left in fp32, most sensitive first
+    keep_float: list[str]  # those left in fp32: the first, then the most sensitive first
     error: Error  # the written graph's, on the trial slices
-    all_int8: Error  # every convolution quantized
+    all_int8: Error  # every convolution but the first quantized
     sensitivity: dict[str, Error] = field(default_factory=dict)  # each convolution quantized alone
     trials: int = 0
 
@@ -85,15 +87,16 @@ def quantize_within(
             to_int8(src, trial_path, batches, method, keep_float=keep_float, only=only, ranges=ranges)
             return _error(_outputs(open_session(trial_path, providers="cpu"), checked), reference)
 
-        all_int8 = measure([])
-        plan = Int8Plan(budget, conv_names(src), [], all_int8, all_int8)
+        convs = conv_names(src)
+        first, rest = convs[:1], convs[1:]
+        all_int8 = measure(first)
+        plan = Int8Plan(budget, convs, first, all_int8, all_int8)
         if not all_int8.within(budget):
-            plan.sensitivity = {name: measure([], only=[name]) for name in plan.convolutions}
-            ranked = sorted(
-                plan.convolutions, key=lambda name: plan.sensitivity[name].over(budget), reverse=True
-            )
+            plan.sensitivity = {name: measure(first, only=[name]) for name in rest}
+            ranked = sorted(rest, key=lambda name: plan.sensitivity[name].over(budget), reverse=True)
             for count in range(1, len(ranked) + 1):
-                plan.keep_float, plan.error = ranked[:count], measure(ranked[:count])
+                plan.keep_float = first + ranked[:count]
+                plan.error = measure(plan.keep_float)
                 if plan.error.within(budget):
                     break
         plan.trials = trials

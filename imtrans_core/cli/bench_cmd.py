@@ -31,7 +31,7 @@ def bench(full: bool) -> None:
     """Run the benchmark scripts (inference, training, one volume); each prints a table and writes JSON.
 
     Speeds are ratios measured side by side in one run (never single absolute
-    times); results go to docs/results/benchmarks/*_quick.json (--full: *.json). See docs/benchmarks.md.
+    times); results go to docs/results/benchmarks/*-CLASS_quick.json (--full: *-CLASS.json; CLASS: this CPU's). See docs/benchmarks.md.
     """
     folder = benchmarks_folder()
     for script in QUICK_SET:

@@ -60,11 +60,9 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     "--preset",
     type=LazyChoice(preset_names),
     default=None,
-    help="What your data calls for, at a scale that trains in minutes on 2 CPU cores (docs/quality.md): "
-    "unpaired (CT and MR archives: CycleGAN + GC + the contrast prior, about 20 minutes), paired (a few "
-    "registered pairs: the supervised U-Net), misaligned (many roughly aligned pairs: RegGAN); small "
-    "(the scale alone, for trying another --model); paper (default: the paper's settings). Each says "
-    "what it changes; cpu, cpu-unet and cpu-paired are old names.",
+    help="Option values a plugin registered for the data you hold: `imtrans plugins presets` says what "
+    "each is for, docs/quality.md which to pick. paper (default) leaves every option at its default. "
+    "A preset says what it changes; cpu, cpu-unet and cpu-paired are old names.",
 )
 @click.option(
     "--config",

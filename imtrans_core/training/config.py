@@ -356,13 +356,10 @@ def preset_options(name: str) -> dict[str, Any]:
         if name == "paper":  # the paper's settings are the defaults themselves
             return {}
         raise ImtransError(f"--preset {name}: {ic.PRESETS.unknown(name)}")
-    values = ic.PRESETS.build(name)
+    values, source = ic.PRESETS.build(name), f"preset {name} of plugin {ic.PRESETS.info(name).plugin}"
     if not isinstance(values, dict):
-        plugin = ic.PRESETS.info(name).plugin
-        raise ImtransError(
-            f"preset {name} of plugin {plugin}: returned {type(values).__name__}, not option values"
-        )
-    return check_values(values, f"preset {name} of plugin {ic.PRESETS.info(name).plugin}")
+        raise ImtransError(f"{source}: returned {type(values).__name__}, not option values")
+    return check_values(values, source)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

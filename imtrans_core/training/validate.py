@@ -89,9 +89,8 @@ def check_options(config: TrainConfig, model: TrainableModel) -> None:
 
     A value the preset sets is not the user's choice and passes (``--preset cpu`` sets ``--disc``).
     """
-    preset = (
-        preset_options(config.preset) if config.preset in ic.PRESETS else {}
-    )  # a run's, since uninstalled
+    # the preset a run was trained with may since have been uninstalled: then nothing is the preset's
+    preset = preset_options(config.preset) if config.preset in ic.PRESETS else {}
     for name in MODEL_OPTIONS:
         value = getattr(config, name)
         if name in model.reads or value == default_of(name) or preset.get(name) == value:

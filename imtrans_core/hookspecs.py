@@ -34,7 +34,8 @@ def imtrans_register(registries: Any) -> None:
     ``--preset``: a function without parameters returning option values, as a config file's).
     Add with ``registries.generators.add("name", factory)`` or the decorator
     ``registries.generators.register("name")``. A name another plugin registered is an
-    error (the plugin is then skipped, naming both) unless you pass ``override=True``.
+    error (the plugin is then skipped, naming both) unless you pass ``override=True``;
+    ``alias("old", "new")`` keeps a renamed entry's old name working.
     Import heavy modules (torch) inside the factories or this hook, not at the top of
     the plugin module, so that ``imtrans --help`` stays fast.
     """

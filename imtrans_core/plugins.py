@@ -133,7 +133,7 @@ class PluginSystem:
         self.skipped.clear()
         self._extra.clear()
         for registry in self.registries.values():
-            registry._entries.clear()
+            registry.clear()
             registry._loader = self.load
             registry.skipped = self._skipped
 
@@ -180,7 +180,7 @@ class PluginSystem:
 
     def _run_register(self, impl: pluggy.HookImpl, source: PluginSource) -> bool:
         """Run one plugin's register hook with its name as provider; roll back on error."""
-        saved = {kind: dict(reg._entries) for kind, reg in self.registries.items()}
+        saved = {kind: reg.snapshot() for kind, reg in self.registries.items()}
         namespace = SimpleNamespace(**{reg.plural: reg for reg in self.registries.values()})
         providers = [reg.providing(source.name, source.version) for reg in self.registries.values()]
         try:
@@ -189,8 +189,8 @@ class PluginSystem:
             impl.function(registries=namespace)
             return True
         except Exception as err:
-            for kind, entries in saved.items():
-                self.registries[kind]._entries = entries
+            for kind, snapshot in saved.items():
+                self.registries[kind].restore(snapshot)
             self._fail(source.name, source.dist, _one_line(err))
             if os.environ.get("IMTRANS_DEBUG"):
                 traceback.print_exc()

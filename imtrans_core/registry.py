@@ -21,13 +21,14 @@ import fnmatch
 import importlib
 import inspect
 import re
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import spec as specs
 from .declared import Declared, declared
-from .errors import RegistryError, SpecError
+from .errors import ImtransWarning, RegistryError, SpecError
 
 
 @dataclass
@@ -123,6 +124,9 @@ class Registry:
         self.kind = kind
         self.plural = plural or kind + "s"
         self._entries: dict[str, Entry] = {}
+        self._aliases: dict[
+            str, tuple[str, str]
+        ] = {}  # old name -> (the name it became, the plugin that said so)
         self._loader = loader
         self._provider: tuple[str, str] = ("__main__", "")
         self.skipped: Callable[[], list[str]] = list  # the plugin system's: plugins the environment kept out
@@ -151,6 +155,11 @@ class Registry:
                 f"cannot register {self.kind} '{name}': {factory!r} is neither callable nor 'module:name'"
             )
         plugin, version = self._provider
+        if name in self._aliases:
+            raise RegistryError(
+                f"cannot register {self.kind} '{name}' (plugin '{plugin}'): plugin '{self._aliases[name][1]}' "
+                f"keeps it as the old name of '{self._aliases[name][0]}'"
+            )
         old = self._entries.get(name)
         if old is not None and not override:
             raise RegistryError(
@@ -159,6 +168,22 @@ class Registry:
                 "remove one, or register the new one with override=True"
             )
         self._entries[name] = Entry(name, factory, plugin, version)
+
+    def alias(self, old: str, new: str) -> None:
+        """Keep ``old``, an earlier release's name, working as ``new``: it builds ``new`` and warns what it became.
+
+        Old names are not listed by :meth:`names`; :meth:`aliases` lists them.
+        """
+        if not re.fullmatch(r"[A-Za-z_][\w.\-]*", old):
+            raise RegistryError(f"cannot alias {self.kind} {old!r}: names are letters, digits, _ . -")
+        plugin = self._provider[0]
+        taken = self._entries[old].plugin if old in self._entries else self._aliases.get(old, ("", ""))[1]
+        if taken:
+            raise RegistryError(
+                f"{self.kind} '{old}' cannot be an old name of '{new}' (plugin '{plugin}'): "
+                f"plugin '{taken}' already uses that name"
+            )
+        self._aliases[old] = (new, plugin)
 
     def providing(self, plugin: str, version: str = "") -> _Providing:
         """Context in which ``add`` records ``plugin`` as the provider."""
@@ -170,6 +195,16 @@ class Registry:
         """Registered names matching a shell-style wildcard, naturally sorted."""
         self._ensure_loaded()
         return sorted(fnmatch.filter(self._entries, pattern), key=_natural_key)
+
+    def aliases(self) -> dict[str, str]:
+        """Old names (:meth:`alias`) and the names they became."""
+        self._ensure_loaded()
+        return {old: new for old, (new, _) in sorted(self._aliases.items())}
+
+    def renamed(self, name: str) -> str | None:
+        """What ``name`` became, where it is an old name; else None."""
+        self._ensure_loaded()
+        return self._aliases[name][0] if name in self._aliases else None
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
@@ -211,6 +246,12 @@ class Registry:
         """The spec with every parameter typed and defaults filled in (what configs store)."""
         self._ensure_loaded()
         parsed = specs.parse(spec) if isinstance(spec, str) else spec
+        new = self.renamed(parsed.name)
+        if new is not None:
+            warnings.warn(
+                f"{self.kind} '{parsed.name}' is an old name: it is '{new}' now", ImtransWarning, stacklevel=2
+            )
+            parsed = replace(parsed, name=new)
         return specs.bind(self._entry(parsed.name).signature, parsed, self.kind, **overrides)
 
     def build(self, spec: str | specs.Spec, **overrides: Any) -> Any:
@@ -226,6 +267,20 @@ class Registry:
             return factory(**resolved.kwargs)
         except SpecError as err:
             raise SpecError(f"{self.kind} '{resolved}': {err}") from err
+
+    # -- the plugin manager's ----------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget every entry and old name."""
+        self._entries.clear()
+        self._aliases.clear()
+
+    def snapshot(self) -> tuple[dict[str, Entry], dict[str, tuple[str, str]]]:
+        """The entries and old names as they are: :meth:`restore` returns to them (a failed plugin's rollback)."""
+        return dict(self._entries), dict(self._aliases)
+
+    def restore(self, snapshot: tuple[dict[str, Entry], dict[str, tuple[str, str]]]) -> None:
+        self._entries, self._aliases = dict(snapshot[0]), dict(snapshot[1])
 
     # -- internals -------------------------------------------------------------
 

@@ -74,13 +74,14 @@ DUPLICATE = """
     @hookimpl
     def imtrans_register(registries):
         registries.generators.add("extra", mine)
+        registries.generators.alias("old-extra", "extra")
         registries.generators.add("resnet9", mine{override})
 """
 
 
 def test_duplicate_name_skips_the_plugin_and_rolls_back(site):
     install_fake_dist(site, "dupe-dist", {"dupe": "fake_dupe"}, {"fake_dupe": DUPLICATE.format(override="")})
-    assert "extra" not in ic.GENERATORS.names()  # rolled back
+    assert "extra" not in ic.GENERATORS.names() and "old-extra" not in ic.GENERATORS.aliases()  # rolled back
     assert ic.GENERATORS.info("resnet9").plugin == "cyclegan"
     (failure,) = ic.plugins.failures
     assert failure.dist == "dupe-dist"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imtrans_core import Registry, RegistryError, SpecError
+from imtrans_core.errors import ImtransWarning
 
 
 @pytest.fixture
@@ -57,6 +58,34 @@ def test_duplicate_is_an_error_naming_both_unless_override(gens):
         gens.add("unet", lambda: None)
     gens.add("unet", lambda: "mine", override=True)
     assert gens.build("unet") == "mine"
+
+
+def test_an_old_name_builds_what_it_became_warns_and_is_not_listed(gens):
+    with gens.providing("mine"):
+        gens.alias("resnet", "resnet9")
+    assert gens.renamed("resnet") == "resnet9" and gens.renamed("resnet9") is None
+    assert gens.aliases() == {"resnet": "resnet9"} and "resnet" not in gens.names()
+    with pytest.warns(ImtransWarning, match=r"generator 'resnet' is an old name: it is 'resnet9' now"):
+        assert gens.build("resnet:ngf=32") == ("resnet", 32, 9)
+    with pytest.warns(ImtransWarning):
+        assert str(gens.resolve("resnet")) == str(gens.resolve("resnet9"))
+
+
+def test_an_old_name_clashing_with_a_name_in_use_names_both_plugins(gens):
+    with (
+        gens.providing("mine"),
+        pytest.raises(RegistryError, match=r"plugin '__main__' already uses that name"),
+    ):
+        gens.alias("unet", "resnet9")
+    with gens.providing("mine"):
+        gens.alias("resnet", "resnet9")
+    with (
+        gens.providing("other"),
+        pytest.raises(RegistryError, match=r"plugin 'mine' keeps it as the old name"),
+    ):
+        gens.add("resnet", lambda: None)
+    with gens.providing("other"), pytest.raises(RegistryError, match=r"plugin 'mine' already uses that name"):
+        gens.alias("resnet", "unet")
 
 
 def test_info_describes_the_factory(gens):

@@ -337,15 +337,13 @@ SMALL_SCALE: dict[str, Any] = {
     "sample_every": 200,
     "ckpt_every": 200,
 }
-# Names of earlier releases: each still works and says what it became.
-PRESET_ALIASES = {"cpu": "small", "cpu-unet": "unpaired", "cpu-paired": "paired"}
 
 
 def preset_names() -> list[str]:
-    """The presets the plugins registered (``imtrans plugins presets``), then the old names."""
+    """The presets the plugins registered (``imtrans plugins presets``), then their old names."""
     import imtrans_core as ic
 
-    return [*ic.PRESETS.names(), *PRESET_ALIASES]
+    return [*ic.PRESETS.names(), *ic.PRESETS.aliases()]
 
 
 def preset_options(name: str) -> dict[str, Any]:
@@ -400,15 +398,16 @@ def resolve_config(cli_values: dict[str, Any], config_file: Path | None, preset:
     repeated ``--loss`` options do: ``--preset unpaired --loss gc:0.3`` replaces
     the preset's GC term and keeps its prior, ``--loss prior:0`` drops the prior.
     """
+    import imtrans_core as ic
+
     from_file = read_config_file(config_file) if config_file is not None else {}
     preset = preset or from_file.pop("preset", None) or "paper"
-    if preset in PRESET_ALIASES:
+    renamed = ic.PRESETS.renamed(preset)
+    if renamed is not None:
         warnings.warn(
-            f"--preset {preset} is an old name: it is --preset {PRESET_ALIASES[preset]} now",
-            ImtransWarning,
-            stacklevel=2,
+            f"--preset {preset} is an old name: it is --preset {renamed} now", ImtransWarning, stacklevel=2
         )
-        preset = PRESET_ALIASES[preset]
+        preset = renamed
     layers = (preset_options(preset), from_file, check_values(cli_values, None))
     merged: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
     # loss terms add up across the layers; a later term of a name replaces an earlier one

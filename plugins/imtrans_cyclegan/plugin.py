@@ -29,3 +29,5 @@ def imtrans_register(registries: Any) -> None:
     registries.losses.add("prior", f"{losses}:ContrastPriorLoss")
     for preset in ("paper", "unpaired", "paired", "small"):
         registries.presets.add(preset, f"{__package__}.presets:{preset}")
+    for old, new in (("cpu", "small"), ("cpu-unet", "unpaired"), ("cpu-paired", "paired")):  # earlier names
+        registries.presets.alias(old, new)

@@ -25,8 +25,9 @@ from imtrans_core.onnx.choose import make_backend
 from imtrans_core.onnx.export import METADATA_KEYS, export_model
 from imtrans_core.onnx.exported import read_metadata
 from imtrans_core.onnx.providers import CPU, loadable_providers, physical_cores, resolve_providers
-from imtrans_core.onnx.runtime import OnnxBackend
-from imtrans_core.onnx.verify import TOLERANCES
+from imtrans_core.onnx.runtime import OnnxBackend, open_session
+from imtrans_core.onnx.sample_data import BODY, sample_data
+from imtrans_core.onnx.verify import TOLERANCES, Pair
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "examples" / "translate_onnx.py"
@@ -153,6 +154,29 @@ def test_int8_stays_within_its_stated_bound_on_phantom_slices(resnet_run, tmp_pa
     volume = translate_volume(mr_volume(), backend)
     reference = translate_volume(mr_volume(), TorchBackend(load_generator(resnet_run).net))
     assert np.abs(volume.array - reference.array).mean() <= TOLERANCES["int8"].mean_abs * 250
+
+
+class AirOffset:
+    """A real session whose output is off by ``offset`` wherever its input is air, and exact in the body."""
+
+    def __init__(self, session, offset: float):
+        self.session, self.offset = session, offset
+
+    def run(self, names, feeds):
+        (x,) = feeds.values()
+        (y,) = self.session.run(names, feeds)
+        return [y + self.offset * (x[:, :1] <= BODY)]
+
+
+def test_image_checks_judge_the_body_and_noise_checks_every_voxel(resnet_run, exported):
+    pair = Pair(
+        load_generator(resnet_run), AirOffset(open_session(exported.path, providers="cpu"), 0.4), False
+    )
+    stack = sample_data(PHANTOM, "mr", "coronal").volume[:, None]  # (n, 1, H, W), scaled MR
+    assert 0.05 < (MR_WINDOW.forward(stack) > BODY).mean() < 0.95  # air and body both
+    in_body, everywhere = pair.compare(stack), pair.compare(stack, in_body=False)
+    assert in_body[0] < TOLERANCES["fp32"].max_abs  # the offset air does not count
+    assert everywhere[0] == pytest.approx(0.4, abs=1e-3) and everywhere[1] > 0.02
 
 
 def test_fp16_keeps_instance_norm_in_fp32_and_float_io(resnet_run, tmp_path):

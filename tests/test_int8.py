@@ -13,7 +13,7 @@ from imtrans_core.onnx.export import INT8_AIM, export_graph, export_model
 from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
 from imtrans_core.onnx.quantize import conv_names, to_int8
 from imtrans_core.onnx.runtime import open_session
-from imtrans_core.onnx.sample_data import sample_data
+from imtrans_core.onnx.sample_data import BODY, sample_data
 from imtrans_core.onnx.sensitivity import Error, quantize_within
 from imtrans_core.onnx.verify import TOLERANCES
 
@@ -43,12 +43,12 @@ def graph(trained, tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     ]
 
 
-def error_of(path: Path, reference: Path, batches: list[np.ndarray]) -> Error:
-    """|path - reference| over ``batches``, measured here apart from the module under test."""
+def error_of(path: Path, reference: Path, batches: list[np.ndarray], where: list | None = None) -> Error:
+    """|path - reference| over ``batches`` (where the masks hold), measured here apart from the module under test."""
     runs = [open_session(p, providers="cpu") for p in (path, reference)]
-    diff = np.concatenate(
-        [np.abs(np.subtract(*(s.run(None, {INPUT_NAME: b})[0] for s in runs))).ravel() for b in batches]
-    )
+    diffs = [np.abs(np.subtract(*(s.run(None, {INPUT_NAME: b})[0] for s in runs))) for b in batches]
+    masks = where or [np.ones(d.shape, bool) for d in diffs]
+    diff = np.concatenate([d[m] for d, m in zip(diffs, masks, strict=True)])
     return Error(float(diff.mean()), float(np.percentile(diff, 99.9)))
 
 
@@ -73,6 +73,15 @@ def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path
     plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1.0, 2.0))
     assert plan.keep_float == conv_names(fp32)[:1] and plan.trials == 1 and plan.sensitivity == {}
     assert plan.error == error_of(tmp_path / "q.onnx", fp32, batches)
+
+
+def test_the_budget_is_judged_in_the_body_the_masks_mark_not_over_the_air(graph, tmp_path):
+    fp32, batches = graph
+    body = [b[:, :1] > BODY for b in batches]  # the batches are on the MR's [-1, 1] scale already
+    assert all(0.05 < m.mean() < 0.95 for m in body)  # air and body both, so the choice matters
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1.0, 2.0), where=body)
+    assert plan.error == error_of(tmp_path / "q.onnx", fp32, batches, body)
+    assert plan.error != error_of(tmp_path / "q.onnx", fp32, batches)
 
 
 def test_the_analysis_keeps_the_fewest_most_sensitive_convolutions_that_meet_the_budget(graph, tmp_path):

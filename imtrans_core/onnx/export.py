@@ -43,7 +43,7 @@ from ..errors import ImtransError
 from ..inference.models import TrainedGenerator, direction_of, load_generator
 from .graph import INPUT_NAME, OUTPUT_NAME, WINDOWS, quiet
 from .quantize import INT8_OPERATORS, to_fp16
-from .sample_data import SampleData, sample_data
+from .sample_data import SampleData, body_of, sample_data
 from .sensitivity import Error, quantize_within
 from .verify import TOLERANCES, Measurement, Pair, verify
 
@@ -348,8 +348,9 @@ def export_model(
                 assert data is not None
                 pair = Pair(tg, None, with_intensity)
                 batches = [pair.feed(s[None]) for s in data.calibration]
+                body = [body_of(s[None], pair.source, tg.context) for s in data.calibration]
                 units = (pair.target.high - pair.target.low) / 2 if with_intensity else 1.0
-                plan = quantize_within(fp32, final, batches, int8_budget(units), calibration)
+                plan = quantize_within(fp32, final, batches, int8_budget(units), calibration, where=body)
                 say(
                     f"int8: {len(plan.keep_float)} of {len(plan.convolutions)} convolutions kept in fp32 "
                     f"by the sensitivity analysis ({plan.trials} trials)"

@@ -10,10 +10,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.intensity import MRScaling
+from ..data.intensity import MRScaling, Window
 from ..data.slices import Plane, to_slices, window_indices
 from ..errors import ImtransError
 from .graph import WINDOWS
+
+#: on the source's [-1, 1] scale, what counts as body (signal) rather than air: checks and int8 budgets
+#: measure errors there, as a synthetic CT is judged, not over the air around it
+BODY = -0.9
+
+
+def body_of(stacks: np.ndarray, window: Window, context: int) -> np.ndarray:
+    """Where the centre slice of each stack (n, C, H, W) in source units is body: (n, 1, H, W) bool."""
+    return window.forward(stacks[:, context : context + 1]) > BODY
 
 
 @dataclass
@@ -54,7 +63,7 @@ def sample_data(
     stacks = {i: stack(i) for i in {*calib_ids, held_out}}
     slices = []
     for i in calib_ids:
-        body = np.flatnonzero((window.forward(stacks[i]) > -0.9).mean(axis=(1, 2)) >= 0.05)
+        body = np.flatnonzero((window.forward(stacks[i]) > BODY).mean(axis=(1, 2)) >= 0.05)
         slices += list(stacks[i][window_indices(len(stacks[i]), body, context)])
     if len(slices) > n_slices:
         slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]

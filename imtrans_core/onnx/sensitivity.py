@@ -65,17 +65,23 @@ class Int8Plan:
 
 
 def quantize_within(
-    src: Path, dst: Path, batches: list[np.ndarray], budget: Error, method: str = "percentile"
+    src: Path,
+    dst: Path,
+    batches: list[np.ndarray],
+    budget: Error,
+    method: str = "percentile",
+    where: list[np.ndarray] | None = None,
 ) -> Int8Plan:
     """Write to ``dst`` the int8 graph of ``src`` with the fewest fp32 convolutions that meets ``budget``.
 
     ``batches`` (graph inputs) calibrate; at most ``TRIAL_BATCHES`` of them, spread over the list,
-    measure each trial (a trial costs a pass over them). ``budget`` is in the graph's output units.
+    measure each trial (a trial costs a pass over them). ``budget`` is in the graph's output units,
+    over the voxels ``where`` marks (one boolean mask per batch, broadcast to its output; default all).
     """
     from .runtime import open_session
 
     step = -(-len(batches) // TRIAL_BATCHES)  # ceil: every step-th batch, TRIAL_BATCHES at most
-    checked = batches[::step]
+    checked = list(zip(batches, where or [np.ones((), bool)] * len(batches), strict=True))[::step]
     reference = _outputs(open_session(src, providers="cpu"), checked)
     with tempfile.TemporaryDirectory(prefix="imtrans-int8-plan-") as tmp:
         ranges, trial_path = Path(tmp) / "ranges.json", Path(tmp) / "trial.onnx"
@@ -104,8 +110,10 @@ def quantize_within(
     return plan
 
 
-def _outputs(session: object, batches: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([session.run(None, {INPUT_NAME: batch})[0].ravel() for batch in batches])  # type: ignore[attr-defined]
+def _outputs(session: object, checked: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The graph's outputs for each (batch, mask), where the mask holds."""
+    outputs = [(session.run(None, {INPUT_NAME: batch})[0], keep) for batch, keep in checked]  # type: ignore[attr-defined]
+    return np.concatenate([y[np.broadcast_to(keep, y.shape)] for y, keep in outputs])
 
 
 def _error(got: np.ndarray, reference: np.ndarray) -> Error:

@@ -8,12 +8,15 @@ import numpy as np
 import onnx
 import pytest
 
+import imtrans_core as ic
+from imtrans_core.data.intensity import MRScaling
+from imtrans_core.data.slices import Plane, to_slices
 from imtrans_core.inference.models import load_generator
 from imtrans_core.onnx.export import INT8_AIM, export_graph, export_model
 from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
 from imtrans_core.onnx.quantize import conv_names, to_int8
 from imtrans_core.onnx.runtime import open_session
-from imtrans_core.onnx.sample_data import BODY, sample_data
+from imtrans_core.onnx.sample_data import BODY, CALIBRATION_VOLUMES, sample_data
 from imtrans_core.onnx.sensitivity import Error, quantize_within
 from imtrans_core.onnx.verify import TOLERANCES
 
@@ -66,6 +69,26 @@ def test_a_trained_model_exports_to_int8_within_two_hu_and_fifty_at_the_999th_pe
         n.input[0] for n in onnx.load(str(result.path)).graph.node if n.op_type == "DequantizeLinear"
     }
     assert quantized  # int8 it is, where the budget allowed
+
+
+def test_calibration_spreads_over_the_pool_and_never_touches_the_held_out_volume():
+    data = sample_data(DATA, "mr", "coronal", n_slices=12)
+    assert data.volume_id == "mr-0002" and data.calibration_volumes == ["mr-0000", "mr-0001", "mr-0003"]
+    pool = ic.DATASETS.build(DATA).mr
+    slices_of = {}
+    for volume_id in pool.ids:  # each volume's slices as the export sees them, computed here apart
+        volume = pool.load(volume_id)
+        mr = np.asarray(volume.array, dtype=np.float32)
+        stack = to_slices(mr * MRScaling().scale_of(mr), Plane.of(volume, "coronal"))
+        slices_of[volume_id] = {np.ascontiguousarray(s, dtype=np.float32).tobytes() for s in stack}
+    came_from = {
+        next(v for v, known in slices_of.items() if s[0].tobytes() in known) for s in data.calibration
+    }
+    assert came_from == set(data.calibration_volumes)  # every calibration volume, the held-out one never
+    twelve = sample_data(DATA.replace("n_mr=4", "n_mr=12"), "mr", "coronal", n_slices=12)
+    assert (
+        len(twelve.calibration_volumes) == CALIBRATION_VOLUMES and "mr-0002" not in twelve.calibration_volumes
+    )
 
 
 def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path):

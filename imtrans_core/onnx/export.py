@@ -372,6 +372,7 @@ def export_model(
                 **plan.summary(),
                 "calibration_slices": len(data.calibration),
                 "calibration_data": data.description,
+                "calibration_volumes": data.calibration_volumes,
             }
         metadata["verification"] = {
             m.what: {

@@ -1,7 +1,7 @@
 """Slices of a dataset for an export, in the source's units: int8 calibration and the image checks both use them.
 
-The calibration slices come from the first volumes of the source modality's
-pool; a later volume is held out for :mod:`imtrans_core.onnx.verify`.
+The calibration slices spread over several volumes of the source modality's pool;
+one other volume is held out for :mod:`imtrans_core.onnx.verify`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from .graph import WINDOWS
 BODY = -0.9
 
 
+#: how many volumes of the pool the int8 calibration slices spread over: ranges calibrated on two volumes
+#: clipped a third one's brightest voxels (docs/deploy.md, int8)
+CALIBRATION_VOLUMES = 8
+
+
 def body_of(stacks: np.ndarray, window: Window, context: int) -> np.ndarray:
     """Where the centre slice of each stack (n, C, H, W) in source units is body: (n, 1, H, W) bool."""
     return window.forward(stacks[:, context : context + 1]) > BODY
@@ -31,6 +36,7 @@ class SampleData:
 
     description: str
     calibration: list[np.ndarray]  # (C, H, W) stacks around slices of the calibration volumes
+    calibration_volumes: list[str]  # their ids
     volume_id: str  # the held-out volume
     volume: np.ndarray  # its slice stack (n, H, W)
 
@@ -38,11 +44,9 @@ class SampleData:
 def sample_data(
     spec: str, modality: str, orientation: str, n_slices: int = 32, context: int = 0
 ) -> SampleData:
-    """Calibration slices from the first two volumes of ``spec``'s ``modality`` pool, and a held-out volume.
-
-    The held-out volume is the pool's third (its last when it has fewer), so a
-    model is checked on anatomy it was not calibrated on where the pool allows.
-    """
+    """Calibration slices spread over up to :data:`CALIBRATION_VOLUMES` volumes of ``spec``'s ``modality``
+    pool, and a held-out volume: the pool's third (its last when it has fewer), calibrated on only when
+    it is the pool's one volume."""
     import imtrans_core as ic
 
     source = ic.DATASETS.build(spec)
@@ -58,13 +62,17 @@ def sample_data(
             data = data * MRScaling().scale_of(data)
         return np.ascontiguousarray(to_slices(data, Plane.of(volume, orientation)), dtype=np.float32)
 
-    calib_ids = list(range(min(2, len(pool))))
     held_out = 2 if len(pool) > 2 else len(pool) - 1
-    stacks = {i: stack(i) for i in {*calib_ids, held_out}}
-    slices = []
-    for i in calib_ids:
-        body = np.flatnonzero((window.forward(stacks[i]) > BODY).mean(axis=(1, 2)) >= 0.05)
-        slices += list(stacks[i][window_indices(len(stacks[i]), body, context)])
+    others = [i for i in range(len(pool)) if i != held_out] or [held_out]
+    spread = np.linspace(0, len(others) - 1, min(CALIBRATION_VOLUMES, len(others))).round().astype(int)
+    slices, chosen = [], [others[k] for k in spread]
+    per_volume = -(-n_slices // len(chosen))  # ceil: slices kept of each volume, so memory stays bounded
+    for i in chosen:
+        volume = stack(i)
+        body = np.flatnonzero((window.forward(volume) > BODY).mean(axis=(1, 2)) >= 0.05)
+        picks = body[np.linspace(0, len(body) - 1, min(per_volume, len(body))).round().astype(int)]
+        slices += list(volume[window_indices(len(volume), picks, context)])
     if len(slices) > n_slices:
         slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]
-    return SampleData(f"{spec} ({modality.upper()})", slices, pool.ids[held_out], stacks[held_out])
+    ids = [pool.ids[i] for i in chosen]
+    return SampleData(f"{spec} ({modality.upper()})", slices, ids, pool.ids[held_out], stack(held_out))

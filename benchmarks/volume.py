@@ -89,10 +89,13 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], Path
 
 
 def errors(outputs: dict[str, Path], volume: Path) -> dict[str, dict[str, float]]:
-    """Mean and max |HU| of each output against torch fp32's, where the MR has signal."""
+    """Mean and max |HU| of each output against torch fp32's in the body, as the export judges int8."""
+    from imtrans_core.data.intensity import MR_WINDOW, MRScaling
     from imtrans_core.data.io import read_volume
+    from imtrans_core.onnx.sample_data import BODY
 
-    body = read_volume(volume).array > 1e-3
+    mr = np.asarray(read_volume(volume).array, dtype=np.float32)
+    body = MR_WINDOW.forward(mr * MRScaling().scale_of(mr)) > BODY
     reference = read_volume(outputs["torch fp32"]).array[body]
     result = {}
     for name, path in outputs.items():

@@ -129,6 +129,9 @@ def main() -> None:
         prepared = subprocess.run(prepare_command, capture_output=True, text=True, check=True)
         made = json.loads(prepared.stdout.strip().splitlines()[-1])
         files, volume = {k: Path(p) for k, p in made["files"].items()}, Path(made["volume"])
+        from imtrans_core.onnx.exported import read_metadata
+
+        int8_plan = read_metadata(files["int8"])["quantization"]  # which convolutions stayed fp32, and why
         times: dict[str, list[dict[str, float]]] = {name: [] for name in BACKENDS}
         for _ in range(args.rounds):
             for name, (runs, options) in BACKENDS.items():
@@ -160,6 +163,7 @@ def main() -> None:
             "model": args.model or "random",
             "volume": f"{side} x 38 x {side}",
             "rounds": args.rounds,
+            "int8_plan": int8_plan,
             "rows": rows,
             "times": times,
             "machine": describe_machine(),

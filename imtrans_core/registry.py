@@ -124,9 +124,8 @@ class Registry:
         self.kind = kind
         self.plural = plural or kind + "s"
         self._entries: dict[str, Entry] = {}
-        self._aliases: dict[
-            str, tuple[str, str]
-        ] = {}  # old name -> (the name it became, the plugin that said so)
+        # old name -> (the name it became, the plugin that keeps the old name)
+        self._aliases: dict[str, tuple[str, str]] = {}
         self._loader = loader
         self._provider: tuple[str, str] = ("__main__", "")
         self.skipped: Callable[[], list[str]] = list  # the plugin system's: plugins the environment kept out

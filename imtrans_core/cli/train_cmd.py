@@ -62,7 +62,7 @@ def given_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     default=None,
     help="Option values a plugin registered for the data you hold: `imtrans plugins presets` says what "
     "each is for, docs/quality.md which to pick. paper (default) leaves every option at its default. "
-    "A preset says what it changes; cpu, cpu-unet and cpu-paired are old names.",
+    "A preset says what it changes; an old name still works and says what it became.",
 )
 @click.option(
     "--config",

@@ -25,6 +25,15 @@ BODY = -0.9
 CALIBRATION_VOLUMES = 8
 
 
+def body_stacks(stack: np.ndarray, window: Window, context: int, count: int) -> np.ndarray:
+    """``count`` slices spread over the body of a slice stack (n, H, W) in source units (over all of it
+    when no slice has 5 % body), each with its context: (count, 2 context + 1, H, W) float32."""
+    body = np.flatnonzero((window.forward(stack) > BODY).mean(axis=(1, 2)) >= 0.05)
+    body = body if body.size else np.arange(len(stack))
+    picks = body[np.linspace(0, body.size - 1, min(count, body.size)).round().astype(int)]
+    return np.ascontiguousarray(stack[window_indices(len(stack), picks, context)], dtype=np.float32)
+
+
 def body_of(stacks: np.ndarray, window: Window, context: int) -> np.ndarray:
     """Where the centre slice of each stack (n, C, H, W) in source units is body: (n, 1, H, W) bool."""
     return window.forward(stacks[:, context : context + 1]) > BODY
@@ -68,10 +77,7 @@ def sample_data(
     slices, chosen = [], [others[k] for k in spread]
     per_volume = -(-n_slices // len(chosen))  # ceil: slices kept of each volume, so memory stays bounded
     for i in chosen:
-        volume = stack(i)
-        body = np.flatnonzero((window.forward(volume) > BODY).mean(axis=(1, 2)) >= 0.05)
-        picks = body[np.linspace(0, len(body) - 1, min(per_volume, len(body))).round().astype(int)]
-        slices += list(volume[window_indices(len(volume), picks, context)])
+        slices += list(body_stacks(stack(i), window, context, per_volume))
     if len(slices) > n_slices:
         slices = [slices[int(k)] for k in np.linspace(0, len(slices) - 1, n_slices).round()]
     ids = [pool.ids[i] for i in chosen]

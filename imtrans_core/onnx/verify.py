@@ -22,7 +22,7 @@ from ..data.slices import window_indices
 from ..inference.models import TrainedGenerator
 from .graph import INPUT_NAME, OUTPUT_NAME, UNITS, WINDOWS
 from .runtime import open_session
-from .sample_data import BODY, SampleData, body_of
+from .sample_data import SampleData, body_of, body_stacks
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,6 @@ class Measurement:
 
 
 # ----------------------------------------------------------------------------- comparisons
-
-
-def _foreground_batch(stack: np.ndarray, window: Window, context: int, count: int = 4) -> np.ndarray:
-    """``count`` slices spread over the body of a stack, as a batch (count, 2 context + 1, H, W)."""
-    body = np.flatnonzero((window.forward(stack) > BODY).mean(axis=(1, 2)) >= 0.05)
-    body = body if body.size else np.arange(len(stack))
-    picks = body[np.linspace(0, body.size - 1, min(count, body.size)).round().astype(int)]
-    return np.ascontiguousarray(stack[window_indices(len(stack), picks, context)], dtype=np.float32)
 
 
 class Pair:
@@ -166,7 +158,7 @@ def verify(
             for what, x in noise.items()
         ]
     if data is not None:
-        batch = _foreground_batch(data.volume, pair.source, tg.context)
+        batch = body_stacks(data.volume, pair.source, tg.context, count=4)
         what = f"{data.volume_id} slices {batch.shape[0]}x{batch.shape[2]}x{batch.shape[3]}"
         out.append(Measurement(what, precision, *pair.compare(batch), scale, unit, limit))
     if data is not None and volume_check:

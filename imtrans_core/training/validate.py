@@ -87,7 +87,7 @@ def build_model(model: str) -> TrainableModel:
 def check_options(config: TrainConfig, model: TrainableModel) -> None:
     """Refuse an option only some models read (``MODEL_OPTIONS``) given for one that does not: it would be ignored.
 
-    A value the preset sets is not the user's choice and passes (``--preset cpu`` sets ``--disc``).
+    A value the preset sets is not the user's choice and passes (a preset may set ``--disc``).
     """
     # the preset a run was trained with may since have been uninstalled: then nothing is the preset's
     preset = preset_options(config.preset) if config.preset in ic.PRESETS else {}

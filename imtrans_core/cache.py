@@ -1,4 +1,4 @@
-"""Where imtrans keeps what it can rebuild: cut slices, TensorRT engines, segmentation stacks."""
+"""Where imtrans keeps what it can rebuild: cut slices, TensorRT engines, OpenVINO compiled models, segmentation stacks."""
 
 from __future__ import annotations
 

@@ -280,18 +280,40 @@ def test_openvino_keeps_f32_where_the_cpu_has_no_bf16_units(exported):
     assert backend.runs_in == "f32"
 
 
-def test_openvino_splits_a_batch_among_its_streams_and_keeps_the_order(exported):
+def test_openvino_queues_the_slices_of_a_batch_over_its_streams_and_keeps_the_order(exported):
     pytest.importorskip("openvino")
     from imtrans_core.onnx.openvino import OpenVinoBackend
 
     backend = OpenVinoBackend.from_file(exported.path, precision="f32", threads=2)
-    assert len(backend._requests) == 2 and "2 threads in 2 streams" in repr(backend)
+    assert backend.streams == 2 and "2 threads in 2 streams" in repr(backend)
     batch = np.random.default_rng(0).uniform(-1, 1, (5, 1, 32, 32)).astype(np.float32)
-    together = backend(batch)  # split 3 + 2 between the streams, run at once
+    together = backend(batch)  # five requests of one slice, over two streams at once
     one_by_one = np.concatenate([backend(batch[i : i + 1]) for i in range(len(batch))])
     assert together.shape == batch.shape
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
     assert np.abs(together[0] - together[1]).max() > 1e-3  # distinct slices: an order mix-up would show
+
+
+def test_openvino_keeps_compiled_models_in_the_imtrans_cache_and_loads_them_again(
+    exported, tmp_path, monkeypatch
+):
+    pytest.importorskip("openvino")
+    from imtrans_core.onnx import openvino
+
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "cache"))
+    batch = np.random.default_rng(1).uniform(-1, 1, (2, 1, 32, 32)).astype(np.float32)
+    compiled = openvino.OpenVinoBackend.from_file(exported.path, precision="f32")(batch)
+    blobs = sorted((tmp_path / "cache" / "openvino").glob("*.blob"))
+    assert len(blobs) == 1
+    loaded = openvino.OpenVinoBackend.from_file(exported.path, precision="f32")(batch)
+    assert sorted((tmp_path / "cache" / "openvino").glob("*.blob")) == blobs  # loaded, not compiled again
+    np.testing.assert_array_equal(loaded, compiled)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("IMTRANS_CACHE", str(tmp_path / "file"))  # a cache that cannot be a folder: none
+    assert openvino._compiled_models_cache() == {}
+    np.testing.assert_array_equal(
+        openvino.OpenVinoBackend.from_file(exported.path, precision="f32")(batch), compiled
+    )
 
 
 def test_auto_runs_an_onnx_file_with_openvino_on_a_cpu_and_says_which(

@@ -102,10 +102,16 @@ def test_calibration_holds_one_batch_at_a_time_and_merges_every_batch(graph, tmp
     collect, per_pass = calibrator.collect_data, []
 
     def counting(self, reader):
-        count, get_next = [0], reader.get_next
-        reader.get_next = lambda: (batch := get_next()) and count.__setitem__(0, count[0] + 1) or batch
+        get_next, taken = reader.get_next, []
+
+        def counted():
+            batch = get_next()
+            taken.extend([] if batch is None else [batch])
+            return batch
+
+        reader.get_next = counted
         collect(self, reader)
-        per_pass.append(count[0])
+        per_pass.append(len(taken))
 
     monkeypatch.setattr(calibrator, "collect_data", counting)
     ranges = tmp_path / "ranges.json"
@@ -115,7 +121,9 @@ def test_calibration_holds_one_batch_at_a_time_and_merges_every_batch(graph, tmp
         graph_ = onnx.load(str(tmp_path / "q.onnx")).graph
         made_by = {out: node for node in graph_.node for out in node.output}
         conv = next(node for node in graph_.node if node.op_type == "Conv")
-        image = made_by[made_by[conv.input[0]].input[0]].input[0]  # Conv <- DequantizeLinear <- QuantizeLinear
+        image = made_by[made_by[conv.input[0]].input[0]].input[
+            0
+        ]  # Conv <- DequantizeLinear <- QuantizeLinear
         calibrated = json.loads(ranges.read_text())["data"][image]
         low, high = (np.asarray(calibrated[k]["data"]).item() for k in ("lowest", "highest"))
         everything = np.concatenate([b.ravel() for b in batches])

@@ -9,9 +9,10 @@ AMX or AVX512-BF16 unless told otherwise, which is where its speed comes from
 units, as torch's ``--amp bf16``) or ``f32`` (the exported numbers, to
 float rounding). Threads default to the physical cores, as for the other
 backends. The model is compiled for throughput: OpenVINO splits the threads
-into streams (two on a two-core machine), and each batch of slices is split
-among as many requests, run at once, which kept two cores busier than one
-request over both threads did.
+into streams (two on a two-core machine), and each slice of a batch is a
+request of its own, queued over the streams. Compiled models are kept in the
+imtrans cache (``openvino/``), so a second run of a file loads rather than
+compiles it.
 
 Every OpenVINO call runs on one thread of its own, with every signal blocked
 there. Why: compiling a model installs an alternate signal stack on the calling
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cache_root
 from ..choices import OPENVINO_PRECISIONS
 from ..cpu import cpu_has_fast_bf16, say_no_bf16_units
 from ..errors import ImtransError
@@ -61,6 +64,24 @@ def on_openvino_thread(function: Any, *args: Any) -> Any:
     return _THREAD[0].submit(function, *args).result()
 
 
+def _compiled_models_cache() -> dict[str, str]:
+    """OpenVINO's ``CACHE_DIR`` under the imtrans cache, where that folder can be written: a later
+    run of the same file, precision and threads loads the compiled model instead of compiling it."""
+    folder = cache_root() / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return {}
+    return {"CACHE_DIR": str(folder)} if os.access(folder, os.W_OK) else {}
+
+
+def _request_queue(compiled: Any, size: int) -> Any:
+    """``size`` infer requests of ``compiled`` that take jobs in turn (OpenVINO's ``AsyncInferQueue``)."""
+    from openvino import AsyncInferQueue
+
+    return AsyncInferQueue(compiled, size)
+
+
 def metadata_of(model: Any) -> dict[str, Any]:
     """The imtrans metadata of an ONNX file as OpenVINO read it (its ``metadata_props``, kept in the
     model's ``framework`` runtime info): the same as ``read_metadata`` without parsing the file twice."""
@@ -84,8 +105,8 @@ class OpenVinoBackend(ExportedGenerator):
             lambda: compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # bf16, f32
         )
         self.threads = int(on_openvino_thread(compiled.get_property, "INFERENCE_NUM_THREADS"))
-        count = int(on_openvino_thread(compiled.get_property, "OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._requests = on_openvino_thread(lambda: [compiled.create_infer_request() for _ in range(count)])
+        self.streams = int(on_openvino_thread(compiled.get_property, "OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._queue: list[Any] = on_openvino_thread(lambda: [_request_queue(compiled, self.streams)])
 
     @classmethod
     def from_file(
@@ -105,6 +126,7 @@ class OpenVinoBackend(ExportedGenerator):
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads or physical_cores(),
             "PERFORMANCE_HINT": "THROUGHPUT",
+            **_compiled_models_cache(),
         }
         if precision == "bf16" and not cpu_has_fast_bf16():  # the rule torch's --amp follows too
             say_no_bf16_units("--precision bf16")
@@ -127,17 +149,26 @@ class OpenVinoBackend(ExportedGenerator):
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph as exported: its own input and output units (see ``metadata['input_layout']``)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return on_openvino_thread(self._run_split, x)
+        return on_openvino_thread(self._run_queued, x)
 
-    def _run_split(self, x: np.ndarray) -> np.ndarray:
-        """The batch split among the infer requests (one per stream), all started, then gathered in order."""
-        parts = np.array_split(x, max(1, min(len(self._requests), len(x))))
-        requests = self._requests[: len(parts)]
-        for request, part in zip(requests, parts, strict=True):
-            request.start_async({0: np.ascontiguousarray(part)})
-        for request in requests:
-            request.wait()
-        return np.concatenate([np.array(r.get_output_tensor(0).data, dtype=np.float32) for r in requests])
+    def _run_queued(self, x: np.ndarray) -> np.ndarray:
+        """Each slice a request of its own, queued over the streams and gathered in order.
+
+        One slice per request keeps its activations in cache, and a stream that finishes early takes
+        the next slice rather than waiting for the other's share of the batch
+        (``studies/openvino_requests.py`` measures it against one part of the batch per stream).
+        """
+        outputs: list[np.ndarray] = [np.empty(0, np.float32)] * len(x)
+
+        def done(request: Any, index: int) -> None:
+            outputs[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+        queue = self._queue[0]
+        queue.set_callback(done)
+        for index in range(len(x)):
+            queue.start_async({0: x[index : index + 1]}, index)
+        queue.wait_all()
+        return np.concatenate(outputs)
 
     def close(self) -> None:
         """Release the compiled model on the OpenVINO thread (also done when the backend is collected)."""
@@ -147,7 +178,7 @@ class OpenVinoBackend(ExportedGenerator):
 
     def _release(self) -> None:
         """Drop the requests, then the compiled model, so that OpenVINO frees them (on its thread)."""
-        getattr(self, "_requests", []).clear()
+        getattr(self, "_queue", []).clear()
         self._compiled.clear()
 
     def __del__(self) -> None:
@@ -156,5 +187,5 @@ class OpenVinoBackend(ExportedGenerator):
     def __repr__(self) -> str:
         return (
             f"OpenVinoBackend({self.path}, {self.direction}, {self.runs_in}, "
-            f"{self.threads} threads in {len(self._requests)} streams)"
+            f"{self.threads} threads in {self.streams} streams)"
         )

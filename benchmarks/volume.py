@@ -8,7 +8,8 @@ output is compared with torch fp32's (mean and max |HU| in the body of the MR).
 The model is a trained run (``--model``; the errors of reduced precision depend
 on trained weights) or a random paper-size ResNet-9; it is exported to ONNX once in
 fp32 and once in static int8 (calibrated on the run's data), and both files run
-with onnxruntime and OpenVINO.
+with onnxruntime and OpenVINO. The commands share a cache of their own: OpenVINO
+compiles each file in the first round and loads it from the cache in the others.
 
     python benchmarks/volume.py --model RUN            # a trained run's G_CT, 256 x 38 x 256 MR
     python benchmarks/volume.py --quick                # 128 x 128 in-plane, random cpu-preset generator
@@ -129,6 +130,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        # the commands' own cache: OpenVINO compiles in the first round and loads it after, as for a user
+        os.environ["IMTRANS_CACHE"] = str(work / "cache")
         # prepared in a child: a process forked from one holding torch starts with its peak memory
         again = (["--model", args.model] if args.model else []) + (["--quick"] if args.quick else [])
         prepare_command = [sys.executable, __file__, *again, "--prepare-into", tmp]

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,17 +219,28 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, changes, kille
     straight = train(TrainConfig(**config), out=tmp_path / "straight").run_dir
     killed = killed_run(config, step=15)  # after the checkpoint at 10, before the one at 15
     assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-00000010.pt"
+    # the killed process trained as this one did (else the resume is not what diverged)
+    assert not differing(straight, killed, step=10, ema="ema" in changes), "the killed run differs at 10"
     result = train(None, resume=killed)
     assert (result.step, result.status) == (20, "finished")
-    a = torch.load(straight / "checkpoints" / "ckpt-00000020.pt", weights_only=True)
-    b = torch.load(killed / "checkpoints" / "ckpt-00000020.pt", weights_only=True)
-    assert ("ema" in a) == ("ema" in b) == ("ema" in changes)
-    for group in ("models", "ema") if "ema" in a else ("models",):
-        for net in a[group]:
-            for key in a[group][net]:
-                assert torch.equal(a[group][net][key], b[group][net][key]), f"{group} {net}.{key} differs"
+    assert not differing(straight, killed, step=20, ema="ema" in changes), "the resumed run differs"
     iters = [json.loads(line)["iter"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert iters == [5, 10, 15, 20]
+
+
+def differing(a: Path, b: Path, step: int, ema: bool) -> list[str]:
+    """The weights (and ``--ema`` averages) that are not bit-identical in two runs' checkpoints at ``step``."""
+    name = f"ckpt-{step:08d}.pt"
+    x, y = (torch.load(run / "checkpoints" / name, weights_only=True) for run in (a, b))
+    assert ("ema" in x) == ("ema" in y) == ema
+    groups = ("models", "ema") if ema else ("models",)
+    return [
+        f"{group} {net}.{key}"
+        for group in groups
+        for net in x[group]
+        for key in x[group][net]
+        if not torch.equal(x[group][net][key], y[group][net][key])
+    ]
 
 
 INTERRUPTER = """

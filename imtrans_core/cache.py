@@ -1,4 +1,5 @@
-"""Where imtrans keeps what it can rebuild: cut slices, TensorRT engines, OpenVINO compiled models, segmentation stacks."""
+"""Where imtrans keeps what it can rebuild: cut slices, TensorRT engines, OpenVINO compiled models,
+segmentation stacks."""
 
 from __future__ import annotations
 

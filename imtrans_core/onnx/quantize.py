@@ -145,8 +145,8 @@ def to_int8(
             extra_options={
                 "CalibPercentile": percentile,
                 "CalibTensorRangeSymmetric": False,
-                # histograms (or ranges) merged batch by batch: memory of one batch, not of all (10 GB
-                # at 32 slices of 256 x 256 for a ResNet-9 when kept at once)
+                # histograms (or ranges) merged batch by batch: the memory of one batch's activations,
+                # not of every batch's (docs/deploy.md, int8)
                 "CalibStridedMinMax": 1,
             },
             **cache,

@@ -2,9 +2,10 @@
 
 The backend compiles for throughput: on two cores, two streams of one thread. Until now each
 batch of ``translate`` (8 slices) was split in two, one part per stream, both started, both
-waited for (``split``). This study times that against each slice a request of its own, queued over
-the streams (``queued``, what :class:`~imtrans_core.onnx.openvino.OpenVinoBackend` does now), and
-against one stream over both threads taking the batch whole (``latency``): 38 slices of 256 x 256
+waited for (``split``). This study times that against each slice a request of its own, taken
+in turn by one request per stream (``queued``, what
+:class:`~imtrans_core.onnx.openvino.OpenVinoBackend` does now), and against one stream over
+both threads taking the batch whole (``latency``): 38 slices of 256 x 256
 in batches of 8, as ``translate`` feeds them, interleaved rounds after a warm-up, medians; the
 outputs of all three are compared. It also times compiling each file against loading it from
 OpenVINO's cache (``CACHE_DIR``).

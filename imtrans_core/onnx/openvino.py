@@ -10,7 +10,7 @@ units, as torch's ``--amp bf16``) or ``f32`` (the exported numbers, to
 float rounding). Threads default to the physical cores, as for the other
 backends. The model is compiled for throughput: OpenVINO splits the threads
 into streams (two on a two-core machine), and each slice of a batch is a
-request of its own, queued over the streams. Compiled models are kept in the
+request of its own, taken in turn by one request per stream. Compiled models are kept in the
 imtrans cache (``openvino/``), so a second run of a file loads rather than
 compiles it.
 
@@ -75,13 +75,6 @@ def _compiled_models_cache() -> dict[str, str]:
     return {"CACHE_DIR": str(folder)} if os.access(folder, os.W_OK) else {}
 
 
-def _request_queue(compiled: Any, size: int) -> Any:
-    """``size`` infer requests of ``compiled`` that take jobs in turn (OpenVINO's ``AsyncInferQueue``)."""
-    from openvino import AsyncInferQueue
-
-    return AsyncInferQueue(compiled, size)
-
-
 def metadata_of(model: Any) -> dict[str, Any]:
     """The imtrans metadata of an ONNX file as OpenVINO read it (its ``metadata_props``, kept in the
     model's ``framework`` runtime info): the same as ``read_metadata`` without parsing the file twice."""
@@ -106,7 +99,9 @@ class OpenVinoBackend(ExportedGenerator):
         )
         self.threads = int(on_openvino_thread(compiled.get_property, "INFERENCE_NUM_THREADS"))
         self.streams = int(on_openvino_thread(compiled.get_property, "OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._queue: list[Any] = on_openvino_thread(lambda: [_request_queue(compiled, self.streams)])
+        self._requests = on_openvino_thread(
+            lambda: [compiled.create_infer_request() for _ in range(self.streams)]
+        )
 
     @classmethod
     def from_file(
@@ -152,22 +147,22 @@ class OpenVinoBackend(ExportedGenerator):
         return on_openvino_thread(self._run_queued, x)
 
     def _run_queued(self, x: np.ndarray) -> np.ndarray:
-        """Each slice a request of its own, queued over the streams and gathered in order.
+        """Each slice a request of its own, taken in turn by the streams' requests, gathered in order.
 
-        One slice per request keeps its activations in cache, and a stream that finishes early takes
-        the next slice rather than waiting for the other's share of the batch
+        One slice per request keeps its activations in cache, and a request takes the next slice as
+        soon as its last one is collected rather than waiting for the other's share of the batch
         (``studies/openvino_requests.py`` measures it against one part of the batch per stream).
+        Plain requests, not OpenVINO's ``AsyncInferQueue``: releasing a queue whose callback is Python
+        could hang the OpenVINO thread.
         """
-        outputs: list[np.ndarray] = [np.empty(0, np.float32)] * len(x)
-
-        def done(request: Any, index: int) -> None:
-            outputs[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
-
-        queue = self._queue[0]
-        queue.set_callback(done)
-        for index in range(len(x)):
-            queue.start_async({0: x[index : index + 1]}, index)
-        queue.wait_all()
+        count, outputs = len(self._requests), []
+        for index in range(len(x) + count):
+            request = self._requests[index % count]
+            if index >= count:  # it ran slice index - count: collect that first
+                request.wait()
+                outputs.append(np.array(request.get_output_tensor(0).data, dtype=np.float32))
+            if index < len(x):
+                request.start_async({0: x[index : index + 1]})
         return np.concatenate(outputs)
 
     def close(self) -> None:
@@ -178,7 +173,7 @@ class OpenVinoBackend(ExportedGenerator):
 
     def _release(self) -> None:
         """Drop the requests, then the compiled model, so that OpenVINO frees them (on its thread)."""
-        getattr(self, "_queue", []).clear()
+        getattr(self, "_requests", []).clear()
         self._compiled.clear()
 
     def __del__(self) -> None:

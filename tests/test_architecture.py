@@ -24,6 +24,7 @@ TOP = {
     "progress",
     "cache",
     "cpu",
+    "vml",
 }
 # folder -> the other folders it may import (besides the top-level modules above)
 MAY_IMPORT = {

@@ -17,6 +17,7 @@ from .. import defaults
 from ..choices import DIRECTIONS
 from ..data.contract import InputContract
 from ..errors import ImtransError
+from ..vml import settle_vml_dispatch
 
 # each direction's source and target modality
 MODALITIES = dict(zip(DIRECTIONS, (("mr", "ct"), ("ct", "mr")), strict=True))
@@ -89,6 +90,7 @@ def load_generator(model: Path, direction: str = "mr2ct", device: str = "cpu") -
     from ..training.checkpoint import load_file
     from ..training.validate import generator_spec
 
+    settle_vml_dispatch()  # before the first slice makes a threaded first call
     source, target = direction_of(direction)
     state = load_file(checkpoint_of(Path(model)), map_location=device)
     key = translator_of(state, direction, Path(model))

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..choices import DEVICES
 from ..errors import ImtransError
+from ..vml import settle_vml_dispatch
 
 
 @dataclass
@@ -35,7 +36,11 @@ class Distributed:
 
     @classmethod
     def setup(cls, device: str = "auto") -> Distributed:
-        """Read torchrun's environment; join the process group when there are several ranks."""
+        """Read torchrun's environment; join the process group when there are several ranks.
+
+        Every training loop (the engine's, a plugin's own) starts here, before its networks compute:
+        the place to settle MKL's vector-math dispatch (``imtrans_core.vml``)."""
+        settle_vml_dispatch()
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))

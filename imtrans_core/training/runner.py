@@ -18,6 +18,7 @@ from .. import defaults
 from ..data.contract import InputContract, measure
 from ..data.slices import PairedSlices, SliceStacks, StepSampler, TrainingSlices, UnpairedSlices, fit_to
 from ..errors import ImtransError
+from ..vml import settle_vml_dispatch
 from . import checkpoint
 from .config import TrainConfig, resume_config
 from .distributed import Distributed
@@ -53,6 +54,7 @@ def train(
     else:
         out = new_run_path(out)
     assert config is not None, "give a config or a run directory to resume"
+    settle_vml_dispatch()  # check() already runs the networks: before their first threaded call
     resolved = check(config)
     dist = Distributed.setup(config.device)
     try:

@@ -3,11 +3,9 @@
 On CPU, torch hands contiguous float ``tanh``, ``sqrt``, ``exp``, ``log`` and a dozen more to MKL's
 VML, each intra-op thread on its own chunk. The MKL of the torch wheels (oneMKL 2024.2) picks each
 function's kernel on its first call; when that first call runs on several threads at once, one
-thread can compute its whole chunk with a low-accuracy kernel (pytorch/pytorch#188792). Measured
-here: a fresh process's first ``torch.tanh`` on 4096 values gave 2045 of them up to 1195 ulps
-(7e-5) off in about 1 process in 150, enough to make two trainings of one configuration differ
-(docs/training.md, "Resuming"). Calling every such function once on one value, before any
-threaded call, settles the dispatch; later calls are exact and cost nothing more.
+thread can compute its whole chunk with a low-accuracy kernel (pytorch/pytorch#188792), and two
+runs of one configuration differ (docs/training.md, "Stopping and resuming"). Calling every such
+function once on one value, before any threaded call, settles the dispatch; later calls are exact.
 """
 
 from __future__ import annotations

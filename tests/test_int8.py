@@ -121,9 +121,8 @@ def test_calibration_holds_one_batch_at_a_time_and_merges_every_batch(graph, tmp
         graph_ = onnx.load(str(tmp_path / "q.onnx")).graph
         made_by = {out: node for node in graph_.node for out in node.output}
         conv = next(node for node in graph_.node if node.op_type == "Conv")
-        image = made_by[made_by[conv.input[0]].input[0]].input[
-            0
-        ]  # Conv <- DequantizeLinear <- QuantizeLinear
+        quantize = made_by[made_by[conv.input[0]].input[0]]  # Conv <- DequantizeLinear <- QuantizeLinear
+        image = quantize.input[0]
         calibrated = json.loads(ranges.read_text())["data"][image]
         low, high = (np.asarray(calibrated[k]["data"]).item() for k in ("lowest", "highest"))
         everything = np.concatenate([b.ravel() for b in batches])

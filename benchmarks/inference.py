@@ -92,16 +92,22 @@ def time_paths(paths: dict[str, Callable], x: np.ndarray, rounds: int) -> dict[s
 def volume_errors(
     paths: dict[str, Callable], stack: np.ndarray, batch: int = 4
 ) -> dict[str, dict[str, float]]:
-    """Each path against torch fp32 over a whole stack (n, 1, H, W) of MR in [-1, 1], in the body (as the
-    export's budget is judged: :func:`~imtrans_core.onnx.sample_data.body_of`): mean / p99 / p99.9 / max |HU|."""
+    """Each path against torch fp32 over a whole stack (n, 1, H, W) of MR in [-1, 1]: :func:`hu_errors`."""
     outputs = {}
     for name, run in paths.items():
         parts = [run(np.ascontiguousarray(stack[i : i + batch])) for i in range(0, len(stack), batch)]
-        outputs[name] = CT_WINDOW.inverse(np.concatenate(parts))
-    body = np.broadcast_to(stack > BODY, outputs["torch fp32"].shape)
+        outputs[name] = np.concatenate(parts)
+    return hu_errors(outputs, stack)
+
+
+def hu_errors(outputs: dict[str, np.ndarray], stack: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each output (the network's, in [-1, 1]) against torch fp32's, in the body of the MR ``stack`` (as the
+    export's budget is judged: :func:`~imtrans_core.onnx.sample_data.body_of`): mean / p99 / p99.9 / max |HU|."""
+    hus = {name: CT_WINDOW.inverse(output) for name, output in outputs.items()}
+    body = np.broadcast_to(stack > BODY, hus["torch fp32"].shape)
     out = {}
-    for name, hu in outputs.items():
-        diff = np.abs(hu - outputs["torch fp32"])[body]
+    for name, hu in hus.items():
+        diff = np.abs(hu - hus["torch fp32"])[body]
         out[name] = {
             "mean_hu": float(diff.mean()),
             "p99_hu": float(np.percentile(diff, 99)),

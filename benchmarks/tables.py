@@ -500,9 +500,39 @@ def methods_summary_table() -> str:
 def speed_table(name: str) -> str:
     """docs/benchmarks.md: the rows of ``docs/results/benchmarks/NAME.json``, as its benchmark reports them."""
     result = json.loads((RESULTS / "benchmarks" / f"{name}.json").read_text())
-    columns = SPEED_COLUMNS[result["benchmark"]]
+    return _columns_table(result["rows"], SPEED_COLUMNS[result["benchmark"]])
+
+
+#: studies/avx2_paths.py: the network per slice, and the whole translate command
+PATHS_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "slice": (
+        ("variant", "path", "{}"),
+        ("ms_per_slice", "ms / slice", "{:.0f}"),
+        ("vs_fp32", "vs torch fp32", "{:.2f}x"),
+        ("mean_hu", "mean HU diff.", "{:.3f}"),
+        ("p999_hu", "p99.9 HU diff.", "{:.2f}"),
+        ("max_hu", "max HU diff.", "{:.1f}"),
+    ),
+    "whole": (
+        ("variant", "backend", "{}"),
+        ("seconds", "seconds", "{:.1f}"),
+        ("vs_fp32", "vs torch fp32", "{:.2f}x"),
+        ("mean_hu", "mean HU diff.", "{:.2f}"),
+        ("max_hu", "max HU diff.", "{:.0f}"),
+    ),
+}
+
+
+def paths_table(name: str, part: str = "slice") -> str:
+    """docs/benchmarks.md: studies/avx2_paths.py's rows (``slice`` or ``whole``) of ``docs/results/NAME.json``."""
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    rows = result["rows"] if part == "slice" else result["whole_command"]["rows"]
+    return _columns_table(rows, PATHS_COLUMNS[part])
+
+
+def _columns_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|---" * len(columns) + "|"]
-    for row in result["rows"]:
+    for row in rows:
         lines.append("| " + " | ".join(f.format(row[k]) if k in row else "—" for k, _, f in columns) + " |")
     return "\n".join(lines) + "\n"  # a column the benchmark did not yet measure when it ran: a dash
 
@@ -522,6 +552,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "compare": compare_table,
     "bar": bar_table,
     "speed": speed_table,
+    "paths": paths_table,
     "methods": methods_table,
     "methods-summary": methods_summary_table,
 }

@@ -46,10 +46,11 @@ BACKENDS: dict[str, tuple[str, list[str]]] = {
 AUTO_ROWS = {"openvino": "openvino auto (bf16 on AMX)", "onnx": "onnxruntime fp32"}
 
 
-def run_command(command: list[str]) -> dict[str, float]:
-    """Wall seconds and peak resident memory (MB) of one command, run in a child process."""
+def run_command(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Wall seconds and peak resident memory (MB) of one command, run in a child process (``env``: its
+    environment, default this one's)."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:

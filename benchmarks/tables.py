@@ -391,6 +391,13 @@ SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("gflop_per_s", "GEMM GFLOP/s", "{:.0f}"),
         ("vs_fp32", "vs fp32", "{:.2f}x"),
     ),
+    "io": (
+        ("variant", "format", "{}"),
+        ("write_s", "write [s]", "{:.3f}"),
+        ("vs_zlib", "write vs zlib", "{:.1f}x"),
+        ("read_s", "read [s]", "{:.3f}"),
+        ("size_mb", "file [MB]", "{:.1f}"),
+    ),
     "volume": (
         ("variant", "backend", "{}"),
         ("seconds", "seconds", "{:.1f}"),

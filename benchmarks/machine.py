@@ -19,6 +19,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the environment that caps the instruction set of oneDNN (torch, OpenVINO), torch's own kernels
+#: and MKL: an older CPU class emulated on a newer one (onnxruntime's MLAS and NNPACK ignore it)
+ISA_CAPS = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+}
+
+
+def isa_cap() -> dict[str, str]:
+    """The instruction-set caps of :data:`ISA_CAPS` set in this process's environment."""
+    names = {name for cap in ISA_CAPS.values() for name in cap}
+    return {name: os.environ[name] for name in sorted(names) if name in os.environ}
+
+
 def describe_machine() -> dict[str, Any]:
     """CPU model, the flags that decide each precision's speed, cores, library versions, the GPU if any."""
     import torch
@@ -30,6 +43,7 @@ def describe_machine() -> dict[str, Any]:
         "cpu_class": cpu_class(),
         "cpu_flags": speed_flags(),
         "bf16_units": cpu_has_fast_bf16(),
+        "isa_cap": isa_cap() or None,  # an emulated CPU class: the flags above are the real CPU's
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -19,12 +19,13 @@ then each translates the whole volume for its error against torch fp32 (|HU| in 
 Then the whole ``imtrans translate`` command of ``benchmarks/volume.py`` (one 256 x 38 x 256
 phantom MR, start-up to written file) for torch fp32 and OpenVINO f32 and int8, interleaved.
 
-``--cap avx2`` emulates an AVX2-only CPU on one with AVX-512 or AMX: workers and commands start with
-``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN in torch and OpenVINO), ``ATEN_CPU_CAPABILITY=avx2`` (torch's
-own kernels) and ``MKL_ENABLE_INSTRUCTIONS=AVX2`` (MKL's GEMMs). Not capped, so left out or
-marked: onnxruntime's MLAS (left out), OpenVINO's own kernels (its normalisation and
-quantization ran AVX-512: a few % of its time), NNPACK (whose x86 kernels are AVX2 anyway). An
-emulation is a lead, not a measurement of an AVX2 CPU: other cores, clocks and caches.
+``--cap avx2`` emulates an AVX2-only CPU on one with AVX-512 or AMX (``machine.ISA_CAPS``): workers
+and commands start with ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN in torch and OpenVINO),
+``ATEN_CPU_CAPABILITY=avx2`` (torch's own kernels) and ``MKL_ENABLE_INSTRUCTIONS=AVX2`` (MKL's
+GEMMs). Not capped, so left out or marked: onnxruntime's MLAS (left out), OpenVINO's own kernels
+(its normalisation and quantization ran AVX-512: a few % of its time), NNPACK (whose x86 kernels are
+AVX2 anyway). An emulation is a lead, not a measurement of an AVX2 CPU: other cores, clocks and
+caches.
 
     python studies/avx2_paths.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx
     python studies/avx2_paths.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx --cap avx2
@@ -48,14 +49,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from inference import hu_errors, slice_flops  # noqa: E402
-from machine import describe_machine, print_table, write_json  # noqa: E402
+from machine import ISA_CAPS, describe_machine, print_table, write_json  # noqa: E402
 from volume import errors, folder, run_command  # noqa: E402
 
 from imtrans_core.cpu import cpu_class  # noqa: E402
 
-CAPS = {
-    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-}
 PATHS = (
     "torch fp32",
     "torch fp32, Winograd by NNPACK",
@@ -246,7 +244,7 @@ def main() -> None:
     )
     parser.add_argument("--model", type=Path, required=True, help="a trained paper-size run (runs/paper-sup)")
     parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
-    parser.add_argument("--cap", choices=sorted(CAPS), help="emulate this instruction set (see above)")
+    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set (see above)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--whole-rounds", type=int, default=3, help="rounds of the whole command")
     parser.add_argument("--out", type=Path, help="default: docs/results/avx2_paths-CLASS[-as-CAP].json")
@@ -258,7 +256,7 @@ def main() -> None:
     suffix = f"-as-{args.cap}" if args.cap else ""
     out = args.out or ROOT / "docs" / "results" / f"avx2_paths-{cpu_class()}{suffix}.json"
     paths = [p for p in PATHS if not (args.cap and p in UNCAPPED)]
-    env = {**os.environ, **CAPS.get(args.cap, {})}
+    env = {**os.environ, **ISA_CAPS.get(args.cap, {})}
     with tempfile.TemporaryDirectory(prefix="imtrans-avx2-") as tmp:
         work = Path(tmp)
         facts = prepare(args.model, work)
@@ -342,7 +340,7 @@ def report(out: Path, args, paths, times, errors, facts: dict, whole: dict) -> N
         for name in paths
     ]
     cap = (
-        f", emulating {args.cap} ({' '.join(f'{k}={v}' for k, v in CAPS[args.cap].items())})"
+        f", emulating {args.cap} ({' '.join(f'{k}={v}' for k, v in ISA_CAPS[args.cap].items())})"
         if args.cap
         else ""
     )
@@ -363,7 +361,7 @@ def report(out: Path, args, paths, times, errors, facts: dict, whole: dict) -> N
         "study": "avx2_paths",
         "model": str(args.model),
         "int8": str(args.int8),
-        "cap": CAPS.get(args.cap),
+        "cap": ISA_CAPS.get(args.cap),
         **facts,
         "rounds": args.rounds,
         "rows": [

@@ -391,7 +391,7 @@ SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("gflop_per_s", "GEMM GFLOP/s", "{:.0f}"),
         ("vs_fp32", "vs fp32", "{:.2f}x"),
     ),
-    "io": (
+    "files": (
         ("variant", "format", "{}"),
         ("write_s", "write [s]", "{:.3f}"),
         ("vs_zlib", "write vs zlib", "{:.1f}x"),

@@ -345,7 +345,7 @@ def _write_nifti(volume: Volume, path: Path) -> None:
     image.header.set_xyzt_units("mm")
     if path.name.lower().endswith(".gz") and igzip is not None:
         # the bytes nibabel writes, compressed by ISA-L: several times faster than zlib at the same
-        # level and size (benchmarks/io.py); no name or time in the header: one volume, one file
+        # level and size (benchmarks/files.py); no name or time in the header: one volume, one file
         with path.open("wb") as file, igzip.IGzipFile("", "wb", 1, file, mtime=0) as stream:
             image.to_stream(stream)
     else:

@@ -5,7 +5,7 @@ written and read back through :mod:`imtrans_core.data.io` in each format, varian
 over rounds after a warm-up, medians; ``.nii.gz`` twice: compressed by ISA-L (imtrans' writer
 where ``isal`` is installed) and by zlib (nibabel's writer, used where it is not).
 
-    python benchmarks/io.py             # docs/results/benchmarks/io-CLASS.json
+    python benchmarks/files.py             # docs/results/benchmarks/files-CLASS.json
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--out", type=Path, help="default: docs/results/benchmarks/io-CLASS.json")
+    parser.add_argument("--out", type=Path, help="default: docs/results/benchmarks/files-CLASS.json")
     args = parser.parse_args()
     if volume_io.igzip is None:
         sys.exit("isal is not installed: pip install isal (the ISA-L row needs it)")
@@ -90,8 +90,8 @@ def main() -> None:
             }
         )
     print_table(f"one float32 CT of {' x '.join(map(str, volume.shape))}, written and read back", rows)
-    out = args.out or results_json("io", quick=False)
-    result = {"benchmark": "io", "shape": list(volume.shape), "rounds": args.rounds, "rows": rows}
+    out = args.out or results_json("files", quick=False)
+    result = {"benchmark": "files", "shape": list(volume.shape), "rounds": args.rounds, "rows": rows}
     write_json(out, {**result, "times": times, "machine": describe_machine()})
 
 

@@ -14,6 +14,9 @@ times the network alone, per slice, on the slices of one held-out phantom volume
 - OpenVINO in f32 on the fp32 export and on the int8 export (what ``--precision auto`` gives on
   a CPU without bf16 units); onnxruntime fp32 and int8 on native runs.
 
+``--earlier FILE`` adds an earlier int8 export of the same run (e.g. one that kept more convolutions
+in fp32) under OpenVINO, per slice and whole, so that both files are timed in one run.
+
 Each path runs in a worker process of its own, the paths timed in interleaved rounds (medians),
 then each translates the whole volume for its error against torch fp32 (|HU| in the body).
 Then the whole ``imtrans translate`` command of ``benchmarks/volume.py`` (one 256 x 38 x 256
@@ -29,6 +32,7 @@ caches.
 
     python studies/avx2_paths.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx
     python studies/avx2_paths.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx --cap avx2
+    python studies/avx2_paths.py ... --earlier runs/paper-sup-int8-earlier.onnx
 """
 
 from __future__ import annotations
@@ -62,7 +66,9 @@ PATHS = (
     "openvino int8 (int8 export)",
     "onnxruntime fp32",
     "onnxruntime int8 (int8 export)",
+    "openvino int8 (earlier export)",
 )
+EARLIER = PATHS[-1]  # with --earlier only
 UNCAPPED = ("onnxruntime fp32", "onnxruntime int8 (int8 export)")  # MLAS reads the CPU itself
 BATCH = 8  # translate's default
 #: the whole command: (the file it runs, imtrans translate's options). OpenVINO in f32, which is its
@@ -71,6 +77,7 @@ WHOLE = {
     "torch fp32": ("run", ["--backend", "torch"]),
     "openvino f32": ("fp32", ["--backend", "openvino", "--precision", "f32"]),
     "openvino int8 (int8 export)": ("int8", ["--backend", "openvino", "--precision", "f32"]),
+    EARLIER: ("earlier", ["--backend", "openvino", "--precision", "f32"]),
 }
 
 # Winograd F(4x4, 3x3) (Lavin & Gray 2016, points 0, +-1, +-2, inf): Y = A' [(G g G') * (B' d B)] A
@@ -163,16 +170,18 @@ def torch_runner(net: torch.nn.Module):
     return run
 
 
-def make_path(name: str, model: Path, fp32: Path, int8: Path):
-    """The callable (a float32 batch in [-1, 1] -> the network's output) of path ``name``."""
+def make_path(name: str, model: Path, files: dict[str, Path]):
+    """The callable (a float32 batch in [-1, 1] -> the network's output) of path ``name``; ``files``:
+    the ONNX files by kind (fp32, int8, earlier)."""
+    onnx_file = files["earlier" if name == EARLIER else "int8" if "int8" in name else "fp32"]
     if name.startswith("openvino"):
         from imtrans_core.onnx.openvino import OpenVinoBackend
 
-        return OpenVinoBackend.from_file(int8 if "int8" in name else fp32, precision="f32")
+        return OpenVinoBackend.from_file(onnx_file, precision="f32")
     if name.startswith("onnxruntime"):
         from imtrans_core.onnx.runtime import OnnxBackend
 
-        return OnnxBackend.from_file(int8 if "int8" in name else fp32, device="cpu")
+        return OnnxBackend.from_file(onnx_file, device="cpu")
     from imtrans_core.inference.models import load_generator
 
     net = load_generator(model, "mr2ct", device="cpu").net.eval()
@@ -191,12 +200,12 @@ def in_batches(run, stack: np.ndarray) -> np.ndarray:
     )
 
 
-def worker(name: str, work: Path, model: Path, int8: Path) -> None:
+def worker(name: str, work: Path, model: Path, files: dict[str, Path]) -> None:
     """One path in this process: ``time`` -> ms per slice over the timed slices; ``all`` -> the whole
     stack's output saved beside it; ``quit``."""
     stack = np.load(work / "stack.npy")
     timed = stack[len(stack) // 2 - BATCH // 2 :][:BATCH]
-    run = make_path(name, model, work / "fp32.onnx", int8)
+    run = make_path(name, model, files)
     in_batches(run, timed)  # warm-up: primitive caches, allocator, OpenVINO's first requests
     print("ready", flush=True)
     for command in sys.stdin:
@@ -244,6 +253,7 @@ def main() -> None:
     )
     parser.add_argument("--model", type=Path, required=True, help="a trained paper-size run (runs/paper-sup)")
     parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
+    parser.add_argument("--earlier", type=Path, help="an earlier int8 export of the run, timed beside --int8")
     parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set (see above)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--whole-rounds", type=int, default=3, help="rounds of the whole command")
@@ -252,10 +262,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args.work, args.model, args.int8)
+        return worker(args.worker, args.work, args.model, onnx_files(args, args.work))
     suffix = f"-as-{args.cap}" if args.cap else ""
     out = args.out or ROOT / "docs" / "results" / f"avx2_paths-{cpu_class()}{suffix}.json"
-    paths = [p for p in PATHS if not (args.cap and p in UNCAPPED)]
+    paths = [p for p in PATHS if not (args.cap and p in UNCAPPED) and (args.earlier or p != EARLIER)]
     env = {**os.environ, **ISA_CAPS.get(args.cap, {})}
     with tempfile.TemporaryDirectory(prefix="imtrans-avx2-") as tmp:
         work = Path(tmp)
@@ -267,13 +277,20 @@ def main() -> None:
     report(out, args, paths, times, slice_errors, facts, whole)
 
 
+def onnx_files(args: argparse.Namespace, work: Path) -> dict[str, Path]:
+    files = {"fp32": work / "fp32.onnx", "int8": args.int8}
+    return {**files, "earlier": args.earlier} if args.earlier else files
+
+
 def time_whole(args: argparse.Namespace, work: Path, env: dict) -> dict:
-    """The whole translate command of each of :data:`WHOLE`, interleaved rounds: seconds and errors."""
-    files = {"run": args.model, "fp32": work / "fp32.onnx", "int8": args.int8}
+    """The whole translate command of each of :data:`WHOLE` (the earlier file's with ``--earlier``),
+    interleaved rounds: seconds and errors."""
+    files = {"run": args.model, **onnx_files(args, work)}
     env = {**env, "IMTRANS_CACHE": str(work / "cache")}  # OpenVINO compiles in the first round only
-    seconds: dict[str, list[float]] = {name: [] for name in WHOLE}
+    commands = {name: whole for name, whole in WHOLE.items() if whole[0] in files}
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.whole_rounds):
-        for name, (runs, options) in WHOLE.items():
+        for name, (runs, options) in commands.items():
             command = [
                 sys.executable,
                 "-m",
@@ -284,7 +301,7 @@ def time_whole(args: argparse.Namespace, work: Path, env: dict) -> dict:
             ]
             measured = run_command([*command, "--out", str(folder(work, name)), *options], env)
             seconds[name].append(measured["seconds"])
-    error = errors({name: folder(work, name) / "mr.nii.gz" for name in WHOLE}, work / "mr.nii.gz")
+    error = errors({name: folder(work, name) / "mr.nii.gz" for name in commands}, work / "mr.nii.gz")
     return {"seconds": seconds, "errors": error}
 
 
@@ -299,6 +316,7 @@ def time_workers(paths: list[str], args: argparse.Namespace, work: Path, env: di
         str(args.int8),
         "--work",
         str(work),
+        *(["--earlier", str(args.earlier)] if args.earlier else []),
     ]
     workers = {}
     for name in paths:  # one at a time: loading competes for the cores
@@ -354,13 +372,17 @@ def report(out: Path, args, paths, times, errors, facts: dict, whole: dict) -> N
             "mean_hu": round(whole["errors"][name]["mean_hu"], 3),
             "max_hu": round(whole["errors"][name]["max_hu"], 1),
         }
-        for name in WHOLE
+        for name in whole["seconds"]
     ]
     print_table(f"the whole imtrans translate, 256 x 38 x 256 MR{cap}", whole_rows)
     result = {
         "study": "avx2_paths",
         "model": str(args.model),
         "int8": str(args.int8),
+        "earlier": str(args.earlier) if args.earlier else None,
+        "fp32_convolutions": {
+            kind: fp32_convolutions(f) for kind, f in onnx_files(args, Path()).items() if kind != "fp32"
+        },
         "cap": ISA_CAPS.get(args.cap),
         **facts,
         "rounds": args.rounds,
@@ -373,6 +395,13 @@ def report(out: Path, args, paths, times, errors, facts: dict, whole: dict) -> N
         "machine": describe_machine(),
     }
     write_json(out, result)
+
+
+def fp32_convolutions(int8: Path) -> int:
+    """How many convolutions an int8 export kept in fp32 (its metadata)."""
+    from imtrans_core.onnx.exported import read_metadata
+
+    return len(read_metadata(int8)["quantization"]["fp32_convolutions"])
 
 
 if __name__ == "__main__":

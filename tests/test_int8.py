@@ -18,7 +18,7 @@ from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
 from imtrans_core.onnx.quantize import conv_names, to_int8
 from imtrans_core.onnx.runtime import open_session
 from imtrans_core.onnx.sample_data import BODY, CALIBRATION_VOLUMES, sample_data
-from imtrans_core.onnx.sensitivity import Error, quantize_within
+from imtrans_core.onnx.sensitivity import PERCENTILES, Error, quantize_within
 from imtrans_core.onnx.verify import TOLERANCES
 
 DATA = "phantom:n_ct=4,n_mr=4,n_paired=2,size=64,slices=12,n_train_pairs=4"
@@ -66,6 +66,8 @@ def test_a_trained_model_exports_to_int8_within_two_hu_and_fifty_at_the_999th_pe
     assert plan["budget"]["mean_abs"] == pytest.approx(INT8_AIM * TOLERANCES["int8"].mean_abs)
     assert plan["error"]["mean_abs"] <= plan["budget"]["mean_abs"]
     assert plan["error"]["p999_abs"] <= plan["budget"]["p999_abs"]
+    assert plan["percentile"] in PERCENTILES and plan["steps"][-1]["percentile"] == plan["percentile"]
+    assert plan["steps"][-1]["fp32_convolutions"] == len(plan["fp32_convolutions"])
     quantized = {
         n.input[0] for n in onnx.load(str(result.path)).graph.node if n.op_type == "DequantizeLinear"
     }
@@ -134,6 +136,7 @@ def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path
     fp32, batches = graph
     plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1.0, 2.0))
     assert plan.keep_float == conv_names(fp32)[:1] and plan.trials == 1 and plan.sensitivity == {}
+    assert plan.percentile == PERCENTILES[0]
     assert plan.error == error_of(tmp_path / "q.onnx", fp32, batches)
 
 
@@ -148,11 +151,12 @@ def test_the_budget_is_judged_in_the_body_the_masks_mark_not_over_the_air(graph,
 
 def test_the_analysis_keeps_the_fewest_most_sensitive_convolutions_that_meet_the_budget(graph, tmp_path):
     fp32, batches = graph
-    first = quantize_within(fp32, tmp_path / "all.onnx", batches, Error(1.0, 2.0))
+    one = (PERCENTILES[0],)  # the ranking alone: one percentile per step
+    first = quantize_within(fp32, tmp_path / "all.onnx", batches, Error(1.0, 2.0), percentiles=one)
     budget = Error(
         first.all_int8.mean_abs * 0.8, first.all_int8.p999_abs * 0.8
     )  # every convolution in int8 fails it
-    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, budget)
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, budget, percentiles=one)
     convs = conv_names(fp32)
     assert plan.convolutions == convs and sorted(plan.sensitivity) == sorted(convs[1:])
     ranked = sorted(convs[1:], key=lambda name: plan.sensitivity[name].over(budget), reverse=True)
@@ -160,9 +164,33 @@ def test_the_analysis_keeps_the_fewest_most_sensitive_convolutions_that_meet_the
     assert plan.keep_float[0] == convs[0] and 1 <= len(kept) < len(ranked) and kept == ranked[: len(kept)]
     assert error_of(tmp_path / "q.onnx", fp32, batches).within(budget)
     assert plan.trials == 1 + len(ranked) + len(kept)
+    assert [len(step.keep_float) for step in plan.steps] == list(range(1, len(kept) + 2))
     # one fewer in fp32 is over the budget: the plan is the smallest that meets it
     to_int8(fp32, tmp_path / "fewer.onnx", batches, keep_float=plan.keep_float[:-1])
     assert not error_of(tmp_path / "fewer.onnx", fp32, batches).within(budget)
+
+
+def test_each_step_tries_the_percentiles_in_turn_and_writes_the_first_within_the_budget(graph, tmp_path):
+    fp32, batches = graph
+    first = conv_names(fp32)[:1]
+    errors = {}
+    for level in (99.0, 99.999):  # every convolution but the first in int8, clipped hard and lightly
+        to_int8(fp32, tmp_path / f"{level}.onnx", batches, percentile=level, keep_float=first)
+        errors[level] = error_of(tmp_path / f"{level}.onnx", fp32, batches)
+    budget = errors[99.999]
+    assert not errors[99.0].within(budget)  # the first percentile tried misses it
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, budget, percentiles=(99.0, 99.999, 99.9))
+    assert [(s.keep_float, s.percentile) for s in plan.steps] == [(first, 99.0), (first, 99.999)]  # not 99.9
+    assert plan.percentile == 99.999 and plan.keep_float == first and plan.sensitivity == {}
+    assert plan.error == budget == error_of(tmp_path / "q.onnx", fp32, batches)
+    assert plan.all_int8 == errors[99.0]
+
+
+def test_other_calibrations_try_one_range_per_step(graph, tmp_path):
+    fp32, batches = graph
+    plan = quantize_within(fp32, tmp_path / "q.onnx", batches, Error(1e-9, 1.0), method="minmax")
+    assert plan.percentile is None and {s.percentile for s in plan.steps} == {None}
+    assert [len(s.keep_float) for s in plan.steps] == list(range(1, len(plan.keep_float) + 1))
 
 
 def test_a_budget_nothing_int8_meets_keeps_every_convolution_in_fp32(graph, tmp_path):

@@ -351,9 +351,10 @@ def export_model(
                 body = [body_of(s[None], pair.source, tg.context) for s in data.calibration]
                 units = (pair.target.high - pair.target.low) / 2 if with_intensity else 1.0
                 plan = quantize_within(fp32, final, batches, int8_budget(units), calibration, where=body)
+                level = "" if plan.percentile is None else f", calibration percentile {plan.percentile:g}"
                 say(
                     f"int8: {len(plan.keep_float)} of {len(plan.convolutions)} convolutions kept in fp32 "
-                    f"by the sensitivity analysis ({plan.trials} trials)"
+                    f"by the sensitivity analysis ({plan.trials} trials{level})"
                 )
             if verify_model:
                 variant = verify(tg, final, precision, with_intensity, data)
@@ -367,7 +368,6 @@ def export_model(
                 "activations": "uint8 per tensor",
                 "weights": "int8 per channel",
                 "calibration": calibration,
-                "percentile": 99.999 if calibration == "percentile" else None,
                 "operators": list(INT8_OPERATORS),
                 **plan.summary(),
                 "calibration_slices": len(data.calibration),

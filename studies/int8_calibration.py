@@ -1,7 +1,8 @@
 """Does an int8 graph calibrated on a few volumes hold on the volumes it never saw, and on how many must it be calibrated?
 
 The int8 export calibrates activation ranges on slices of the run's MR pool. This study keeps
-the convolutions an int8 export left in fp32 (``--int8 FILE``'s metadata) and calibrates the
+the convolutions an int8 export left in fp32 and its calibration percentile (``--int8 FILE``'s
+metadata) and calibrates the
 same graph on slices of the pool's first two volumes and then of all twelve, as the export did
 before and does now (:data:`imtrans_core.onnx.sample_data.CALIBRATION_VOLUMES`), and translates
 five volumes with each, against the fp32 graph (mean, 99.9th percentile and max |HU| in the body):
@@ -65,7 +66,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "int8_calibration.json")
     args = parser.parse_args()
-    keep = read_metadata(args.int8)["quantization"]["fp32_convolutions"]
+    plan = read_metadata(args.int8)["quantization"]
+    keep = plan["fp32_convolutions"]
+    percentile = plan.get("percentile") or 99.999  # files made before the percentile search: 99.999
     source = ic.DATASETS.build(DATA)
     volumes = {
         "pool mr-0002": source.mr[2],
@@ -83,7 +86,9 @@ def main() -> None:
         truth = {name: translate_volume(v, reference).array for name, v in volumes.items()}
         for pool_name, indices in pools.items():
             graph = Path(tmp) / "int8.onnx"
-            to_int8(fp32, graph, calibration_batches(source.mr, indices), keep_float=keep)
+            to_int8(
+                fp32, graph, calibration_batches(source.mr, indices), percentile=percentile, keep_float=keep
+            )
             backend = make_backend(graph, backend="onnx")
             for name, volume in volumes.items():
                 body = MR_WINDOW.forward(scaled(volume)) > BODY
@@ -97,13 +102,15 @@ def main() -> None:
                         "max_hu": round(float(diff.max()), 1),
                     }
                 )
-    print_table(f"int8 against fp32, {len(keep)} convolutions kept in fp32, |HU| in the body", rows)
+    title = f"int8 against fp32, {len(keep)} convolutions kept in fp32, percentile {percentile:g}, |HU| in the body"
+    print_table(title, rows)
     write_json(
         args.json,
         {
             "study": "int8_calibration",
             "model": args.model,
             "fp32_convolutions": keep,
+            "percentile": percentile,
             "rows": rows,
             "machine": describe_machine(),
         },

@@ -173,7 +173,8 @@ def torch_runner(net: torch.nn.Module):
 def make_path(name: str, model: Path, files: dict[str, Path]):
     """The callable (a float32 batch in [-1, 1] -> the network's output) of path ``name``; ``files``:
     the ONNX files by kind (fp32, int8, earlier)."""
-    onnx_file = files["earlier" if name == EARLIER else "int8" if "int8" in name else "fp32"]
+    kind = "fp32" if "int8" not in name else "earlier" if name == EARLIER else "int8"
+    onnx_file = files[kind]
     if name.startswith("openvino"):
         from imtrans_core.onnx.openvino import OpenVinoBackend
 
@@ -277,9 +278,12 @@ def main() -> None:
     report(out, args, paths, times, slice_errors, facts, whole)
 
 
+def int8_files(args: argparse.Namespace) -> dict[str, Path]:
+    return {"int8": args.int8, **({"earlier": args.earlier} if args.earlier else {})}
+
+
 def onnx_files(args: argparse.Namespace, work: Path) -> dict[str, Path]:
-    files = {"fp32": work / "fp32.onnx", "int8": args.int8}
-    return {**files, "earlier": args.earlier} if args.earlier else files
+    return {"fp32": work / "fp32.onnx", **int8_files(args)}
 
 
 def time_whole(args: argparse.Namespace, work: Path, env: dict) -> dict:
@@ -380,9 +384,7 @@ def report(out: Path, args, paths, times, errors, facts: dict, whole: dict) -> N
         "model": str(args.model),
         "int8": str(args.int8),
         "earlier": str(args.earlier) if args.earlier else None,
-        "fp32_convolutions": {
-            kind: fp32_convolutions(f) for kind, f in onnx_files(args, Path()).items() if kind != "fp32"
-        },
+        "fp32_convolutions": {kind: fp32_convolutions(f) for kind, f in int8_files(args).items()},
         "cap": ISA_CAPS.get(args.cap),
         **facts,
         "rounds": args.rounds,

@@ -2,8 +2,7 @@
 
 The int8 export calibrates activation ranges on slices of the run's MR pool. This study keeps
 the convolutions an int8 export left in fp32 and its calibration percentile (``--int8 FILE``'s
-metadata) and calibrates the
-same graph on slices of the pool's first two volumes and then of all twelve, as the export did
+metadata) and calibrates the same graph on slices of the pool's first two volumes and then of all twelve, as the export did
 before and does now (:data:`imtrans_core.onnx.sample_data.CALIBRATION_VOLUMES`), and translates
 five volumes with each, against the fp32 graph (mean, 99.9th percentile and max |HU| in the body):
 two of the pool (unseen by the first calibration, seen by the second), and two paired test
@@ -68,7 +67,11 @@ def main() -> None:
     args = parser.parse_args()
     plan = read_metadata(args.int8)["quantization"]
     keep = plan["fp32_convolutions"]
-    percentile = plan.get("percentile") or 99.999  # files made before the percentile search: 99.999
+    if plan["calibration"] != "percentile":
+        sys.exit(
+            f"{args.int8}: calibrated by {plan['calibration']}; this study repeats percentile calibration"
+        )
+    percentile = plan.get("percentile", 99.999)  # files made before the percentile search: 99.999
     source = ic.DATASETS.build(DATA)
     volumes = {
         "pool mr-0002": source.mr[2],

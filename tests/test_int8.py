@@ -180,10 +180,50 @@ def test_each_step_tries_the_percentiles_in_turn_and_writes_the_first_within_the
     budget = errors[99.999]
     assert not errors[99.0].within(budget)  # the first percentile tried misses it
     plan = quantize_within(fp32, tmp_path / "q.onnx", batches, budget, percentiles=(99.0, 99.999, 99.9))
-    assert [(s.keep_float, s.percentile) for s in plan.steps] == [(first, 99.0), (first, 99.999)]  # not 99.9
+    tried = [(list(s.keep_float), s.percentile) for s in plan.steps]
+    assert tried == [(first, 99.0), (first, 99.999)]  # and not 99.9
     assert plan.percentile == 99.999 and plan.keep_float == first and plan.sensitivity == {}
     assert plan.error == budget == error_of(tmp_path / "q.onnx", fp32, batches)
     assert plan.all_int8 == errors[99.0]
+
+
+def test_every_step_tries_the_percentiles_and_the_sensitivities_rank_at_the_first(tmp_path, monkeypatch):
+    """The analysis's control flow against a table of errors: each trial's error looked up by what it quantized."""
+    import imtrans_core.onnx.runtime as runtime
+    import imtrans_core.onnx.sensitivity as sensitivity
+
+    calls = []
+
+    def to_int8(src, dst, batches, method, percentile, keep_float=(), only=None, ranges=None):
+        calls.append((method, percentile, len(keep_float), only[0] if only else None))
+        Path(dst).write_text(repr(calls[-1]))
+
+    alone = {"c1": 3.0, "c2": 2.0, "c3": 0.5}  # over the budget, each quantized alone: ranks c1, c2, c3
+    steps = {(1, 99.9): 5, (1, 99.0): 4, (1, 99.99): 6, (2, 99.9): 3, (2, 99.0): 2, (2, 99.99): 2.5}
+    steps |= {(3, 99.9): 1.5, (3, 99.0): 0.9}  # three in fp32 at 99.0 is the first within the budget
+
+    def error(got, reference):
+        _, percentile, fp32, only = calls[-1]
+        return Error(alone[only] if only else steps[(fp32, percentile)], 0.0)
+
+    monkeypatch.setattr(sensitivity, "to_int8", to_int8)
+    monkeypatch.setattr(sensitivity, "conv_names", lambda src: ["c0", "c1", "c2", "c3"])
+    monkeypatch.setattr(sensitivity, "_error", error)
+    monkeypatch.setattr(sensitivity, "_outputs", lambda session, checked: np.zeros(1))
+    monkeypatch.setattr(runtime, "open_session", lambda path, providers: None)
+    batches = [np.zeros((1, 1, 4, 4), np.float32)]
+    plan = quantize_within(
+        tmp_path / "src.onnx", tmp_path / "q.onnx", batches, Error(1.0, 1.0), percentiles=(99.9, 99.0, 99.99)
+    )
+    assert plan.keep_float == ["c0", "c1", "c2"] and plan.percentile == 99.0 and plan.error == Error(0.9, 0.0)
+    assert [(len(s.keep_float), s.percentile) for s in plan.steps] == [*steps]  # in order, none skipped
+    assert {c[1] for c in calls if c[3]} == {99.9} and all(c[0] == "percentile" for c in calls)
+    assert (tmp_path / "q.onnx").read_text() == repr(("percentile", 99.0, 3, None))  # the step that met it
+    assert plan.trials == len(calls) == len(steps) + len(alone)
+    calls.clear()
+    steps[(1, PERCENTILES[0])] = 0.5  # other methods: one range per step (the percentile is ignored)
+    plan = quantize_within(tmp_path / "src.onnx", tmp_path / "q.onnx", batches, Error(1.0, 1.0), "minmax")
+    assert calls == [("minmax", PERCENTILES[0], 1, None)] and plan.percentile is None
 
 
 def test_other_calibrations_try_one_range_per_step(graph, tmp_path):

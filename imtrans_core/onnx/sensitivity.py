@@ -51,7 +51,7 @@ class Error:
 class Step:
     """One graph the analysis tried: the convolutions it kept in fp32, its calibration percentile, its error."""
 
-    keep_float: list[str]
+    keep_float: tuple[str, ...]
     percentile: float | None
     error: Error
 
@@ -108,7 +108,8 @@ def quantize_within(
     ``batches`` (graph inputs) calibrate; at most ``TRIAL_BATCHES`` of them, spread over the list,
     measure each trial (a trial costs a pass over them). ``budget`` is in the graph's output units,
     over the voxels ``where`` marks (one boolean mask per batch, broadcast to its output; default all).
-    ``percentiles`` are tried at each step with ``method="percentile"``.
+    ``percentiles`` are tried at each step with ``method="percentile"``; the sensitivities are
+    measured at the first of them.
     """
     from .runtime import open_session
 
@@ -116,20 +117,22 @@ def quantize_within(
     checked = list(zip(batches, where or [np.ones((), bool)] * len(batches), strict=True))[::stride]
     reference = _outputs(open_session(src, providers="cpu"), checked)
     candidates: tuple[float | None, ...] = percentiles if method == "percentile" else (None,)
+    if not candidates:
+        raise ValueError("quantize_within needs at least one percentile to try")
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="imtrans-int8-plan-") as tmp:
         trial_path = Path(tmp) / "trial.onnx"
 
         def measure(keep_float: list[str], percentile: float | None, only: list[str] | None = None) -> Error:
             ranges = Path(tmp) / f"ranges-{percentile}.json"  # one calibration per percentile
-            level = PERCENTILES[0] if percentile is None else percentile
+            level = PERCENTILES[0] if percentile is None else percentile  # other methods ignore it
             to_int8(src, trial_path, batches, method, level, keep_float=keep_float, only=only, ranges=ranges)
             return _error(_outputs(open_session(trial_path, providers="cpu"), checked), reference)
 
         def attempt(keep_float: list[str]) -> Step:
             """Each percentile in turn until one meets the budget; the last one tried stays in the trial file."""
             for percentile in candidates:
-                steps.append(Step(keep_float, percentile, measure(keep_float, percentile)))
+                steps.append(Step(tuple(keep_float), percentile, measure(keep_float, percentile)))
                 if steps[-1].error.within(budget):
                     break
             return steps[-1]
@@ -145,7 +148,9 @@ def quantize_within(
                 if chosen.error.within(budget):
                     break
         shutil.copyfile(trial_path, dst)
-    return Int8Plan(budget, convs, chosen.keep_float, chosen.error, chosen.percentile, sensitivity, steps)
+    return Int8Plan(
+        budget, convs, list(chosen.keep_float), chosen.error, chosen.percentile, sensitivity, steps
+    )
 
 
 def _outputs(session: object, checked: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 The int8 export calibrates activation ranges on slices of the run's MR pool. This study keeps
 the convolutions an int8 export left in fp32 and its calibration percentile (``--int8 FILE``'s
-metadata) and calibrates the same graph on slices of the pool's first two volumes and then of all twelve, as the export did
-before and does now (:data:`imtrans_core.onnx.sample_data.CALIBRATION_VOLUMES`), and translates
+metadata) and calibrates the same graph on slices of the pool's first two volumes and then of
+all twelve, as the export did before and does now
+(:data:`imtrans_core.onnx.sample_data.CALIBRATION_VOLUMES`), and translates
 five volumes with each, against the fp32 graph (mean, 99.9th percentile and max |HU| in the body):
 two of the pool (unseen by the first calibration, seen by the second), and two paired test
 subjects and a training pair, which neither calibration saw.

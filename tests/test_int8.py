@@ -12,6 +12,7 @@ import pytest
 import imtrans_core as ic
 from imtrans_core.data.intensity import MRScaling
 from imtrans_core.data.slices import Plane, to_slices
+from imtrans_core.errors import ImtransWarning
 from imtrans_core.inference.models import load_generator
 from imtrans_core.onnx.export import INT8_AIM, export_graph, export_model
 from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
@@ -68,6 +69,7 @@ def test_a_trained_model_exports_to_int8_within_two_hu_and_fifty_at_the_999th_pe
     assert plan["error"]["p999_abs"] <= plan["budget"]["p999_abs"]
     assert plan["percentile"] in PERCENTILES and plan["steps"][-1]["percentile"] == plan["percentile"]
     assert plan["steps"][-1]["fp32_convolutions"] == len(plan["fp32_convolutions"])
+    assert plan["outputs"] == "float"
     quantized = {
         n.input[0] for n in onnx.load(str(result.path)).graph.node if n.op_type == "DequantizeLinear"
     }
@@ -130,6 +132,23 @@ def test_calibration_holds_one_batch_at_a_time_and_merges_every_batch(graph, tmp
         everything = np.concatenate([b.ravel() for b in batches])
         assert (low, high) == pytest.approx((everything.min(), everything.max()))
         assert (low, high) != pytest.approx((batches[-1].min(), batches[-1].max()))
+
+
+@pytest.mark.parametrize("round_outputs", [False, True])
+def test_the_convolutions_inputs_and_weights_are_int8_and_their_outputs_stay_float(
+    graph, tmp_path, round_outputs
+):
+    fp32, batches = graph
+    to_int8(fp32, tmp_path / "q.onnx", batches, keep_float=conv_names(fp32)[:1], round_outputs=round_outputs)
+    nodes = onnx.load(str(tmp_path / "q.onnx")).graph.node
+    made_by = {out: node for node in nodes for out in node.output}
+    convs = [n for n in nodes if n.op_type in ("Conv", "ConvTranspose")]
+    int8 = [c for c in convs if c.input[1] in made_by]  # weights made by a DequantizeLinear, not stored
+    assert len(int8) == len(convs) - 1 and {made_by[c.input[1]].op_type for c in int8} == {"DequantizeLinear"}
+    for conv in int8:  # input: an activation rounded to uint8 and back
+        assert made_by[made_by[conv.input[0]].input[0]].op_type == "QuantizeLinear"
+    quantized = [made_by.get(n.input[0]) for n in nodes if n.op_type == "QuantizeLinear"]
+    assert sum(node in int8 for node in quantized if node is not None) == (len(int8) if round_outputs else 0)
 
 
 def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path):
@@ -251,10 +270,30 @@ def test_openvino_runs_the_int8_export_as_onnxruntime_does(trained, tmp_path):
     result = export_model(trained, tmp_path / "int8.onnx", precision="int8", legacy=True, calib_slices=16)
     batch = graph_inputs()[:2]
     by_openvino = make_backend(result.path, backend="openvino", precision="f32")(batch)
-    by_onnxruntime = make_backend(result.path, backend="onnx")(batch)
+    with pytest.warns(ImtransWarning, match="CPU provider runs this int8 file's convolutions dequantized"):
+        by_onnxruntime = make_backend(result.path, backend="onnx")(batch)
     assert (
         np.abs(by_openvino - by_onnxruntime).mean() * 250 <= 2.0
     )  # both int8, within the budget of each other
+
+
+def test_onnxruntime_on_the_cpu_warns_for_int8_files_whose_convolution_outputs_stay_float(trained, tmp_path):
+    """Files with quantized outputs (exported before) run fused on the CPU provider: no warning for them."""
+    import warnings
+
+    from imtrans_core.onnx.export import write_metadata
+    from imtrans_core.onnx.exported import read_metadata
+    from imtrans_core.onnx.runtime import OnnxBackend
+
+    fp32 = export_model(trained, tmp_path / "fp32.onnx", legacy=True, verify_model=False).path
+    metadata = read_metadata(fp32)
+    for plan, warns in (({"outputs": "float"}, True), ({"activations": "uint8 per tensor"}, False)):
+        write_metadata(fp32, {**metadata, "precision": "int8", "quantization": plan}, tmp_path / "m.onnx")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            OnnxBackend.from_file(tmp_path / "m.onnx", device="cpu")
+        said = [w for w in caught if issubclass(w.category, ImtransWarning)]
+        assert len(said) == warns and all("--backend openvino" in str(w.message) for w in said)
 
 
 def graph_inputs() -> np.ndarray:

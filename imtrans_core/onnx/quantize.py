@@ -3,9 +3,10 @@
 ``fp16`` converts weights and activations to half precision except
 InstanceNormalization (kept in fp32: its fp16 kernels have a history of wrong
 results); inputs and outputs stay float32. ``int8`` is onnxruntime's static QDQ
-quantization of the convolutions, weights per channel, calibrated on slices of
-the source modality (:mod:`imtrans_core.onnx.sample_data`); which convolutions
-stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
+quantization of the convolutions' inputs (per tensor) and weights (per channel),
+calibrated on slices of the source modality (:mod:`imtrans_core.onnx.sample_data`);
+their outputs stay float, as OpenVINO and TensorRT run int8 convolutions. Which
+convolutions stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
 
 from __future__ import annotations
 
@@ -83,8 +84,14 @@ def to_int8(
     keep_float: Sequence[str] = (),
     only: Sequence[str] | None = None,
     ranges: Path | None = None,
+    round_outputs: bool = False,
 ) -> None:
-    """Static QDQ quantization of the convolutions (u8 activations, s8 per-channel weights) calibrated on ``batches``.
+    """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated on
+    ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm that
+    amplifies it, they doubled the error (docs/deploy.md, int8). onnxruntime's CPU provider fuses only
+    convolutions whose outputs are quantized, so it runs such a file dequantized
+    (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns); ``round_outputs=True`` makes the graph
+    it fuses, as exports made before (``studies/int8_outputs.py`` compares the two).
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
@@ -145,6 +152,7 @@ def to_int8(
             extra_options={
                 "CalibPercentile": percentile,
                 "CalibTensorRangeSymmetric": False,
+                "OpTypesToExcludeOutputQuantization": [] if round_outputs else list(INT8_OPERATORS),
                 # histograms (or ranges) merged batch by batch: the memory of one batch's activations,
                 # not of every batch's (docs/deploy.md, int8)
                 "CalibStridedMinMax": 1,

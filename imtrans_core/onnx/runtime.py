@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ImtransError
+from ..errors import ImtransError, ImtransWarning
 from .exported import ExportedGenerator, check_onnx_file, decode_metadata, read_metadata
 from .providers import (
     CUDA,
@@ -141,7 +142,15 @@ class OnnxBackend(ExportedGenerator):
             providers = providers_for_device(device)
         session = open_session(path, providers, threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map)
-        return cls(session, metadata, path)
+        backend = cls(session, metadata, path)
+        if backend._device == "cpu" and metadata.get("quantization", {}).get("outputs") == "float":
+            warnings.warn(
+                f"{path}: onnxruntime's CPU provider runs this int8 file's convolutions dequantized, slower "
+                "than the fp32 export; translate it with --backend openvino",
+                ImtransWarning,
+                stacklevel=2,
+            )
+        return backend
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph as exported: its own input and output units (see ``metadata['input_layout']``)."""

@@ -1,0 +1,179 @@
+"""What do the export's two graph choices buy: convolution outputs left in float in the int8 graph,
+and the last convolution split into rows and columns?
+
+Question. onnxruntime's static QDQ quantization rounds each convolution's output to uint8 as well
+as its input, by default; the int8 export leaves the outputs in float (``to_int8``), as OpenVINO
+and TensorRT run int8 convolutions. And the export splits a convolution with few output channels
+(the generator's last, 64 -> 1 over 7 x 7) into a 1 x k and a one-hot k x 1 convolution
+(``imtrans_core.onnx.rewrite``). What does each change in error and speed?
+
+Method. Four graphs of one trained generator: fp32 with the last convolution whole or split, and
+int8 (split) with the outputs rounded or in float, both quantized like the given int8 export (the
+convolutions it keeps in fp32, its calibration percentile, calibrated on the run's data as the
+export calibrates). Each int8 graph's error against torch fp32 in HU over the held-out volume, in
+the body (as ``benchmarks/inference.py``); each graph's time per slice (batches of eight slices
+of that volume, interleaved rounds, medians) under OpenVINO at its own precision and under
+onnxruntime; each speed is the median over rounds of its ratio to the whole-convolution fp32
+graph's on the same runtime in that round (the VM's speed drifts between rounds). ``--cap avx2`` runs OpenVINO in f32 under the AVX2 cap (``studies/avx2_paths.py``
+says how) and leaves onnxruntime out (its kernels cannot be capped).
+
+    python studies/int8_outputs.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx [--cap avx2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from inference import hu_errors  # noqa: E402
+from machine import ISA_CAPS, describe_machine, print_table, write_json  # noqa: E402
+
+from imtrans_core.cpu import cpu_class  # noqa: E402
+
+GRAPHS = ("fp32, last convolution whole", "fp32, split", "int8, outputs rounded", "int8, outputs float")
+BATCH = 8
+
+
+def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], np.ndarray, object]:
+    """The four graphs under ``work``, the held-out volume's slices and the torch network."""
+    from imtrans_core.inference.models import load_generator
+    from imtrans_core.onnx.export import export_graph, write_metadata
+    from imtrans_core.onnx.exported import read_metadata
+    from imtrans_core.onnx.graph import WINDOWS
+    from imtrans_core.onnx.quantize import to_int8
+    from imtrans_core.onnx.rewrite import for_export
+    from imtrans_core.onnx.sample_data import sample_data
+
+    tg = load_generator(model, "mr2ct", device="cpu")
+    plan = read_metadata(int8)["quantization"]
+    if plan.get("calibration") != "percentile":
+        sys.exit(f"{int8}: calibrated by {plan.get('calibration')}; this study re-quantizes percentile files")
+    files = {name: work / f"{i}.onnx" for i, name in enumerate(GRAPHS)}
+    export_graph(tg.net, files[GRAPHS[0]])
+    export_graph(for_export(tg.net), files[GRAPHS[1]])
+    data = sample_data(tg.config["data"], "mr", tg.orientation)
+    batches = [
+        np.ascontiguousarray(WINDOWS["mr"].forward(s[None]), dtype=np.float32) for s in data.calibration
+    ]
+    for name, rounded in ((GRAPHS[2], True), (GRAPHS[3], False)):
+        to_int8(
+            files[GRAPHS[1]], files[name], batches, "percentile", plan["percentile"],
+            keep_float=plan["fp32_convolutions"], round_outputs=rounded,
+        )  # fmt: skip
+    metadata = read_metadata(int8)  # what the backends read: the direction, windows, orientation
+    for name, path in files.items():
+        outputs = "uint8" if name == GRAPHS[2] else "float"
+        precision = (
+            {"precision": "int8", "quantization": {**plan, "outputs": outputs}} if "int8" in name else {}
+        )
+        write_metadata(
+            path,
+            {**{k: v for k, v in metadata.items() if k != "quantization"}, "precision": "fp32", **precision},
+        )
+    stack = np.ascontiguousarray(WINDOWS["mr"].forward(data.volume)[:, None], dtype=np.float32)
+    return files, stack, tg.net.eval()
+
+
+def runners(files: dict[str, Path], capped: bool) -> dict[str, object]:
+    """Each graph's callable by path name: OpenVINO (f32 when capped) and, uncapped, onnxruntime."""
+    import warnings
+
+    from imtrans_core.onnx.openvino import OpenVinoBackend
+    from imtrans_core.onnx.runtime import OnnxBackend
+
+    paths = {
+        f"openvino, {n}": OpenVinoBackend.from_file(f, "f32" if capped else "auto") for n, f in files.items()
+    }
+    if not capped:
+        with warnings.catch_warnings():  # the warning that onnxruntime runs float outputs dequantized
+            warnings.simplefilter("ignore")
+            paths |= {f"onnxruntime, {n}": OnnxBackend.from_file(f, device="cpu") for n, f in files.items()}
+    return paths
+
+
+def timed(paths: dict[str, object], slices: np.ndarray, rounds: int) -> dict[str, list[float]]:
+    """Milliseconds per slice of each path over ``slices``, in interleaved rounds after one warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for round_ in range(rounds + 1):
+        for name, run in paths.items():
+            start = time.perf_counter()
+            run.run(slices)
+            if round_:
+                times[name].append((time.perf_counter() - start) * 1000 / len(slices))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a trained run (mr2ct)")
+    parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
+    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set")
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--out", type=Path, help="default: docs/results/int8_outputs-CLASS[-as-CAP].json")
+    args = parser.parse_args()
+    cap = ISA_CAPS.get(args.cap, {})
+    if any(os.environ.get(k) != v for k, v in cap.items()):  # the caps act at library load: start again
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **cap})
+    import torch
+
+    from imtrans_core.onnx.exported import read_metadata
+    from imtrans_core.onnx.graph import INPUT_NAME
+    from imtrans_core.onnx.runtime import open_session
+
+    suffix = f"-as-{args.cap}" if args.cap else ""
+    out = args.out or ROOT / "docs" / "results" / f"int8_outputs-{cpu_class()}{suffix}.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        files, stack, net = make_graphs(args.model, args.int8, Path(tmp))
+        with torch.inference_mode():
+            outputs = {"torch fp32": net(torch.from_numpy(stack)).numpy()}
+        for name in GRAPHS[2:]:  # by onnxruntime, whose QDQ arithmetic is the graph's, on any CPU
+            session = open_session(files[name], providers="cpu")
+            outputs[name] = np.concatenate(
+                [
+                    session.run(None, {INPUT_NAME: stack[i : i + BATCH]})[0]
+                    for i in range(0, len(stack), BATCH)
+                ]
+            )
+        errors = hu_errors(outputs, stack)
+        middle = stack[len(stack) // 2 - BATCH // 2 :][:BATCH]
+        times = timed(runners(files, bool(args.cap)), middle, args.rounds)
+    rows = []
+    for name, measured in times.items():
+        runtime, graph = name.split(", ", 1)
+        base = times[f"{runtime}, {GRAPHS[0]}"]  # per round: the VM's speed drifts between rounds
+        row = {"path": name, "ms_per_slice": round(statistics.median(measured), 1)}
+        row["vs_fp32_whole"] = round(statistics.median(b / t for b, t in zip(base, measured, strict=True)), 2)
+        row |= {k: round(v, 3) for k, v in errors.get(graph, {}).items()}
+        rows.append(row)
+    print_table("int8 outputs and the split last convolution, per slice", rows)
+    plan = read_metadata(args.int8)["quantization"]
+    write_json(
+        out,
+        {
+            "study": "int8_outputs",
+            "model": str(args.model),
+            "int8": str(args.int8),
+            "cap": cap or None,
+            "fp32_convolutions": plan["fp32_convolutions"],
+            "percentile": plan["percentile"],
+            "rounds": args.rounds,
+            "rows": rows,
+            "times_ms": times,
+            "machine": describe_machine(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

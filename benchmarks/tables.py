@@ -537,6 +537,22 @@ def paths_table(name: str, part: str = "slice") -> str:
     return _columns_table(rows, PATHS_COLUMNS[part])
 
 
+#: studies/int8_outputs.py: the export's graph forms per slice, each against the fp32 graph as trained
+OUTPUTS_COLUMNS = (
+    ("path", "runtime, graph", "{}"),
+    ("ms_per_slice", "ms / slice", "{:.0f}"),
+    ("vs_fp32_whole", "vs fp32 as trained", "{:.2f}x"),
+    ("mean_hu", "mean HU diff.", "{:.2f}"),
+    ("p999_hu", "p99.9 HU diff.", "{:.1f}"),
+    ("max_hu", "max HU diff.", "{:.0f}"),
+)
+
+
+def outputs_table(name: str) -> str:
+    """docs/benchmarks.md: studies/int8_outputs.py's rows of ``docs/results/NAME.json``."""
+    return _columns_table(json.loads((RESULTS / f"{name}.json").read_text())["rows"], OUTPUTS_COLUMNS)
+
+
 def _columns_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|---" * len(columns) + "|"]
     for row in rows:
@@ -560,6 +576,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "bar": bar_table,
     "speed": speed_table,
     "paths": paths_table,
+    "outputs": outputs_table,
     "methods": methods_table,
     "methods-summary": methods_summary_table,
 }

@@ -68,11 +68,12 @@ def main() -> None:
     args = parser.parse_args()
     plan = read_metadata(args.int8)["quantization"]
     keep = plan["fp32_convolutions"]
-    if plan["calibration"] != "percentile":
+    if plan["calibration"] != "percentile" or plan.get("outputs") != "float":
         sys.exit(
-            f"{args.int8}: calibrated by {plan['calibration']}; this study repeats percentile calibration"
+            f"{args.int8}: not a percentile-calibrated export with float outputs; this study repeats "
+            "the export's quantization, whose convolutions' names must match"
         )
-    percentile = plan.get("percentile", 99.999)  # files made before the percentile search: 99.999
+    percentile = plan["percentile"]
     source = ic.DATASETS.build(DATA)
     volumes = {
         "pool mr-0002": source.mr[2],

@@ -7,15 +7,16 @@ and TensorRT run int8 convolutions. And the export splits a convolution with few
 (the generator's last, 64 -> 1 over 7 x 7) into a 1 x k and a one-hot k x 1 convolution
 (``imtrans_core.onnx.rewrite``). What does each change in error and speed?
 
-Method. Four graphs of one trained generator: fp32 with the last convolution whole or split, and
-int8 (split) with the outputs rounded or in float, both quantized like the given int8 export (the
-convolutions it keeps in fp32, its calibration percentile, calibrated on the run's data as the
-export calibrates). Each int8 graph's error against torch fp32 in HU over the held-out volume, in
-the body (as ``benchmarks/inference.py``); each graph's time per slice (batches of eight slices
-of that volume, interleaved rounds, medians) under OpenVINO at its own precision and under
-onnxruntime; each speed is the median over rounds of its ratio to the whole-convolution fp32
-graph's on the same runtime in that round (the VM's speed drifts between rounds). ``--cap avx2`` runs OpenVINO in f32 under the AVX2 cap (``studies/avx2_paths.py``
-says how) and leaves onnxruntime out (its kernels cannot be capped).
+Method. Four graphs of one trained generator: fp32 with the last convolution whole or split,
+and int8 (split) with the outputs rounded or in float, both quantized like the given int8
+export (the convolutions it keeps in fp32, its calibration percentile, calibrated on the run's
+data as the export calibrates). Each int8 graph's error against torch fp32 in HU over the
+held-out volume, in the body (as ``benchmarks/inference.py``), computed by onnxruntime; each
+graph's time per slice (batches of eight slices of that volume, interleaved rounds) under
+OpenVINO at its own precision and under onnxruntime. A speed is the median over rounds of its
+ratio to the whole-convolution fp32 graph's on the same runtime in the same round (the VM's
+speed drifts between rounds). ``--cap avx2`` runs OpenVINO in f32 under the AVX2 cap
+(``studies/avx2_paths.py`` says how) and leaves onnxruntime out (its kernels cannot be capped).
 
     python studies/int8_outputs.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx [--cap avx2]
 """
@@ -55,8 +56,10 @@ def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], n
 
     tg = load_generator(model, "mr2ct", device="cpu")
     plan = read_metadata(int8)["quantization"]
-    if plan.get("calibration") != "percentile":
-        sys.exit(f"{int8}: calibrated by {plan.get('calibration')}; this study re-quantizes percentile files")
+    if plan.get("calibration") != "percentile" or plan.get("outputs") != "float":
+        sys.exit(
+            f"{int8}: not a percentile-calibrated export with float outputs (its fp32 names would not match)"
+        )
     files = {name: work / f"{i}.onnx" for i, name in enumerate(GRAPHS)}
     export_graph(tg.net, files[GRAPHS[0]])
     export_graph(for_export(tg.net), files[GRAPHS[1]])

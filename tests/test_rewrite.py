@@ -36,7 +36,7 @@ def test_rows_then_columns_is_the_convolution(out, inputs, kernel, padding, bias
         torch.nn.ConvTranspose2d(64, 1, 3),
     ],
 )
-def test_what_the_split_cannot_keep_exact_is_left_alone(conv):
+def test_only_plain_convolutions_with_few_outputs_and_tall_kernels_are_split(conv):
     assert not rewritable(conv)
 
 

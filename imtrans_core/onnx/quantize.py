@@ -86,12 +86,12 @@ def to_int8(
     ranges: Path | None = None,
     round_outputs: bool = False,
 ) -> None:
-    """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated on
-    ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm that
-    amplifies it, they doubled the error (docs/deploy.md, int8). onnxruntime's CPU provider fuses only
-    convolutions whose outputs are quantized, so it runs such a file dequantized
-    (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns); ``round_outputs=True`` makes the graph
-    it fuses, as exports made before (``studies/int8_outputs.py`` compares the two).
+    """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated
+    on ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm
+    that amplifies the rounding, they more than doubled the error (docs/deploy.md, int8).
+    onnxruntime's CPU provider fuses only convolutions whose outputs are quantized, so it runs such
+    a file dequantized (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns);
+    ``round_outputs=True`` makes the graph it fuses, as exports made before did.
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,

@@ -146,7 +146,7 @@ class OnnxBackend(ExportedGenerator):
         if backend._device == "cpu" and metadata.get("quantization", {}).get("outputs") == "float":
             warnings.warn(
                 f"{path}: onnxruntime's CPU provider runs this int8 file's convolutions dequantized, slower "
-                "than the fp32 export; translate it with --backend openvino",
+                "than the fp32 export; translate it with --backend openvino, or export fp32 for onnxruntime",
                 ImtransWarning,
                 stacklevel=2,
             )

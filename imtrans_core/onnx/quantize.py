@@ -88,7 +88,7 @@ def to_int8(
 ) -> None:
     """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated
     on ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm
-    that amplifies the rounding, they more than doubled the error (docs/deploy.md, int8).
+    that amplifies the rounding, they add error (docs/deploy.md, int8, measures how much).
     onnxruntime's CPU provider fuses only convolutions whose outputs are quantized, so it runs such
     a file dequantized (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns);
     ``round_outputs=True`` makes the graph it fuses, as exports made before did.

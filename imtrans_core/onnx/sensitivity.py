@@ -26,9 +26,8 @@ from .quantize import conv_names, to_int8
 
 TRIAL_BATCHES = 8  # what each trial measures on: enough slices for a 99.9th percentile of many voxels
 
-#: the calibration percentiles each step tries, in this order (the first also ranks the sensitivities).
-#: On the paper-size ResNet-9, 99.99 met the budget with four convolutions fewer in fp32 than 99.999
-#: (docs/deploy.md, int8)
+#: the calibration percentiles each step tries, in this order (the first also ranks the sensitivities);
+#: which one wins differs by model (docs/deploy.md, int8)
 PERCENTILES = (99.999, 99.99, 99.9999)
 
 

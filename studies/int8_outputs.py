@@ -1,14 +1,16 @@
-"""What do the export's two graph choices buy: convolution outputs left in float in the int8 graph,
-and the last convolution split into rows and columns?
+"""What do the export's three graph choices buy: convolution outputs left in float in the int8 graph,
+inputs rounded before the reflection Pads, and the last convolution split into rows and columns?
 
 Question. onnxruntime's static QDQ quantization rounds each convolution's output to uint8 as well
 as its input, by default; the int8 export leaves the outputs in float (``to_int8``), as OpenVINO
-and TensorRT run int8 convolutions. And the export splits a convolution with few output channels
-(the generator's last, 64 -> 1 over 7 x 7) into a 1 x k and a one-hot k x 1 convolution
-(``imtrans_core.onnx.rewrite``). What does each change in error and speed?
+and TensorRT run int8 convolutions; it rounds a convolution's input before the reflection Pad
+that feeds it, where onnxruntime rounds after (the same numbers). And the export splits a
+convolution with few output channels (the generator's last, 64 -> 1 over 7 x 7) into a 1 x k and
+a one-hot k x 1 convolution (``imtrans_core.onnx.rewrite``). What does each change in error and speed?
 
-Method. Four graphs of one trained generator: fp32 with the last convolution whole or split,
-and int8 (split) with the outputs rounded or in float, both quantized like the given int8
+Method. Five graphs of one trained generator: fp32 with the last convolution whole or split,
+and int8 (split): outputs rounded and inputs rounded after the Pads (onnxruntime's form), outputs
+in float with inputs rounded after or before the Pads (the export's form), all quantized like the given int8
 export (the convolutions it keeps in fp32, its calibration percentile, calibrated on the run's
 data as the export calibrates). Each int8 graph's error against torch fp32 in HU over the
 held-out volume, in the body (as ``benchmarks/inference.py``), computed by onnxruntime; each
@@ -40,7 +42,13 @@ from machine import ISA_CAPS, describe_machine, print_table, write_json  # noqa:
 
 from imtrans_core.cpu import cpu_class  # noqa: E402
 
-GRAPHS = ("fp32, last convolution whole", "fp32, split", "int8, outputs rounded", "int8, outputs float")
+GRAPHS = (
+    "fp32, last convolution whole",
+    "fp32, split",
+    "int8, outputs rounded, Pad then rounding",
+    "int8, outputs float, Pad then rounding",
+    "int8, outputs float, rounding then Pad",
+)
 BATCH = 8
 
 
@@ -67,10 +75,11 @@ def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], n
     batches = [
         np.ascontiguousarray(WINDOWS["mr"].forward(s[None]), dtype=np.float32) for s in data.calibration
     ]
-    for name, rounded in ((GRAPHS[2], True), (GRAPHS[3], False)):
+    forms = {GRAPHS[2]: (True, False), GRAPHS[3]: (False, False), GRAPHS[4]: (False, True)}
+    for name, (rounded, before_pads) in forms.items():
         to_int8(
             files[GRAPHS[1]], files[name], batches, "percentile", plan["percentile"],
-            keep_float=plan["fp32_convolutions"], round_outputs=rounded,
+            keep_float=plan["fp32_convolutions"], round_outputs=rounded, before_pads=before_pads,
         )  # fmt: skip
     metadata = read_metadata(int8)  # what the backends read: the direction, windows, orientation
     for name, path in files.items():
@@ -122,7 +131,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="a trained run (mr2ct)")
     parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
     parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set")
-    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--out", type=Path, help="default: docs/results/int8_outputs-CLASS[-as-CAP].json")
     args = parser.parse_args()
     cap = ISA_CAPS.get(args.cap, {})

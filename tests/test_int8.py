@@ -125,8 +125,8 @@ def test_calibration_holds_one_batch_at_a_time_and_merges_every_batch(graph, tmp
         graph_ = onnx.load(str(tmp_path / "q.onnx")).graph
         made_by = {out: node for node in graph_.node for out in node.output}
         conv = next(node for node in graph_.node if node.op_type == "Conv")
-        quantize = made_by[made_by[conv.input[0]].input[0]]  # Conv <- DequantizeLinear <- QuantizeLinear
-        image = quantize.input[0]
+        image = conv.input[0]  # Conv <- Pad <- DequantizeLinear <- QuantizeLinear, ranged as the Pad's output
+        assert made_by[made_by[made_by[image].input[0]].input[0]].op_type == "QuantizeLinear"
         calibrated = json.loads(ranges.read_text())["data"][image]
         low, high = (np.asarray(calibrated[k]["data"]).item() for k in ("lowest", "highest"))
         everything = np.concatenate([b.ravel() for b in batches])
@@ -145,10 +145,40 @@ def test_the_convolutions_inputs_and_weights_are_int8_and_their_outputs_stay_flo
     convs = [n for n in nodes if n.op_type in ("Conv", "ConvTranspose")]
     int8 = [c for c in convs if c.input[1] in made_by]  # weights made by a DequantizeLinear, not stored
     assert len(int8) == len(convs) - 1 and {made_by[c.input[1]].op_type for c in int8} == {"DequantizeLinear"}
-    for conv in int8:  # input: an activation rounded to uint8 and back
-        assert made_by[made_by[conv.input[0]].input[0]].op_type == "QuantizeLinear"
+    for conv in int8:  # input: an activation rounded to uint8 and back, then padded where the net pads
+        rounded = made_by[conv.input[0]]
+        rounded = made_by[rounded.input[0]] if rounded.op_type == "Pad" else rounded
+        assert made_by[rounded.input[0]].op_type == "QuantizeLinear"
     quantized = [made_by.get(n.input[0]) for n in nodes if n.op_type == "QuantizeLinear"]
     assert sum(node in int8 for node in quantized if node is not None) == (len(int8) if round_outputs else 0)
+
+
+def test_reflection_pads_pad_the_rounded_tensor_same_numbers_and_the_residual_path_stays_float(
+    graph, tmp_path
+):
+    fp32, batches = graph
+    to_int8(fp32, tmp_path / "moved.onnx", batches, keep_float=conv_names(fp32)[:1])
+    nodes = onnx.load(str(tmp_path / "moved.onnx")).graph.node
+    made_by = {out: node for node in nodes for out in node.output}
+    read_by = {name: [n for n in nodes if name in n.input] for node in nodes for name in node.output}
+
+    def kind(name: str) -> str:
+        return getattr(made_by.get(name), "op_type", "stored")
+
+    padded = [
+        p for p in nodes if p.op_type == "Pad" and [n.op_type for n in read_by[p.output[0]]] == ["Conv"]
+    ]
+    int8_pads = [p for p in padded if kind(read_by[p.output[0]][0].input[1]) == "DequantizeLinear"]
+    assert len(int8_pads) == 2 * 2 + 1  # two per residual block, and the head's; the first conv stays fp32
+    assert all(kind(p.input[0]) == "DequantizeLinear" for p in int8_pads)
+    adds = [n for n in nodes if n.op_type == "Add"]
+    assert adds and "DequantizeLinear" not in {kind(i) for a in adds for i in a.input}
+
+    to_int8(fp32, tmp_path / "after.onnx", batches, keep_float=conv_names(fp32)[:1], before_pads=False)
+    after = onnx.load(str(tmp_path / "after.onnx")).graph.node
+    rounded = {out for n in after if n.op_type == "DequantizeLinear" for out in n.output}
+    assert not [n for n in after if n.op_type == "Pad" and n.input[0] in rounded]  # two graphs, not one
+    assert error_of(tmp_path / "moved.onnx", tmp_path / "after.onnx", batches).within(Error(1e-6, 1e-6))
 
 
 def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path):

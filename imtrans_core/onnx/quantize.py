@@ -85,13 +85,16 @@ def to_int8(
     only: Sequence[str] | None = None,
     ranges: Path | None = None,
     round_outputs: bool = False,
+    before_pads: bool = True,
 ) -> None:
     """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated
     on ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm
     that amplifies the rounding, they add error (docs/deploy.md, int8, measures how much).
     onnxruntime's CPU provider fuses only convolutions whose outputs are quantized, so it runs such
     a file dequantized (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns);
-    ``round_outputs=True`` makes the graph it fuses, as exports made before did.
+    ``round_outputs=True`` makes the graph it fuses, as exports made before did. A convolution's
+    input is rounded before the reflection Pad that feeds it (:func:`_quantize_before_pads`);
+    ``before_pads=False`` leaves it after, where onnxruntime puts it.
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
@@ -159,7 +162,52 @@ def to_int8(
             },
             **cache,
         )
-    onnx.checker.check_model(str(dst))
+    model = onnx.load(str(dst))
+    if before_pads:
+        _quantize_before_pads(model.graph)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def _quantize_before_pads(graph: Any) -> int:
+    """Move each convolution's input quantization ahead of the reflection Pad that feeds it.
+
+    Pad -> Q -> DQ -> Conv becomes Q -> DQ -> Pad -> Conv: the same numbers, since reflecting
+    copies values, but OpenVINO then pads uint8 and folds the quantization into the node before
+    it. The Pad's other consumers (a residual Add) keep the float tensor: quantizing the tensor
+    itself would round the residual path too. Returns how many Pads moved.
+    """
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    after_dq: dict[str, Any] = {}  # a moved Pad by the DQ whose output it now reads
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+        q = _single_consumer(consumers, pad, "QuantizeLinear")
+        dq = q and _single_consumer(consumers, q, "DequantizeLinear")
+        if mode not in (b"reflect", b"edge") or not dq:
+            continue
+        q.input[0], pad.input[0] = pad.input[0], dq.output[0]
+        for user in consumers[dq.output[0]]:
+            for i, name in enumerate(user.input):
+                if name == dq.output[0]:
+                    user.input[i] = pad.output[0]
+        after_dq[dq.output[0]] = pad
+    moved = {pad.output[0] for pad in after_dq.values()}
+    ordered = []  # graph order kept: a moved Pad goes right after its DQ, whose Q reads what it read
+    for node in graph.node:
+        if node.output[0] not in moved:
+            ordered += [node, after_dq[node.output[0]]] if node.output[0] in after_dq else [node]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return len(after_dq)
+
+
+def _single_consumer(consumers: dict[str, list[Any]], node: Any, op_type: str) -> Any:
+    """The one node reading ``node``'s output, if there is exactly one and it is an ``op_type``."""
+    after = consumers.get(node.output[0], [])
+    return after[0] if len(after) == 1 and after[0].op_type == op_type else None
 
 
 def conv_names(src: Path) -> list[str]:

@@ -5,7 +5,8 @@ InstanceNormalization (kept in fp32: its fp16 kernels have a history of wrong
 results); inputs and outputs stay float32. ``int8`` is onnxruntime's static QDQ
 quantization of the convolutions' inputs (per tensor) and weights (per channel),
 calibrated on slices of the source modality (:mod:`imtrans_core.onnx.sample_data`);
-their outputs stay float, as OpenVINO and TensorRT run int8 convolutions. Which
+their outputs stay float, as OpenVINO and TensorRT run int8 convolutions, and
+their inputs are rounded before the reflection Pads that feed them. Which
 convolutions stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
 
 from __future__ import annotations

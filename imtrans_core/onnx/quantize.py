@@ -174,8 +174,8 @@ def _quantize_before_pads(graph: Any) -> int:
     """Move each convolution's input quantization ahead of the reflection Pad that feeds it.
 
     Pad -> Q -> DQ -> Conv becomes Q -> DQ -> Pad -> Conv: the same numbers, since reflecting
-    copies values, but OpenVINO then pads uint8 and folds the quantization into the node before
-    it. The Pad's other consumers (a residual Add) keep the float tensor: quantizing the tensor
+    copies values, but OpenVINO then pads uint8 and can fold the quantization into the node
+    before it. The tensor's other readers (a residual Add) keep it in float: rounding the tensor
     itself would round the residual path too. Returns how many Pads moved.
     """
     consumers: dict[str, list[Any]] = {}

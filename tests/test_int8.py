@@ -178,7 +178,63 @@ def test_reflection_pads_pad_the_rounded_tensor_same_numbers_and_the_residual_pa
     after = onnx.load(str(tmp_path / "after.onnx")).graph.node
     rounded = {out for n in after if n.op_type == "DequantizeLinear" for out in n.output}
     assert not [n for n in after if n.op_type == "Pad" and n.input[0] in rounded]  # two graphs, not one
-    assert error_of(tmp_path / "moved.onnx", tmp_path / "after.onnx", batches).within(Error(1e-6, 1e-6))
+    assert error_of(tmp_path / "moved.onnx", tmp_path / "after.onnx", batches) == Error(0.0, 0.0)
+
+
+def test_only_a_value_copying_pad_read_by_its_rounding_alone_moves_and_graph_outputs_keep_their_values():
+    """Pad -> Q -> DQ -> Conv four times: reflect (moves), constant (adds a value), a Pad the sum reads too,
+    and a DQ that is a graph output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from imtrans_core.onnx.quantize import _quantize_before_pads
+
+    nodes = []
+    for i, mode in enumerate(("reflect", "constant", "reflect", "edge")):
+        nodes += [
+            helper.make_node("Pad", ["x", "pads"], [f"p{i}"], mode=mode),
+            helper.make_node("QuantizeLinear", [f"p{i}", "s", "z"], [f"q{i}"]),
+            helper.make_node("DequantizeLinear", [f"q{i}", "s", "z"], [f"d{i}"]),
+            helper.make_node("Conv", [f"d{i}", "w"], [f"c{i}"]),
+        ]
+    nodes.append(helper.make_node("Add", ["p2", "p2"], ["sum"]))
+    stored = {
+        "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]),
+        "s": np.float32(0.1),
+        "z": np.uint8(128),
+        "w": np.ones((1, 1, 3, 3), np.float32),
+    }
+    shapes = {"c0": 4, "c1": 4, "c2": 4, "d3": 6, "sum": 6}  # padded 4 x 4 -> 6 x 6, convolved -> 4 x 4
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, k, k]) for n, k in shapes.items()]
+    graph = helper.make_graph(
+        nodes,
+        "pads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        outputs,
+        [numpy_helper.from_array(v, k) for k, v in stored.items()],
+    )
+    assert _quantize_before_pads(graph) == 1
+    reads = {n.output[0]: n.input[0] for n in graph.node}
+    assert (reads["p0"], reads["q0"], reads["c0"]) == ("d0", "x", "p0")
+    assert [(reads[f"p{i}"], reads[f"q{i}"]) for i in (1, 2, 3)] == [("x", f"p{i}") for i in (1, 2, 3)]
+    onnx.checker.check_model(helper.make_model(graph), full_check=True)  # still in order
+
+
+def test_outputs_rounded_and_inputs_rounded_after_the_pads_make_the_graph_onnxruntime_fuses(graph, tmp_path):
+    import onnxruntime as ort
+
+    fp32, batches = graph
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    fused = {}
+    for before_pads in (False, True):
+        to_int8(fp32, tmp_path / "q.onnx", batches, keep_float=conv_names(fp32)[:1], round_outputs=True,
+                before_pads=before_pads)  # fmt: skip
+        options.optimized_model_filepath = str(tmp_path / f"optimized-{before_pads}.onnx")
+        ort.InferenceSession(str(tmp_path / "q.onnx"), options, providers=["CPUExecutionProvider"])
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+        fused[before_pads] = [n.op_type for n in nodes if n.op_type in ("Conv", "QLinearConv")]
+    assert fused[False].count("Conv") == 1  # the first, kept in fp32; every other one runs QLinearConv
+    assert fused[True].count("Conv") > 1  # a Pad between a convolution and its DequantizeLinear
 
 
 def test_a_loose_budget_quantizes_every_convolution_in_one_trial(graph, tmp_path):

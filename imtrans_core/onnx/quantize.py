@@ -93,9 +93,9 @@ def to_int8(
     that amplifies the rounding, they add error (docs/deploy.md, int8, measures how much).
     onnxruntime's CPU provider fuses only convolutions whose outputs are quantized, so it runs such
     a file dequantized (:class:`~imtrans_core.onnx.runtime.OnnxBackend` warns);
-    ``round_outputs=True`` makes the graph it fuses, as exports made before did. A convolution's
-    input is rounded before the reflection Pad that feeds it (:func:`_quantize_before_pads`);
-    ``before_pads=False`` leaves it after, where onnxruntime puts it.
+    ``round_outputs=True, before_pads=False`` makes the graph it fuses, as exports made before did.
+    A convolution's input is rounded before the reflection Pad that feeds it
+    (:func:`_quantize_before_pads`); ``before_pads=False`` leaves it after, where onnxruntime puts it.
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
@@ -174,10 +174,11 @@ def _quantize_before_pads(graph: Any) -> int:
     """Move each convolution's input quantization ahead of the reflection Pad that feeds it.
 
     Pad -> Q -> DQ -> Conv becomes Q -> DQ -> Pad -> Conv: the same numbers, since reflecting
-    copies values, but OpenVINO then pads uint8 and can fold the quantization into the node
-    before it. The tensor's other readers (a residual Add) keep it in float: rounding the tensor
+    copies values, so that a runtime can pad the 8-bit tensor and fold the rounding into the node
+    before. The tensor's other readers (a residual Add) keep it in float: rounding the tensor
     itself would round the residual path too. Returns how many Pads moved.
     """
+    outputs = {output.name for output in graph.output}  # keep their values and shapes
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -187,7 +188,7 @@ def _quantize_before_pads(graph: Any) -> int:
         mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
         q = _single_consumer(consumers, pad, "QuantizeLinear")
         dq = q and _single_consumer(consumers, q, "DequantizeLinear")
-        if mode not in (b"reflect", b"edge") or not dq:
+        if mode not in (b"reflect", b"edge") or not dq or outputs & {*pad.output, *q.output, *dq.output}:
             continue
         q.input[0], pad.input[0] = pad.input[0], dq.output[0]
         for user in consumers[dq.output[0]]:

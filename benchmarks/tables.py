@@ -553,6 +553,18 @@ def outputs_table(name: str) -> str:
     return _columns_table(json.loads((RESULTS / f"{name}.json").read_text())["rows"], OUTPUTS_COLUMNS)
 
 
+def kernels_table(name: str) -> str:
+    """docs/benchmarks.md: the kernel and time OpenVINO gave each transposed convolution of each
+    int8 graph of studies/int8_outputs.py (its per-node counters, ``kernels`` of ``NAME.json``)."""
+    found = json.loads((RESULTS / f"{name}.json").read_text())["kernels"]
+    count = max(len(nodes) for nodes in found.values())
+    heads = [f"transposed {i + 1}: kernel, ms / slice" for i in range(count)]
+    lines = ["| graph | " + " | ".join(heads) + " |", "|---" * (count + 1) + "|"]
+    for graph, nodes in found.items():
+        lines.append(f"| {graph} | " + " | ".join(f"{kind}, {ms:.1f}" for kind, ms in nodes) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _columns_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|---" * len(columns) + "|"]
     for row in rows:
@@ -577,6 +589,7 @@ TABLES: dict[str, Callable[..., str]] = {
     "speed": speed_table,
     "paths": paths_table,
     "outputs": outputs_table,
+    "kernels": kernels_table,
     "methods": methods_table,
     "methods-summary": methods_summary_table,
 }

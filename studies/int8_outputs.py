@@ -1,24 +1,30 @@
-"""What do the export's three graph choices buy: convolution outputs left in float in the int8 graph,
-inputs rounded before the reflection Pads, and the last convolution split into rows and columns?
+"""What do the export's four graph choices buy: convolution outputs left in float in the int8 graph,
+inputs rounded before the reflection Pads, transposed convolutions left in float, and the last
+convolution split into rows and columns?
 
 Question. onnxruntime's static QDQ quantization rounds each convolution's output to uint8 as well
 as its input, by default; the int8 export leaves the outputs in float (``to_int8``), as OpenVINO
 and TensorRT run int8 convolutions; it rounds a convolution's input before the reflection Pad
-that feeds it, where onnxruntime rounds after (the same numbers). And the export splits a
+that feeds it, where onnxruntime rounds after (the same numbers); it leaves the transposed
+convolutions in float, where onnxruntime would quantize them. And the export splits a
 convolution with few output channels (the generator's last, 64 -> 1 over 7 x 7) into a 1 x k and
 a one-hot k x 1 convolution (``imtrans_core.onnx.rewrite``). What does each change in error and speed?
 
-Method. Five graphs of one trained generator: fp32 with the last convolution whole or split,
+Method. Seven graphs of one trained generator: fp32 with the last convolution whole or split,
 and int8 (split): outputs rounded and inputs rounded after the Pads (onnxruntime's form), outputs
-in float with inputs rounded after or before the Pads (the export's form), all quantized like the given int8
-export (the convolutions it keeps in fp32, its calibration percentile, calibrated on the run's
-data as the export calibrates). Each int8 graph's error against torch fp32 in HU over the
-held-out volume, in the body (as ``benchmarks/inference.py``), computed by onnxruntime; each
+in float with inputs rounded after or before the Pads (the export's form), and the export's form
+with the transposed convolutions quantized too, their inputs rounded to uint8 as every other
+convolution's or to int8 about zero (a symmetric range, no zero point), all quantized like the
+given int8 export (the convolutions it keeps in fp32, its calibration percentile, calibrated on
+the run's data as the export calibrates). Each int8 graph's error against torch fp32 in HU over
+the held-out volume, in the body (as ``benchmarks/inference.py``), computed by onnxruntime; each
 graph's time per slice (batches of eight slices of that volume, interleaved rounds) under
 OpenVINO at its own precision and under onnxruntime. A speed is the median over rounds of its
 ratio to the whole-convolution fp32 graph's on the same runtime in the same round (the VM's
-speed drifts between rounds). ``--cap avx2`` runs OpenVINO in f32 under the AVX2 cap
-(``studies/avx2_paths.py`` says how) and leaves onnxruntime out (its kernels cannot be capped).
+speed drifts between rounds). Which kernel OpenVINO runs each transposed convolution with, and
+its time, come from OpenVINO's per-node counters (``kernels`` in the JSON). ``--cap avx2`` runs
+OpenVINO in f32 under the AVX2 cap (``studies/avx2_paths.py`` says how) and leaves onnxruntime
+out (its kernels cannot be capped).
 
     python studies/int8_outputs.py --model runs/paper-sup --int8 runs/paper-sup-int8.onnx [--cap avx2]
 """
@@ -48,17 +54,19 @@ GRAPHS = (
     "int8, outputs rounded, Pad then rounding",
     "int8, outputs float, Pad then rounding",
     "int8, outputs float, rounding then Pad",
+    "int8, transposed too, uint8 inputs",
+    "int8, transposed too, int8 inputs",
 )
 BATCH = 8
 
 
 def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], np.ndarray, object]:
-    """The four graphs under ``work``, the held-out volume's slices and the torch network."""
+    """The graphs under ``work``, the held-out volume's slices and the torch network."""
     from imtrans_core.inference.models import load_generator
     from imtrans_core.onnx.export import export_graph, write_metadata
     from imtrans_core.onnx.exported import read_metadata
     from imtrans_core.onnx.graph import WINDOWS
-    from imtrans_core.onnx.quantize import to_int8
+    from imtrans_core.onnx.quantize import INT8_OPERATORS, to_int8
     from imtrans_core.onnx.rewrite import for_export
     from imtrans_core.onnx.sample_data import sample_data
 
@@ -76,11 +84,15 @@ def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], n
         np.ascontiguousarray(WINDOWS["mr"].forward(s[None]), dtype=np.float32) for s in data.calibration
     ]
     forms = {GRAPHS[2]: (True, False), GRAPHS[3]: (False, False), GRAPHS[4]: (False, True)}
+    forms |= {GRAPHS[5]: (False, True), GRAPHS[6]: (False, True)}
     for name, (rounded, before_pads) in forms.items():
+        operators = (*INT8_OPERATORS, "ConvTranspose") if "transposed" in name else INT8_OPERATORS
         to_int8(
             files[GRAPHS[1]], files[name], batches, "percentile", plan["percentile"],
             keep_float=plan["fp32_convolutions"], round_outputs=rounded, before_pads=before_pads,
+            operators=operators,
         )  # fmt: skip
+    symmetric_transposed_inputs(files[GRAPHS[6]])
     metadata = read_metadata(int8)  # what the backends read: the direction, windows, orientation
     for name, path in files.items():
         outputs = "uint8" if name == GRAPHS[2] else "float"
@@ -93,6 +105,57 @@ def make_graphs(model: Path, int8: Path, work: Path) -> tuple[dict[str, Path], n
         )
     stack = np.ascontiguousarray(WINDOWS["mr"].forward(data.volume)[:, None], dtype=np.float32)
     return files, stack, tg.net.eval()
+
+
+def symmetric_transposed_inputs(path: Path) -> None:
+    """Round each transposed convolution's input to int8 about zero: the uint8 range it was calibrated
+    to, widened to be symmetric (the larger of its ends), with no zero point."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    stored = {tensor.name: tensor for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        rounding = made_by.get(node.input[0])
+        if node.op_type != "ConvTranspose" or getattr(rounding, "op_type", "") != "DequantizeLinear":
+            continue
+        scale, zero = rounding.input[1:3]  # shared with its QuantizeLinear
+        quantized = rounding.input[0]
+        kept = [v for v in model.graph.value_info if v.name != quantized]  # its type changes to int8
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(kept)
+        s, z = (float(numpy_helper.to_array(stored[name])) for name in (scale, zero))
+        reach = max(z * s, (255 - z) * s)
+        stored[scale].CopyFrom(numpy_helper.from_array(np.array(reach / 127, np.float32), scale))
+        stored[zero].CopyFrom(numpy_helper.from_array(np.array(0, np.int8), zero))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def kernels(files: dict[str, Path], batch: np.ndarray, capped: bool) -> dict[str, list[list]]:
+    """Each graph's transposed convolutions under OpenVINO, in the order they run: [kernel, ms per
+    slice] from its per-node counters (the median of five runs of ``batch`` on one request)."""
+    import openvino as ov
+
+    found: dict[str, list[list]] = {}
+    for name, path in files.items():
+        config = {"PERF_COUNT": "YES", "PERFORMANCE_HINT": "LATENCY"}
+        config |= {"INFERENCE_PRECISION_HINT": "f32"} if capped else {}
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        request = compiled.create_infer_request()
+        request.infer({0: batch})  # warm-up
+        runs: dict[str, list] = {}
+        for _ in range(5):
+            request.infer({0: batch})
+            for node in request.profiling_info:
+                if node.node_type in ("ConvolutionBackpropData", "Deconvolution"):
+                    runs.setdefault(node.node_name, [node.exec_type, []])[1].append(
+                        node.real_time.total_seconds() * 1000 / len(batch)
+                    )
+        found[name] = [[kind, round(statistics.median(ms), 2)] for kind, ms in runs.values()]
+    return found
 
 
 def runners(files: dict[str, Path], capped: bool) -> dict[str, object]:
@@ -159,6 +222,7 @@ def main() -> None:
             )
         errors = hu_errors(outputs, stack)
         middle = stack[len(stack) // 2 - BATCH // 2 :][:BATCH]
+        found = kernels({name: files[name] for name in GRAPHS[2:]}, middle, bool(args.cap))
         times = timed(runners(files, bool(args.cap)), middle, args.rounds)
     rows = []
     for name, measured in times.items():
@@ -168,7 +232,9 @@ def main() -> None:
         row["vs_fp32_whole"] = round(statistics.median(b / t for b, t in zip(base, measured, strict=True)), 2)
         row |= {k: round(v, 3) for k, v in errors.get(graph, {}).items()}
         rows.append(row)
-    print_table("int8 outputs and the split last convolution, per slice", rows)
+    print_table("int8 graph forms and the split last convolution, per slice", rows)
+    for name, nodes in found.items():
+        print(f"{name}: transposed convolutions under OpenVINO {nodes}")
     plan = read_metadata(args.int8)["quantization"]
     write_json(
         out,
@@ -181,6 +247,7 @@ def main() -> None:
             "percentile": plan["percentile"],
             "rounds": args.rounds,
             "rows": rows,
+            "kernels": found,
             "times_ms": times,
             "machine": describe_machine(),
         },

@@ -142,15 +142,30 @@ def test_the_convolutions_inputs_and_weights_are_int8_and_their_outputs_stay_flo
     to_int8(fp32, tmp_path / "q.onnx", batches, keep_float=conv_names(fp32)[:1], round_outputs=round_outputs)
     nodes = onnx.load(str(tmp_path / "q.onnx")).graph.node
     made_by = {out: node for node in nodes for out in node.output}
-    convs = [n for n in nodes if n.op_type in ("Conv", "ConvTranspose")]
+    convs = [n for n in nodes if n.op_type == "Conv"]
     int8 = [c for c in convs if c.input[1] in made_by]  # weights made by a DequantizeLinear, not stored
     assert len(int8) == len(convs) - 1 and {made_by[c.input[1]].op_type for c in int8} == {"DequantizeLinear"}
+    transposed = [n for n in nodes if n.op_type == "ConvTranspose"]  # float: no runtime gains from int8
+    rounded = {out for n in nodes if n.op_type == "DequantizeLinear" for out in n.output}
+    assert len(transposed) == 2 and not rounded & {name for t in transposed for name in t.input}
     for conv in int8:  # input: an activation rounded to uint8 and back, then padded where the net pads
         rounded = made_by[conv.input[0]]
         rounded = made_by[rounded.input[0]] if rounded.op_type == "Pad" else rounded
         assert made_by[rounded.input[0]].op_type == "QuantizeLinear"
     quantized = [made_by.get(n.input[0]) for n in nodes if n.op_type == "QuantizeLinear"]
     assert sum(node in int8 for node in quantized if node is not None) == (len(int8) if round_outputs else 0)
+
+
+def test_a_study_can_quantize_the_transposed_convolutions_too(graph, tmp_path):
+    fp32, batches = graph
+    operators = ("Conv", "ConvTranspose")
+    to_int8(fp32, tmp_path / "q.onnx", batches, keep_float=conv_names(fp32)[:1], operators=operators)
+    nodes = onnx.load(str(tmp_path / "q.onnx")).graph.node
+    made_by = {out: node for node in nodes for out in node.output}
+    transposed = [n for n in nodes if n.op_type == "ConvTranspose"]
+    assert len(transposed) == 2
+    assert all(made_by[t.input[i]].op_type == "DequantizeLinear" for t in transposed for i in (0, 1))
+    assert not [n for n in nodes if n.op_type == "QuantizeLinear" and made_by.get(n.input[0]) in transposed]
 
 
 def test_reflection_pads_pad_the_rounded_tensor_same_numbers_and_the_residual_path_stays_float(

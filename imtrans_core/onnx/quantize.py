@@ -4,10 +4,11 @@
 InstanceNormalization (kept in fp32: its fp16 kernels have a history of wrong
 results); inputs and outputs stay float32. ``int8`` is onnxruntime's static QDQ
 quantization of the convolutions' inputs (per tensor) and weights (per channel),
-calibrated on slices of the source modality (:mod:`imtrans_core.onnx.sample_data`);
-their outputs stay float, as OpenVINO and TensorRT run int8 convolutions, and
-their inputs are rounded before the reflection Pads that feed them. Which
-convolutions stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
+calibrated on slices of the source modality (:mod:`imtrans_core.onnx.sample_data`).
+Their outputs stay float, as OpenVINO and TensorRT run int8 convolutions, and
+their inputs are rounded before the reflection Pads that feed them. Transposed
+convolutions stay float (:data:`INT8_OPERATORS` says why). Which convolutions
+stay in fp32 the export leaves to :mod:`imtrans_core.onnx.sensitivity`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ from ..choices import CALIBRATIONS
 from ..errors import ImtransError
 from .graph import INPUT_NAME, quiet
 
-INT8_OPERATORS = ("Conv", "ConvTranspose")
+#: what the int8 export quantizes. Not ConvTranspose: OpenVINO runs one whose input has a zero point
+#: in float, so its rounding costs accuracy for nothing, and its int8 kernels for the others saved at
+#: most 2 % of the paper-size graph's time, at over twice the error (docs/benchmarks.md, the
+#: exported graph's form)
+INT8_OPERATORS = ("Conv",)
 
 
 def to_fp16(src: Path, dst: Path) -> None:
@@ -87,6 +92,7 @@ def to_int8(
     ranges: Path | None = None,
     round_outputs: bool = False,
     before_pads: bool = True,
+    operators: Sequence[str] = INT8_OPERATORS,
 ) -> None:
     """Static QDQ quantization of the convolutions' inputs (u8) and weights (s8 per channel), calibrated
     on ``batches``. Their outputs stay float: rounded to uint8 too, right before the instance norm
@@ -97,7 +103,8 @@ def to_int8(
     A convolution's input is rounded before the reflection Pad that feeds it
     (:func:`_quantize_before_pads`); ``before_pads=False`` leaves it after, where onnxruntime puts it.
 
-    ``batches`` are graph inputs (N, C, H, W) float32. ``keep_float`` names the
+    ``batches`` are graph inputs (N, C, H, W) float32. ``operators`` are the node types to
+    quantize (a study widens them to ``ConvTranspose``). ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
     quantizes those convolutions alone. ``ranges`` caches the
     calibrated ranges in a file: a later call with the same file skips calibration.
@@ -151,12 +158,12 @@ def to_int8(
             calibrate_method=methods[method],
             nodes_to_quantize=list(only) if only is not None else None,
             nodes_to_exclude=list(keep_float),
-            op_types_to_quantize=list(INT8_OPERATORS),
+            op_types_to_quantize=list(operators),
             calibration_providers=["CPUExecutionProvider"],
             extra_options={
                 "CalibPercentile": percentile,
                 "CalibTensorRangeSymmetric": False,
-                "OpTypesToExcludeOutputQuantization": [] if round_outputs else list(INT8_OPERATORS),
+                "OpTypesToExcludeOutputQuantization": [] if round_outputs else list(operators),
                 # histograms (or ranges) merged batch by batch: the memory of one batch's activations,
                 # not of every batch's (docs/deploy.md, int8)
                 "CalibStridedMinMax": 1,

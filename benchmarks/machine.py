@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,22 @@ def cpu_model() -> str:
 ISA_CAPS = {
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 }
+
+
+def run_capped(name: str | None) -> dict[str, str]:
+    """The environment of cap ``name`` (``{}`` for none). The libraries read it when they load, so
+    a process not yet under it starts again under it, with the same arguments."""
+    cap = ISA_CAPS.get(name, {}) if name else {}
+    if any(os.environ.get(k) != v for k, v in cap.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **cap})
+    return cap
+
+
+def results_path(study: str, cap: str | None, folder: Path) -> Path:
+    """``folder/STUDY-CLASS[-as-CAP].json``: a study's results named for the CPU it ran on."""
+    from imtrans_core.cpu import cpu_class
+
+    return folder / f"{study}-{cpu_class()}{f'-as-{cap}' if cap else ''}.json"
 
 
 def isa_cap() -> dict[str, str]:

@@ -41,12 +41,12 @@ def gemm_rate(precision: str, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def peaks(threads: int) -> dict[str, float]:
+def peaks(threads: int, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, float]:
     """GFLOP/s of each precision on ``threads`` threads (torch's thread count is restored afterwards)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return {precision: round(gemm_rate(precision), 1) for precision in PRECISIONS}
+        return {precision: round(gemm_rate(precision), 1) for precision in precisions}
     finally:
         torch.set_num_threads(before)
 

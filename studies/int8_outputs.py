@@ -32,7 +32,6 @@ out (its kernels cannot be capped).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -44,9 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from inference import hu_errors  # noqa: E402
-from machine import ISA_CAPS, describe_machine, print_table, write_json  # noqa: E402
-
-from imtrans_core.cpu import cpu_class  # noqa: E402
+from machine import ISA_CAPS, describe_machine, print_table, results_path, run_capped, write_json  # noqa: E402
 
 GRAPHS = (
     "fp32, last convolution whole",
@@ -135,27 +132,15 @@ def symmetric_transposed_inputs(path: Path) -> None:
 
 def kernels(files: dict[str, Path], batch: np.ndarray, capped: bool) -> dict[str, list[list]]:
     """Each graph's transposed convolutions under OpenVINO, in the order they run: [kernel, ms per
-    slice] from its per-node counters (the median of five runs of ``batch`` on one request)."""
-    import openvino as ov
+    slice] from its per-node counters (``openvino_nodes.profile``)."""
+    from openvino_nodes import TRANSPOSED, profile
 
-    found: dict[str, list[list]] = {}
-    for name, path in files.items():
-        config = {"PERF_COUNT": "YES", "PERFORMANCE_HINT": "LATENCY"}
-        config |= {"INFERENCE_PRECISION_HINT": "f32"} if capped else {}
-        core = ov.Core()
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        request = compiled.create_infer_request()
-        request.infer({0: batch})  # warm-up
-        runs: dict[str, list] = {}
-        for _ in range(5):
-            request.infer({0: batch})
-            for node in request.profiling_info:
-                if node.node_type in ("ConvolutionBackpropData", "Deconvolution"):
-                    runs.setdefault(node.node_name, [node.exec_type, []])[1].append(
-                        node.real_time.total_seconds() * 1000 / len(batch)
-                    )
-        found[name] = [[kind, round(statistics.median(ms), 2)] for kind, ms in runs.values()]
-    return found
+    return {
+        name: [
+            [n["kernel"], round(n["ms"], 2)] for n in profile(path, batch, capped) if n["type"] in TRANSPOSED
+        ]
+        for name, path in files.items()
+    }
 
 
 def runners(files: dict[str, Path], capped: bool) -> dict[str, object]:
@@ -197,17 +182,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--out", type=Path, help="default: docs/results/int8_outputs-CLASS[-as-CAP].json")
     args = parser.parse_args()
-    cap = ISA_CAPS.get(args.cap, {})
-    if any(os.environ.get(k) != v for k, v in cap.items()):  # the caps act at library load: start again
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **cap})
+    cap = run_capped(args.cap)
     import torch
 
     from imtrans_core.onnx.exported import read_metadata
     from imtrans_core.onnx.graph import INPUT_NAME
     from imtrans_core.onnx.runtime import open_session
 
-    suffix = f"-as-{args.cap}" if args.cap else ""
-    out = args.out or ROOT / "docs" / "results" / f"int8_outputs-{cpu_class()}{suffix}.json"
+    out = args.out or results_path("int8_outputs", args.cap, ROOT / "docs" / "results")
     with tempfile.TemporaryDirectory() as tmp:
         files, stack, net = make_graphs(args.model, args.int8, Path(tmp))
         with torch.inference_mode():

@@ -15,7 +15,6 @@ step says which operators hold the time.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,10 +24,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import ISA_CAPS, describe_machine, isa_cap, print_table, write_json  # noqa: E402
+from machine import ISA_CAPS, describe_machine, print_table, results_path, run_capped, write_json  # noqa: E402
 from training import make_model, unpaired_batch  # noqa: E402
 
-from imtrans_core.cpu import cpu_class  # noqa: E402
 from imtrans_core.training.config import TrainConfig, preset_options  # noqa: E402
 
 SIZE = 128
@@ -93,8 +91,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: docs/results/training_fp32-CLASS[-as-CAP].json")
     parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set (machine.py)")
     args = parser.parse_args()
-    if args.cap and isa_cap() != ISA_CAPS[args.cap]:  # the libraries read the cap when they load
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ISA_CAPS[args.cap]})
+    run_capped(args.cap)
     torch.manual_seed(0)
     times = time_variants(args.repeats)
     base = statistics.median(times["fp32 (as trained)"])
@@ -109,8 +106,7 @@ def main() -> None:
     ops = profile()
     print_table(f"one fp32 iteration of the unpaired preset's networks, {SIZE} x {SIZE}", rows)
     print_table("where the default step's time goes (self CPU time)", ops)
-    suffix = f"-as-{args.cap}" if args.cap else ""
-    out = args.json or ROOT / "docs" / "results" / f"training_fp32-{cpu_class()}{suffix}.json"
+    out = args.json or results_path("training_fp32", args.cap, ROOT / "docs" / "results")
     write_json(
         out,
         {

@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import ISA_CAPS, describe_machine, print_table, results_path, run_capped, write_json  # noqa: E402
 from peak import peaks  # noqa: E402
 
+from imtrans_core.onnx.providers import physical_cores  # noqa: E402
+
 BATCH = 8
 RUNS = 5
 TRANSPOSED = ("ConvolutionBackpropData", "Deconvolution")
@@ -66,8 +68,6 @@ def multiply_adds(path: Path, batch: int) -> tuple[dict[str, int], list[int]]:
 def profile(path: Path, batch: np.ndarray, capped: bool) -> list[dict]:
     """Each node OpenVINO ran, in order: its name, type, kernel and median ms per slice."""
     import openvino as ov
-
-    from imtrans_core.onnx.providers import physical_cores
 
     config = {"PERF_COUNT": "YES", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": physical_cores()}
     config |= {"INFERENCE_PRECISION_HINT": "f32"} if capped else {}
@@ -119,7 +119,6 @@ def main() -> None:
     from imtrans_core.inference.models import load_generator
     from imtrans_core.onnx.export import export_graph
     from imtrans_core.onnx.graph import WINDOWS
-    from imtrans_core.onnx.providers import physical_cores
     from imtrans_core.onnx.rewrite import for_export
     from imtrans_core.onnx.sample_data import sample_data
 

@@ -25,10 +25,9 @@ from ..choices import CALIBRATIONS
 from ..errors import ImtransError
 from .graph import INPUT_NAME, quiet
 
-#: what the int8 export quantizes. Not ConvTranspose: OpenVINO runs one whose input has a zero point
-#: in float, so its rounding costs accuracy for nothing, and its int8 kernels for the others saved at
-#: most 2 % of the paper-size graph's time, at over twice the error (docs/benchmarks.md, the
-#: exported graph's form)
+#: what the int8 export quantizes. Not ConvTranspose: OpenVINO runs one whose rounded input has a
+#: zero point in float, and where it runs one in int8 the gain is small against the error it adds
+#: (docs/benchmarks.md, the exported graph's form, measures both)
 INT8_OPERATORS = ("Conv",)
 
 
@@ -104,7 +103,7 @@ def to_int8(
     (:func:`_quantize_before_pads`); ``before_pads=False`` leaves it after, where onnxruntime puts it.
 
     ``batches`` are graph inputs (N, C, H, W) float32. ``operators`` are the node types to
-    quantize (a study widens them to ``ConvTranspose``). ``keep_float`` names the
+    quantize. ``keep_float`` names the
     convolutions left in fp32 (:func:`conv_names` lists them all); ``only``, when given,
     quantizes those convolutions alone. ``ranges`` caches the
     calibrated ranges in a file: a later call with the same file skips calibration.

@@ -51,3 +51,29 @@ def test_no_cpuinfo_means_no_flags_and_no_bf16(monkeypatch, tmp_path):
         assert cpu.cpu_flags() == frozenset() and not cpu.cpu_has_fast_bf16() and cpu.cpu_class() == "other"
     finally:
         cpu.cpu_flags.cache_clear()
+
+
+def test_the_avx2_check_shows_its_command_an_avx2_only_cpu():
+    """``.ci/as-avx2`` (CONTRIBUTING.md): /proc/cpuinfo, imtrans, and the CPUID that numpy (like torch and
+    OpenVINO) reads all show AVX2 without AVX-512."""
+    import platform
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if platform.machine() != "x86_64" or not (shutil.which("qemu-x86_64") and shutil.which("unshare")):
+        pytest.skip("needs an x86-64 Linux host with qemu-user (apt install qemu-user)")
+    script = Path(__file__).resolve().parents[1] / ".ci" / "as-avx2"
+    probe = (
+        "from imtrans_core import cpu; print(cpu.cpu_class(), sorted(cpu.speed_flags()))\n"
+        "print(open('/proc/cpuinfo').read().count('avx512'))\n"
+        "try: from numpy._core._multiarray_umath import __cpu_features__ as f\n"
+        "except ImportError: from numpy.core._multiarray_umath import __cpu_features__ as f  # numpy 1\n"
+        "print(f['AVX2'], f['AVX512F'])"
+    )
+    ran = subprocess.run([str(script), sys.executable, "-c", probe], capture_output=True, text=True)
+    if ran.returncode != 0 and "unshare" in ran.stderr:
+        pytest.skip(f"this host allows no mount namespace: {ran.stderr.strip()}")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n")[:3] == ["avx2 ['avx2', 'fma']", "0", "True False"]

@@ -77,3 +77,5 @@ def test_the_avx2_check_shows_its_command_an_avx2_only_cpu():
         pytest.skip(f"this host allows no mount namespace: {ran.stderr.strip()}")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split("\n")[:3] == ["avx2 ['avx2', 'fma']", "0", "True False"]
+    refused = subprocess.run([str(script), str(script)], capture_output=True, text=True)  # a script
+    assert refused.returncode == 2 and "is a script; name its interpreter" in refused.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -41,6 +42,19 @@ def results_path(study: str, cap: str | None, folder: Path) -> Path:
     from imtrans_core.cpu import cpu_class
 
     return folder / f"{study}-{cpu_class()}{f'-as-{cap}' if cap else ''}.json"
+
+
+def int8_study_parser(description: str, study: str) -> argparse.ArgumentParser:
+    """The options of a study of a trained run and its int8 export: ``--model``, ``--int8``, ``--cap``
+    and ``--out`` (default :func:`results_path`); the study adds its own."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a trained paper-size run (runs/paper-sup)")
+    parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
+    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set (ISA_CAPS)")
+    parser.add_argument("--out", type=Path, help=f"default: docs/results/{study}-CLASS[-as-CAP].json")
+    return parser
 
 
 def isa_cap() -> dict[str, str]:

@@ -53,10 +53,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from inference import hu_errors, slice_flops  # noqa: E402
-from machine import ISA_CAPS, describe_machine, print_table, write_json  # noqa: E402
+from machine import ISA_CAPS, describe_machine, int8_study_parser, print_table, results_path, write_json  # noqa: E402
 from volume import errors, folder, run_command  # noqa: E402
-
-from imtrans_core.cpu import cpu_class  # noqa: E402
 
 PATHS = (
     "torch fp32",
@@ -249,23 +247,16 @@ def prepare(model: Path, work: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, required=True, help="a trained paper-size run (runs/paper-sup)")
-    parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
+    parser = int8_study_parser(__doc__, "avx2_paths")
     parser.add_argument("--earlier", type=Path, help="an earlier int8 export of the run, timed beside --int8")
-    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set (see above)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--whole-rounds", type=int, default=3, help="rounds of the whole command")
-    parser.add_argument("--out", type=Path, help="default: docs/results/avx2_paths-CLASS[-as-CAP].json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.work, args.model, onnx_files(args, args.work))
-    suffix = f"-as-{args.cap}" if args.cap else ""
-    out = args.out or ROOT / "docs" / "results" / f"avx2_paths-{cpu_class()}{suffix}.json"
+    out = args.out or results_path("avx2_paths", args.cap, ROOT / "docs" / "results")
     paths = [p for p in PATHS if not (args.cap and p in UNCAPPED) and (args.earlier or p != EARLIER)]
     env = {**os.environ, **ISA_CAPS.get(args.cap, {})}
     with tempfile.TemporaryDirectory(prefix="imtrans-avx2-") as tmp:

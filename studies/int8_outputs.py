@@ -31,7 +31,6 @@ out (its kernels cannot be capped).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from inference import hu_errors  # noqa: E402
-from machine import ISA_CAPS, describe_machine, print_table, results_path, run_capped, write_json  # noqa: E402
+from machine import describe_machine, int8_study_parser, print_table, results_path, run_capped, write_json  # noqa: E402
 
 GRAPHS = (
     "fp32, last convolution whole",
@@ -173,14 +172,8 @@ def timed(paths: dict[str, object], slices: np.ndarray, rounds: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, required=True, help="a trained run (mr2ct)")
-    parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
-    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set")
+    parser = int8_study_parser(__doc__, "int8_outputs")
     parser.add_argument("--rounds", type=int, default=31)
-    parser.add_argument("--out", type=Path, help="default: docs/results/int8_outputs-CLASS[-as-CAP].json")
     args = parser.parse_args()
     cap = run_capped(args.cap)
     import torch

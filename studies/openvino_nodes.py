@@ -21,7 +21,6 @@ is not measured).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import ISA_CAPS, describe_machine, print_table, results_path, run_capped, write_json  # noqa: E402
+from machine import describe_machine, int8_study_parser, print_table, results_path, run_capped, write_json  # noqa: E402
 from peak import peaks  # noqa: E402
 
 from imtrans_core.onnx.providers import physical_cores  # noqa: E402
@@ -107,14 +106,7 @@ def by_kind(nodes: list[dict], convs: dict[str, int], transposed: list[int], bat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, required=True, help="a trained run (mr2ct)")
-    parser.add_argument("--int8", type=Path, required=True, help="its `imtrans export --precision int8` file")
-    parser.add_argument("--cap", choices=sorted(ISA_CAPS), help="emulate this instruction set")
-    parser.add_argument("--out", type=Path, help="default: docs/results/openvino_nodes-CLASS[-as-CAP].json")
-    args = parser.parse_args()
+    args = int8_study_parser(__doc__, "openvino_nodes").parse_args()
     cap = run_capped(args.cap)
     from imtrans_core.inference.models import load_generator
     from imtrans_core.onnx.export import export_graph

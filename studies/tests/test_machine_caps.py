@@ -31,3 +31,13 @@ def test_results_are_named_for_the_cpu_class_and_the_cap(machine, monkeypatch):
     monkeypatch.setattr(imtrans_core.cpu, "cpu_class", lambda: "amx")
     assert machine.results_path("study", None, Path("r")) == Path("r/study-amx.json")
     assert machine.results_path("study", "avx2", Path("r")) == Path("r/study-amx-as-avx2.json")
+
+
+def test_the_int8_studies_share_their_options_and_refuse_an_unknown_cap(machine):
+    parser = machine.int8_study_parser("a study", "some_study")
+    args = parser.parse_args(["--model", "runs/x", "--int8", "x.onnx", "--cap", "avx2"])
+    assert (args.model, args.int8, args.cap, args.out) == (Path("runs/x"), Path("x.onnx"), "avx2", None)
+    assert "some_study-CLASS[-as-CAP].json" in parser.format_help()
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["--model", "runs/x", "--int8", "x.onnx", "--cap", "sse"])
+    assert refused.value.code == 2

@@ -1,13 +1,17 @@
-"""Inference speed and accuracy: torch fp32 / bf16 against onnxruntime fp32 / int8, per slice.
+"""Inference speed and accuracy per slice: torch fp32 / bf16, onnxruntime and OpenVINO on the exports.
 
 The int8 graph is the export's: the sensitivity analysis keeps in fp32 the convolutions the
 accuracy budget needs (:mod:`imtrans_core.onnx.sensitivity`), so its speed is that of a file
-that meets the budget on the calibration slices.
+that meets the budget on the calibration slices. OpenVINO (where installed) runs both files as
+``translate`` does (:class:`~imtrans_core.onnx.openvino.OpenVinoBackend`): the fp32 one in f32 and at
+its own precision (bf16 where the CPU has bf16 units), the int8 one in int8.
 
-Each path translates the same slices; times are medians over interleaved rounds
+Each path translates the same batch of slices (a batch, because OpenVINO spreads its slices over
+its streams); times are medians over interleaved rounds
 (ABCD ABCD ..., after a warm-up, because a shared 2-core machine is noisy) and
 reported as ratios to torch fp32 from the same run, and as the fraction of the machine's
-peak (``peak.py``: the GEMM rate of the precision the path computes in) its FLOPs reach.
+peak (``peak.py``: the faster of a GEMM and OpenVINO's convolutions in the precision the path
+computes in, measured just before the path in each round) its FLOPs reach.
 Accuracy is each path's deviation from torch fp32 over one whole held-out phantom volume
 (absolute HU in the body, where the MR has signal), so it means something only for a trained
 model (``--model RUN``); with the default random weights it is reported but says little.
@@ -32,12 +36,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, print_table, results_json, write_json
-from peak import peaks
+from peak import timed_beside_peak
 
 import imtrans_core as ic
 from imtrans_core.data.intensity import CT_WINDOW
-from imtrans_core.onnx.export import export_graph, int8_budget
+from imtrans_core.onnx.export import export_graph, int8_budget, write_metadata
 from imtrans_core.onnx.graph import INPUT_NAME, WINDOWS
+from imtrans_core.onnx.openvino import available as openvino_available
 from imtrans_core.onnx.providers import loadable_providers, physical_cores
 from imtrans_core.onnx.rewrite import for_export
 from imtrans_core.onnx.runtime import open_session
@@ -58,14 +63,35 @@ def onnx_path(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: session.run(None, {INPUT_NAME: x})[0]
 
 
-#: what each path computes its convolutions in: the peak its speed is measured against
+def openvino_paths(fp32: Path, int8: Path, threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """OpenVINO on both files as ``translate`` runs them; the auto row is named for the precision it chose."""
+    from imtrans_core.onnx.openvino import OpenVinoBackend
+
+    for path in (fp32, int8):  # what the backend reads of an export's metadata
+        write_metadata(path, {"direction": "mr2ct", "source": "mr", "target": "ct", "orientation": "coronal"})
+    auto = OpenVinoBackend.from_file(fp32, "auto", threads)
+    return {
+        "openvino f32": OpenVinoBackend.from_file(fp32, "f32", threads).run,
+        f"openvino auto ({auto.runs_in})": auto.run,
+        "openvino int8": OpenVinoBackend.from_file(int8, "auto", threads).run,
+    }
+
+
+#: what each path computes its convolutions in: the peak its speed is measured against. onnxruntime
+#: runs the int8 export's convolutions dequantized, in fp32 (their outputs stay float: docs/deploy.md)
 PRECISION = {
     "torch fp32": "fp32",
     "torch bf16 autocast": "bf16",
     "onnxruntime fp32": "fp32",
-    "onnxruntime int8": "int8",
+    "onnxruntime int8": "fp32",
+    "openvino f32": "fp32",
+    "openvino auto (bf16)": "bf16",
+    "openvino auto (f32)": "fp32",
+    "openvino int8": "int8",
     "torch.compile bf16": "bf16",
 }
+#: slices a timed call translates
+BATCH = 8
 
 
 def slice_flops(net: torch.nn.Module, x: np.ndarray) -> int:
@@ -77,17 +103,30 @@ def slice_flops(net: torch.nn.Module, x: np.ndarray) -> int:
     return counter.get_total_flops()
 
 
-def time_paths(paths: dict[str, Callable], x: np.ndarray, rounds: int) -> dict[str, float]:
-    """Median milliseconds per slice of each path, interleaved rounds after one warm-up call each."""
+def time_paths(
+    paths: dict[str, Callable], x: np.ndarray, rounds: int, flops: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+    """Each path's median milliseconds per slice and median fraction of peak, and the peaks measured.
+
+    Interleaved rounds after one warm-up call each. Within a round the peak of a path's precision
+    (:data:`PRECISION`) is measured just before the path runs, and its fraction of peak is its rate
+    over that one: this VM's speed can change severalfold within minutes, so a peak measured once,
+    before or after the timings, is no ceiling for them.
+    """
     for run in paths.values():
         run(x)
     times: dict[str, list[float]] = {name: [] for name in paths}
+    fractions: dict[str, list[float]] = {name: [] for name in paths}
+    rates: dict[str, list[float]] = {PRECISION[name]: [] for name in paths}
     for _ in range(rounds):
         for name, run in paths.items():
-            start = time.perf_counter()
-            run(x)
-            times[name].append((time.perf_counter() - start) * 1000 / len(x))
-    return {name: statistics.median(t) for name, t in times.items()}
+            seconds, peak = timed_beside_peak(lambda run=run: run(x), PRECISION[name])
+            ms = seconds * 1000 / len(x)
+            times[name].append(ms)
+            fractions[name].append(flops / (ms / 1000) / 1e9 / peak)
+            rates[PRECISION[name]].append(peak)
+    median = statistics.median
+    return {n: median(t) for n, t in times.items()}, {n: median(f) for n, f in fractions.items()}, rates
 
 
 def volume_errors(
@@ -158,7 +197,7 @@ def main() -> None:
     data = sample_data(phantom, "mr", "coronal", n_slices=16 if args.quick else 32)
     to_net = WINDOWS["mr"].forward
     stack = np.ascontiguousarray(to_net(data.volume)[:, None], dtype=np.float32)
-    x = stack[len(stack) // 2 : len(stack) // 2 + 1]  # one slice from the middle of the body
+    x = np.ascontiguousarray(stack[len(stack) // 2 - BATCH // 2 :][:BATCH])  # from the middle of the body
 
     with tempfile.TemporaryDirectory(prefix="imtrans-bench-") as tmp:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -174,16 +213,16 @@ def main() -> None:
             "onnxruntime fp32": onnx_path(fp32, threads),
             "onnxruntime int8": onnx_path(int8, threads),
         }
+        if openvino_available():
+            paths |= openvino_paths(fp32, int8, threads)
         if args.compile:
             compiled = torch.compile(net)
             paths["torch.compile bf16"] = torch_path(compiled, bf16=True)
             paths["torch.compile bf16"](x)  # compile outside the timing
-        ms = time_paths(paths, x, rounds)
+        flops = slice_flops(net, x)
+        ms, of_peak, rates = time_paths(paths, x, rounds, flops)
         errors = volume_errors(paths, stack)
-    rates = peaks(threads)
-    flops = slice_flops(net, x)
     achieved = {name: flops / (ms[name] / 1000) / 1e9 for name in paths}
-    of_peak = {name: achieved[name] / rates[PRECISION[name]] for name in paths}
 
     base = ms["torch fp32"]
     rows = [
@@ -200,7 +239,7 @@ def main() -> None:
         for name in paths
     ]
     weights = "trained" if trained else "random weights: HU errors are not representative"
-    print_table(f"{spec}, {size} x {size}, {threads} threads ({weights})", rows)
+    print_table(f"{spec}, batches of {BATCH} at {size} x {size}, {threads} threads ({weights})", rows)
     result = {
         "benchmark": "inference",
         "machine": {
@@ -213,10 +252,12 @@ def main() -> None:
         "trained": trained,
         "model": str(args.model) if args.model else None,
         "size": size,
+        "batch": BATCH,
         "rounds": rounds,
         "held_out_volume": data.volume_id,
         "gflop_per_slice": flops / 1e9,
-        "peak_gflop_per_s": rates,
+        "peak_gflop_per_s": {p: round(statistics.median(r), 1) for p, r in rates.items()},
+        "peak_gflop_per_s_by_round": {p: [round(v, 1) for v in r] for p, r in rates.items()},
         "quantize_seconds": round(quantize_s, 1),
         "int8_plan": plan.summary(),
         "rows": [

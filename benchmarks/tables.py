@@ -389,7 +389,8 @@ SPEED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "peak": (
         ("precision", "precision", "{}"),
         ("gflop_per_s", "GEMM GFLOP/s", "{:.0f}"),
-        ("vs_fp32", "vs fp32", "{:.2f}x"),
+        ("conv_gflop_per_s", "convolutions GFLOP/s", "{:.0f}"),
+        ("vs_fp32", "peak vs fp32", "{:.2f}x"),
     ),
     "files": (
         ("variant", "format", "{}"),

@@ -141,14 +141,14 @@ def main() -> None:
     rows = []
     for precision, rate in gemm.items():
         conv = conv_rate(precision, args.threads, repeats=5)
-        rows.append(
-            {
-                "precision": precision,
-                "gflop_per_s": rate,
-                **({"conv_gflop_per_s": round(conv, 1)} if conv else {}),
-            }
-        )
-        rows[-1]["peak_gflop_per_s"] = round(max(rate, conv or 0.0), 1)
+        row = {
+            "precision": precision,
+            "gflop_per_s": rate,
+            "peak_gflop_per_s": round(max(rate, conv or 0.0), 1),
+        }
+        if conv:
+            row["conv_gflop_per_s"] = round(conv, 1)
+        rows.append(row)
     for row in rows:
         row["vs_fp32"] = round(row["peak_gflop_per_s"] / rows[0]["peak_gflop_per_s"], 2)
     machine = describe_machine()
